@@ -1,0 +1,372 @@
+//! `mlp`: the problem set's experiments from a terminal.
+//!
+//! Human-readable output by default, one JSON object with `--json`. Exit status 2
+//! for bad usage, 1 for failures; errors are one line on standard error.
+
+mod progress;
+
+use std::process::ExitCode;
+use std::time::Instant;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use mlp_core::ndarray::{Array1, Array2};
+use mlp_core::{
+    Activation, MlpError, NumpyRng, Param, Stats, Toy, TrainConfig, TwoLayerMLP, py_e, py_float,
+    rel_error,
+};
+use serde_json::{Value, json};
+
+use crate::progress::TrainProgress;
+
+/// A two-layer neural network, backprop by hand: the CS231n-derived problem set in Rust.
+#[derive(Parser, Debug)]
+#[command(name = "mlp", version, about, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Build the toy model and data as the notebook does, print the loss and each
+    /// parameter's max relative error between analytic and numerical gradients.
+    Gradcheck(GradcheckArgs),
+    /// Train a network on the toy data or MNIST with the notebook's settings
+    /// (any flag overrides its preset) and report loss and accuracies.
+    Train(TrainArgs),
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum ActivationArg {
+    Sigmoid,
+    Relu,
+}
+
+impl From<ActivationArg> for Activation {
+    fn from(a: ActivationArg) -> Self {
+        match a {
+            ActivationArg::Sigmoid => Activation::Sigmoid,
+            ActivationArg::Relu => Activation::Relu,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Dataset {
+    /// Five 4-d points, used as training and validation data.
+    Toy,
+}
+
+/// The toy problem's sizes, labels and seeds (the notebook's `init_toy_model` /
+/// `init_toy_data`).
+#[derive(Args, Debug, Clone)]
+struct ToyArgs {
+    /// Input dimension D of the toy data [default: 4]
+    #[arg(long)]
+    input_size: Option<usize>,
+    /// Number of classes C [default: 3]
+    #[arg(long)]
+    num_classes: Option<usize>,
+    /// Number of toy points N [default: 5]
+    #[arg(long)]
+    num_inputs: Option<usize>,
+    /// Comma-separated labels, one per toy point [default: 0,1,2,2,1]
+    #[arg(long, value_delimiter = ',')]
+    labels: Option<Vec<usize>>,
+    /// Seed set before the network's weights are drawn [default: 0]
+    #[arg(long)]
+    model_seed: Option<u32>,
+    /// Seed set before X = 10 * randn(N, D) is drawn [default: 1]
+    #[arg(long)]
+    data_seed: Option<u32>,
+}
+
+impl ToyArgs {
+    fn toy(&self, hidden_size: Option<usize>) -> Toy {
+        let d = Toy::default();
+        Toy {
+            input_size: self.input_size.unwrap_or(d.input_size),
+            hidden_size: hidden_size.unwrap_or(d.hidden_size),
+            num_classes: self.num_classes.unwrap_or(d.num_classes),
+            num_inputs: self.num_inputs.unwrap_or(d.num_inputs),
+            labels: self.labels.clone().unwrap_or(d.labels),
+            model_seed: self.model_seed.unwrap_or(d.model_seed),
+            data_seed: self.data_seed.unwrap_or(d.data_seed),
+        }
+    }
+}
+
+#[derive(Args, Debug)]
+#[command(allow_negative_numbers = true)]
+struct GradcheckArgs {
+    /// Hidden-layer activation
+    #[arg(long, value_enum, default_value = "sigmoid")]
+    activation: ActivationArg,
+    /// Standard deviation of the initial weights
+    #[arg(long, default_value_t = 0.1)]
+    std: f64,
+    /// L2 regularisation strength
+    #[arg(long, default_value_t = 0.1)]
+    reg: f64,
+    /// Hidden size H [default: 10]
+    #[arg(long)]
+    hidden_size: Option<usize>,
+    /// Step of the centred differences
+    #[arg(long, default_value_t = 1e-5)]
+    step: f64,
+    #[command(flatten)]
+    toy: ToyArgs,
+    /// Print one JSON object instead of text
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args, Debug)]
+#[command(allow_negative_numbers = true)]
+struct TrainArgs {
+    /// Which data to train on
+    #[arg(long, value_enum)]
+    dataset: Dataset,
+    /// Hidden-layer activation [default: sigmoid]
+    #[arg(long, value_enum, default_value = "sigmoid")]
+    activation: ActivationArg,
+    /// Hidden size H [default: toy 10]
+    #[arg(long)]
+    hidden_size: Option<usize>,
+    /// Standard deviation of the initial weights [default: 0.1]
+    #[arg(long)]
+    std: Option<f64>,
+    /// SGD step size [default: toy sigmoid 0.5, toy relu 0.1]
+    #[arg(long)]
+    learning_rate: Option<f64>,
+    /// Learning-rate factor applied after every epoch [default: 0.95]
+    #[arg(long)]
+    learning_rate_decay: Option<f64>,
+    /// L2 regularisation strength [default: toy 1e-5]
+    #[arg(long)]
+    reg: Option<f64>,
+    /// Number of epochs [default: toy sigmoid 100, toy relu 50]
+    #[arg(long)]
+    epochs: Option<usize>,
+    /// Minibatch size [default: toy 200]
+    #[arg(long)]
+    batch_size: Option<usize>,
+    #[command(flatten)]
+    toy: ToyArgs,
+    /// Print one JSON object instead of text (nothing on stderr)
+    #[arg(long)]
+    json: bool,
+    /// No progress bar or notes on stderr
+    #[arg(long)]
+    quiet: bool,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse(); // clap prints usage errors itself and exits with 2
+    let result = match cli.command {
+        Command::Gradcheck(args) => gradcheck(&args),
+        Command::Train(args) => train(&args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            if e.is_usage() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::from(1)
+            }
+        }
+    }
+}
+
+fn gradcheck(args: &GradcheckArgs) -> Result<(), MlpError> {
+    let toy = args.toy.toy(args.hidden_size);
+    let mut rng = NumpyRng::default();
+    let (x, y) = toy.data(&mut rng)?;
+    let net = toy.model(args.activation.into(), args.std, &mut rng)?;
+    let (loss, grads) = net.loss(&x, &y, args.reg)?;
+    let mut errors = Vec::new();
+    for p in Param::ALL {
+        let num = net.numerical_gradient(p, &x, &y, args.reg, args.step)?;
+        errors.push((p, rel_error(&num, &grads.get(p))?));
+    }
+    if args.json {
+        let grads_json: serde_json::Map<String, Value> = Param::ALL
+            .into_iter()
+            .map(|p| (p.name().to_string(), array_json(&grads.get(p))))
+            .collect();
+        let err_json: serde_json::Map<String, Value> = errors
+            .iter()
+            .map(|(p, e)| (p.name().to_string(), json!(e)))
+            .collect();
+        println!(
+            "{}",
+            json!({"loss": loss, "grads": grads_json, "rel_error": err_json})
+        );
+    } else {
+        println!(
+            "Toy {} network {} -> {} -> {}, std {}, reg {}, {} points (model seed {}, data seed {})",
+            net.activation,
+            toy.input_size,
+            toy.hidden_size,
+            toy.num_classes,
+            args.std,
+            args.reg,
+            toy.num_inputs,
+            toy.model_seed,
+            toy.data_seed
+        );
+        println!("loss = {}", py_float(loss));
+        for (p, e) in errors {
+            println!("{p} max relative error: {}", py_e(e));
+        }
+    }
+    Ok(())
+}
+
+/// A 1-d or 2-d array as nested JSON lists.
+fn array_json(a: &mlp_core::ndarray::ArrayViewD<f64>) -> Value {
+    match a.ndim() {
+        1 => json!(a.iter().copied().collect::<Vec<f64>>()),
+        _ => Value::Array(a.outer_iter().map(|row| array_json(&row)).collect()),
+    }
+}
+
+/// The data a training run uses.
+struct Data {
+    x_train: Array2<f64>,
+    y_train: Array1<usize>,
+    x_val: Array2<f64>,
+    y_val: Array1<usize>,
+}
+
+/// Presets per dataset and activation, as the notebook's cells set them.
+struct Preset {
+    hidden_size: usize,
+    std: f64,
+    learning_rate: f64,
+    reg: f64,
+    epochs: usize,
+    batch_size: usize,
+}
+
+fn preset(dataset: Dataset, activation: Activation) -> Preset {
+    let defaults = TrainConfig::default();
+    match dataset {
+        Dataset::Toy => Preset {
+            hidden_size: Toy::default().hidden_size,
+            std: 0.1,
+            learning_rate: if activation == Activation::Sigmoid {
+                0.5
+            } else {
+                0.1
+            },
+            reg: 1e-5,
+            epochs: if activation == Activation::Sigmoid {
+                100
+            } else {
+                50
+            },
+            batch_size: defaults.batch_size,
+        },
+    }
+}
+
+fn train(args: &TrainArgs) -> Result<(), MlpError> {
+    let activation: Activation = args.activation.into();
+    let p = preset(args.dataset, activation);
+    let config = TrainConfig {
+        learning_rate: args.learning_rate.unwrap_or(p.learning_rate),
+        learning_rate_decay: args
+            .learning_rate_decay
+            .unwrap_or(TrainConfig::default().learning_rate_decay),
+        reg: args.reg.unwrap_or(p.reg),
+        num_epochs: args.epochs.unwrap_or(p.epochs),
+        batch_size: args.batch_size.unwrap_or(p.batch_size),
+        verbose: false,
+        ..TrainConfig::default()
+    };
+    config.validate()?;
+    let hidden_size = args.hidden_size.unwrap_or(p.hidden_size);
+    let std = args.std.unwrap_or(p.std);
+
+    let mut rng = NumpyRng::default();
+    let (data, mut net) = match args.dataset {
+        Dataset::Toy => {
+            let toy = args.toy.toy(Some(hidden_size));
+            let (x, y) = toy.data(&mut rng)?;
+            let net = toy.model(activation, std, &mut rng)?;
+            let data = Data {
+                x_train: x.clone(),
+                y_train: y.clone(),
+                x_val: x,
+                y_val: y,
+            };
+            (data, net)
+        }
+    };
+
+    let show_progress = !args.json && !args.quiet;
+    let print_epochs = !args.json && args.dataset != Dataset::Toy;
+    let mut reporter = TrainProgress::new(show_progress, print_epochs, config.num_epochs);
+    let start = Instant::now();
+    let stats = net.train_with(
+        &mut rng,
+        &data.x_train,
+        &data.y_train,
+        &data.x_val,
+        &data.y_val,
+        &config,
+        &mut reporter,
+    )?;
+    let train_seconds = start.elapsed().as_secs_f64();
+    reporter.finish();
+
+    let train_acc = net.accuracy(&data.x_train, &data.y_train)?;
+    let val_acc = net.accuracy(&data.x_val, &data.y_val)?;
+    report(args, &net, &stats, train_acc, val_acc, None, train_seconds);
+    Ok(())
+}
+
+fn report(
+    args: &TrainArgs,
+    net: &TwoLayerMLP,
+    stats: &Stats,
+    train_acc: f64,
+    val_acc: f64,
+    test_acc: Option<f64>,
+    train_seconds: f64,
+) {
+    let final_loss = stats.final_loss().unwrap_or(f64::NAN);
+    if args.json {
+        let mut accuracy = json!({"train": train_acc, "val": val_acc});
+        if let Some(t) = test_acc {
+            accuracy["test"] = json!(t);
+        }
+        println!(
+            "{}",
+            json!({
+                "loss_history": stats.loss_history,
+                "grad_magnitude_history": stats.grad_magnitude_history,
+                "train_acc_history": stats.train_acc_history,
+                "val_acc_history": stats.val_acc_history,
+                "final_loss": final_loss,
+                "accuracy": accuracy,
+                "train_seconds": train_seconds,
+            })
+        );
+        return;
+    }
+    let name = match net.activation {
+        Activation::Sigmoid => "Sigmoid",
+        Activation::Relu => "ReLU",
+    };
+    println!("Final training loss:  {}", py_float(final_loss));
+    println!("{name} final training accuracy:  {}", py_float(train_acc));
+    println!("{name} final validation accuracy:  {}", py_float(val_acc));
+    if let Some(t) = test_acc {
+        println!("{name} test accuracy:  {}", py_float(t));
+    }
+    println!("Training time: {train_seconds:.2} s");
+}

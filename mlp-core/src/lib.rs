@@ -1,0 +1,48 @@
+//! # mlp-core
+//!
+//! A two-layer neural network (multi-layer perceptron) written out by hand for
+//! teaching: the forward pass, softmax cross-entropy with L2 regularisation, the
+//! backward pass, minibatch SGD, and numerical gradient checking. It reproduces
+//! the numbers of the CS231n-derived problem set exactly, because its random
+//! generator ([`NumpyRng`]) is bit-compatible with numpy's legacy `RandomState`.
+//!
+//! Shapes: `N` examples, `D` inputs, `H` hidden units, `C` classes.
+//!
+//! ```
+//! use mlp_core::{Activation, NumpyRng, Toy, rel_error, Param};
+//!
+//! let toy = Toy::default();
+//! let mut rng = NumpyRng::new(0);
+//! let (x, y) = toy.data(&mut rng)?;                        // X (5, 4), y (5,)
+//! let net = toy.model(Activation::Sigmoid, 0.1, &mut rng)?; // 4 -> 10 -> 3
+//! let (loss, grads) = net.loss(&x, &y, 0.1)?;
+//! assert!((loss - 1.1822479803941373).abs() < 1e-12);
+//! for p in Param::ALL {
+//!     let num = net.numerical_gradient(p, &x, &y, 0.1, 1e-5)?;
+//!     assert!(rel_error(&num, &grads.get(p))? < 1e-5);
+//! }
+//! # Ok::<(), mlp_core::MlpError>(())
+//! ```
+//!
+//! Everything a user can get wrong returns [`MlpError`]; nothing here panics on bad
+//! input.
+
+mod error;
+mod gradcheck;
+mod net;
+mod pyfmt;
+mod rng;
+mod toy;
+mod train;
+
+pub use error::{MlpError, Result};
+pub use gradcheck::{eval_numerical_gradient, rel_error};
+pub use net::{Activation, Grads, Param, Params, TwoLayerMLP};
+pub use pyfmt::{numpy_str, py_e, py_float};
+pub use rng::NumpyRng;
+pub use toy::Toy;
+pub use train::{EpochSummary, PrintEpochs, Reporter, Silent, Stats, TrainConfig, frobenius_norm};
+
+/// The crates notebooks need alongside this one, re-exported so that a single
+/// `:dep mlp-core` brings matching versions.
+pub use ndarray;

@@ -1,0 +1,295 @@
+//! Minibatch SGD with learning-rate decay, exactly as the problem set's
+//! `TwoLayerMLP.train`.
+
+use ndarray::{Array2, ArrayView1, ArrayView2, AsArray, Ix1, Ix2};
+
+use crate::error::{MlpError, Result, check_non_negative, check_nonzero, check_positive};
+use crate::net::{Params, TwoLayerMLP, Workspace};
+use crate::rng::NumpyRng;
+
+/// Training settings. `Default` gives the problem set's defaults:
+/// `learning_rate=1e-3, learning_rate_decay=0.95, reg=1e-5, num_epochs=10,
+/// batch_size=200, verbose=False`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TrainConfig {
+    /// SGD step size for the first epoch.
+    pub learning_rate: f64,
+    /// Multiplies the learning rate after every epoch.
+    pub learning_rate_decay: f64,
+    /// L2 strength: the loss adds `0.5 * reg * (|W1|^2 + |W2|^2)`.
+    pub reg: f64,
+    /// Passes over the training set.
+    pub num_epochs: usize,
+    /// Examples per minibatch (all of them if the set is smaller).
+    pub batch_size: usize,
+    /// Print `Epoch %d: loss %f, train_acc %f, val_acc %f` after each epoch.
+    pub verbose: bool,
+    /// The seed the generator is reset to when training starts (the problem set
+    /// calls `np.random.seed(1)`).
+    pub seed: u32,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        TrainConfig {
+            learning_rate: 1e-3,
+            learning_rate_decay: 0.95,
+            reg: 1e-5,
+            num_epochs: 10,
+            batch_size: 200,
+            verbose: false,
+            seed: 1,
+        }
+    }
+}
+
+impl TrainConfig {
+    /// Reject settings that cannot train: zero epochs or batch size, non-positive or
+    /// non-finite learning rate or decay, negative or non-finite reg.
+    pub fn validate(&self) -> Result<()> {
+        check_positive("learning_rate", self.learning_rate)?;
+        check_positive("learning_rate_decay", self.learning_rate_decay)?;
+        check_non_negative("reg", self.reg)?;
+        check_nonzero("num_epochs", self.num_epochs)?;
+        check_nonzero("batch_size", self.batch_size)?;
+        Ok(())
+    }
+}
+
+/// What training records, as the problem set's returned dict.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Stats {
+    /// The minibatch loss of every iteration.
+    pub loss_history: Vec<f64>,
+    /// The Frobenius norm of `dW1` of every iteration.
+    pub grad_magnitude_history: Vec<f64>,
+    /// Accuracy on the last minibatch of every epoch.
+    pub train_acc_history: Vec<f64>,
+    /// Accuracy on the whole validation set after every epoch.
+    pub val_acc_history: Vec<f64>,
+}
+
+impl Stats {
+    /// The last minibatch loss (`stats['loss_history'][-1]`), if any.
+    pub fn final_loss(&self) -> Option<f64> {
+        self.loss_history.last().copied()
+    }
+}
+
+/// One epoch's summary, handed to a [`Reporter`].
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct EpochSummary {
+    /// 1-based.
+    pub epoch: usize,
+    pub num_epochs: usize,
+    /// The last minibatch loss of the epoch.
+    pub loss: f64,
+    pub train_acc: f64,
+    pub val_acc: f64,
+    /// The learning rate this epoch used.
+    pub learning_rate: f64,
+}
+
+impl EpochSummary {
+    /// The problem set's line: `Epoch %d: loss %f, train_acc %f, val_acc %f`.
+    pub fn line(&self) -> String {
+        format!(
+            "Epoch {}: loss {:.6}, train_acc {:.6}, val_acc {:.6}",
+            self.epoch, self.loss, self.train_acc, self.val_acc
+        )
+    }
+}
+
+/// Receives progress while training runs. Both methods do nothing by default.
+pub trait Reporter {
+    /// After each SGD step: 1-based epoch, 0-based iteration in the epoch, iterations
+    /// per epoch, and the minibatch loss.
+    fn iteration(
+        &mut self,
+        _epoch: usize,
+        _iteration: usize,
+        _iterations_per_epoch: usize,
+        _loss: f64,
+    ) {
+    }
+    /// After each epoch.
+    fn epoch(&mut self, _summary: &EpochSummary) {}
+}
+
+/// Reports nothing.
+pub struct Silent;
+impl Reporter for Silent {}
+
+/// Prints the problem set's epoch line to standard output.
+pub struct PrintEpochs;
+impl Reporter for PrintEpochs {
+    fn epoch(&mut self, summary: &EpochSummary) {
+        println!("{}", summary.line());
+    }
+}
+
+impl TwoLayerMLP {
+    /// Train with minibatch SGD, as the problem set's `train(X, y, X_val, y_val, ...)`:
+    /// `X` `(N, D)`, `y` `(N,)`, `X_val` `(M, D)`, `y_val` `(M,)`.
+    ///
+    /// `rng` is re-seeded with `config.seed` (1) first, then draws one permutation
+    /// per epoch; it is left where training ends, so a network created afterwards
+    /// draws its weights from there, as in the problem set's notebook.
+    /// With `config.verbose`, prints one line per epoch.
+    ///
+    /// A loss that turns NaN or infinite stops training with
+    /// [`MlpError::Diverged`]; the parameters are left as they were at that point.
+    pub fn train<'a, 'b, 'c, 'd>(
+        &mut self,
+        rng: &mut NumpyRng,
+        x: impl AsArray<'a, f64, Ix2>,
+        y: impl AsArray<'b, usize, Ix1>,
+        x_val: impl AsArray<'c, f64, Ix2>,
+        y_val: impl AsArray<'d, usize, Ix1>,
+        config: &TrainConfig,
+    ) -> Result<Stats> {
+        if config.verbose {
+            self.train_with(rng, x, y, x_val, y_val, config, &mut PrintEpochs)
+        } else {
+            self.train_with(rng, x, y, x_val, y_val, config, &mut Silent)
+        }
+    }
+
+    /// [`TwoLayerMLP::train`] with progress going to `reporter` (`config.verbose`
+    /// is ignored here: the reporter decides what to show).
+    #[allow(clippy::too_many_arguments)]
+    pub fn train_with<'a, 'b, 'c, 'd>(
+        &mut self,
+        rng: &mut NumpyRng,
+        x: impl AsArray<'a, f64, Ix2>,
+        y: impl AsArray<'b, usize, Ix1>,
+        x_val: impl AsArray<'c, f64, Ix2>,
+        y_val: impl AsArray<'d, usize, Ix1>,
+        config: &TrainConfig,
+        reporter: &mut dyn Reporter,
+    ) -> Result<Stats> {
+        let (x, y, x_val, y_val) = (x.into(), y.into(), x_val.into(), y_val.into());
+        config.validate()?;
+        self.check_xy("train (training set)", x, y)?;
+        self.check_xy("train (validation set)", x_val, y_val)?;
+        Trainer::new(self, x, y, config).run(rng, x_val, y_val, reporter)
+    }
+}
+
+/// The training loop's state: buffers allocated once and reused every minibatch.
+struct Trainer<'n, 'x> {
+    net: &'n mut TwoLayerMLP,
+    x: ArrayView2<'x, f64>,
+    y: ArrayView1<'x, usize>,
+    config: &'n TrainConfig,
+    batch: usize,
+    x_batch: Array2<f64>,
+    y_batch: Vec<usize>,
+    ws: Workspace,
+    grads: Params,
+}
+
+impl<'n, 'x> Trainer<'n, 'x> {
+    fn new(
+        net: &'n mut TwoLayerMLP,
+        x: ArrayView2<'x, f64>,
+        y: ArrayView1<'x, usize>,
+        config: &'n TrainConfig,
+    ) -> Self {
+        let batch = config.batch_size.min(x.nrows());
+        let (d, h, c) = (net.input_size(), net.hidden_size(), net.output_size());
+        Trainer {
+            net,
+            x,
+            y,
+            config,
+            batch,
+            x_batch: Array2::zeros((batch, d)),
+            y_batch: vec![0; batch],
+            ws: Workspace::new(batch, h, c),
+            grads: Params::zeros(d, h, c),
+        }
+    }
+
+    fn run(
+        mut self,
+        rng: &mut NumpyRng,
+        x_val: ArrayView2<f64>,
+        y_val: ArrayView1<usize>,
+        reporter: &mut dyn Reporter,
+    ) -> Result<Stats> {
+        let num_train = self.x.nrows();
+        let iterations_per_epoch = (num_train / self.config.batch_size).max(1);
+        let mut stats = Stats::default();
+        let mut learning_rate = self.config.learning_rate;
+        rng.seed(self.config.seed);
+        for epoch in 1..=self.config.num_epochs {
+            let perm = rng.permutation(num_train);
+            let mut loss = f64::NAN;
+            for it in 0..iterations_per_epoch {
+                self.gather(&perm[it * self.batch..(it + 1) * self.batch]);
+                loss = self.step(learning_rate);
+                if !loss.is_finite() {
+                    return Err(MlpError::Diverged {
+                        epoch,
+                        iteration: it + 1,
+                        loss,
+                        learning_rate,
+                        suggested: learning_rate / 10.0,
+                    });
+                }
+                stats.loss_history.push(loss);
+                stats
+                    .grad_magnitude_history
+                    .push(frobenius_norm(&self.grads.w1));
+                reporter.iteration(epoch, it, iterations_per_epoch, loss);
+            }
+            let train_acc = self
+                .net
+                .accuracy_unchecked(self.x_batch.view(), ArrayView1::from(&self.y_batch));
+            let val_acc = self.net.accuracy_unchecked(x_val, y_val);
+            stats.train_acc_history.push(train_acc);
+            stats.val_acc_history.push(val_acc);
+            reporter.epoch(&EpochSummary {
+                epoch,
+                num_epochs: self.config.num_epochs,
+                loss,
+                train_acc,
+                val_acc,
+                learning_rate,
+            });
+            learning_rate *= self.config.learning_rate_decay;
+        }
+        Ok(stats)
+    }
+
+    /// Copy the minibatch rows `idx` of X and y into the reused buffers.
+    fn gather(&mut self, idx: &[usize]) {
+        for (k, &i) in idx.iter().enumerate() {
+            self.x_batch.row_mut(k).assign(&self.x.row(i));
+            self.y_batch[k] = self.y[i];
+        }
+    }
+
+    /// Loss and gradients on the gathered minibatch, then `param -= lr * grad`.
+    fn step(&mut self, learning_rate: f64) -> f64 {
+        let loss = self.net.loss_into(
+            self.x_batch.view(),
+            &self.y_batch,
+            self.config.reg,
+            &mut self.ws,
+            &mut self.grads,
+        );
+        let (p, g) = (&mut self.net.params, &self.grads);
+        p.w1.scaled_add(-learning_rate, &g.w1);
+        p.b1.scaled_add(-learning_rate, &g.b1);
+        p.w2.scaled_add(-learning_rate, &g.w2);
+        p.b2.scaled_add(-learning_rate, &g.b2);
+        loss
+    }
+}
+
+/// `np.linalg.norm(a)` for a matrix: the square root of the sum of squares.
+pub fn frobenius_norm(a: &Array2<f64>) -> f64 {
+    a.iter().map(|v| v * v).sum::<f64>().sqrt()
+}

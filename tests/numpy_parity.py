@@ -1,0 +1,82 @@
+"""`mlp` against the numpy reference (tools/reference_mlp.py) on configurations the
+problem set does not print: other seeds, sizes, labels, std, reg and learning rates.
+
+    python tests/numpy_parity.py path/to/mlp [--mnist]
+
+Prints one line per case and closes with 'numpy parity: N passed, N failed'.
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REFERENCE = os.path.join(HERE, "..", "tools", "reference_mlp.py")
+
+GRADCHECK = [
+    [],
+    ["--activation", "relu"],
+    ["--model-seed", "3", "--data-seed", "7"],
+    ["--activation", "relu", "--std", "0.5", "--reg", "0.01", "--hidden-size", "6"],
+    ["--input-size", "6", "--num-classes", "4", "--num-inputs", "8", "--labels", "3,0,1,2,2,1,0,3"],
+    ["--activation", "relu", "--reg", "0", "--model-seed", "42", "--data-seed", "4294967295"],
+]
+TOY_TRAIN = [
+    [],
+    ["--activation", "relu"],
+    ["--learning-rate", "0.3", "--learning-rate-decay", "0.9", "--epochs", "30", "--reg", "0.001"],
+    ["--activation", "relu", "--hidden-size", "7", "--std", "0.3", "--batch-size", "2", "--epochs", "12"],
+    ["--num-inputs", "9", "--labels", "0,1,2,0,1,2,0,1,2", "--batch-size", "4", "--model-seed", "5"],
+]
+MNIST_TRAIN = [
+    ["--activation", "relu", "--epochs", "2"],
+    ["--activation", "sigmoid", "--epochs", "2", "--hidden-size", "32", "--learning-rate", "5e-4",
+     "--batch-size", "250", "--reg", "0.1"],
+]
+
+
+def run(cmd):
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    return json.loads(out)
+
+
+def close(a, b, tol):
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(close(a[k], b[k], tol) for k in a)
+    if isinstance(a, list):
+        return len(a) == len(b) and all(close(x, y, tol) for x, y in zip(a, b))
+    return abs(a - b) <= tol * max(1.0, abs(a), abs(b))
+
+
+def main():
+    mlp = sys.argv[1]
+    cases = [("gradcheck", a) for a in GRADCHECK] + [("train", ["--dataset", "toy"] + a) for a in TOY_TRAIN]
+    if "--mnist" in sys.argv:
+        cases += [("train", ["--dataset", "mnist"] + a) for a in MNIST_TRAIN]
+    passed = failed = 0
+    for command, args in cases:
+        ours = run([mlp, command, "--json"] + args)
+        ref = run([sys.executable, REFERENCE, command] + args)
+        if command == "gradcheck":
+            # the loss and gradients to rounding; relative errors of the check are noise
+            # of order 1e-9, so compare their magnitude
+            ok = close(ours["loss"], ref["loss"], 1e-12) and close(ours["grads"], ref["grads"], 1e-9)
+            ok = ok and all(ours["rel_error"][k] < 10 * ref["rel_error"][k] + 1e-9 for k in ref["rel_error"])
+        else:
+            keys = ["loss_history", "grad_magnitude_history", "train_acc_history", "val_acc_history",
+                    "final_loss", "accuracy"]
+            ok = all(close(ours[k], ref[k], 1e-7) for k in keys)
+        passed += ok
+        failed += not ok
+        print(("ok   " if ok else "FAIL ") + command + " " + " ".join(args))
+        if not ok:
+            for k in ours:
+                if k in ref and not close(ours[k], ref[k], 1e-7):
+                    print("     %s: ours %s\n     %s: numpy %s" % (k, str(ours[k])[:200], k, str(ref[k])[:200]))
+    print("numpy parity: %d passed, %d failed" % (passed, failed))
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()
