@@ -5,14 +5,15 @@
 
 mod progress;
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use mlp_core::ndarray::{Array1, Array2};
 use mlp_core::{
-    Activation, MlpError, NumpyRng, Param, Stats, Toy, TrainConfig, TwoLayerMLP, py_e, py_float,
-    rel_error,
+    Activation, LoadOptions, MNIST_PIXELS, MlpError, NumpyRng, Param, Stats, Toy, TrainConfig,
+    TwoLayerMLP, default_mnist_dir, load_mnist, py_e, py_float, rel_error, split_mnist,
 };
 use serde_json::{Value, json};
 
@@ -55,6 +56,8 @@ impl From<ActivationArg> for Activation {
 enum Dataset {
     /// Five 4-d points, used as training and validation data.
     Toy,
+    /// MNIST, split 50,000 / 10,000 / 10,000 as the problem set does.
+    Mnist,
 }
 
 /// The toy problem's sizes, labels and seeds (the notebook's `init_toy_model` /
@@ -94,6 +97,21 @@ impl ToyArgs {
             data_seed: self.data_seed.unwrap_or(d.data_seed),
         }
     }
+
+    /// The toy flags that were given (they only make sense with `--dataset toy`).
+    fn given(&self) -> Vec<&'static str> {
+        [
+            ("--input-size", self.input_size.is_some()),
+            ("--num-classes", self.num_classes.is_some()),
+            ("--num-inputs", self.num_inputs.is_some()),
+            ("--labels", self.labels.is_some()),
+            ("--model-seed", self.model_seed.is_some()),
+            ("--data-seed", self.data_seed.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(flag, given)| given.then_some(flag))
+        .collect()
+    }
 }
 
 #[derive(Args, Debug)]
@@ -130,27 +148,30 @@ struct TrainArgs {
     /// Hidden-layer activation [default: sigmoid]
     #[arg(long, value_enum, default_value = "sigmoid")]
     activation: ActivationArg,
-    /// Hidden size H [default: toy 10]
+    /// Hidden size H [default: toy 10, mnist 64]
     #[arg(long)]
     hidden_size: Option<usize>,
     /// Standard deviation of the initial weights [default: 0.1]
     #[arg(long)]
     std: Option<f64>,
-    /// SGD step size [default: toy sigmoid 0.5, toy relu 0.1]
+    /// SGD step size [default: toy sigmoid 0.5, toy relu 0.1, mnist 1e-3]
     #[arg(long)]
     learning_rate: Option<f64>,
     /// Learning-rate factor applied after every epoch [default: 0.95]
     #[arg(long)]
     learning_rate_decay: Option<f64>,
-    /// L2 regularisation strength [default: toy 1e-5]
+    /// L2 regularisation strength [default: toy 1e-5, mnist 0.5]
     #[arg(long)]
     reg: Option<f64>,
-    /// Number of epochs [default: toy sigmoid 100, toy relu 50]
+    /// Number of epochs [default: toy sigmoid 100, toy relu 50, mnist 20]
     #[arg(long)]
     epochs: Option<usize>,
-    /// Minibatch size [default: toy 200]
+    /// Minibatch size [default: toy 200, mnist 100]
     #[arg(long)]
     batch_size: Option<usize>,
+    /// Folder with the MNIST IDX files, raw or .gz [default: $MLP_DATA_DIR or data/mnist]
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
     #[command(flatten)]
     toy: ToyArgs,
     /// Print one JSON object instead of text (nothing on stderr)
@@ -169,18 +190,31 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
+        Err(CliError::Usage(message)) => {
+            eprintln!("error: {message}");
+            ExitCode::from(2)
+        }
+        Err(CliError::Mlp(e)) => {
             eprintln!("error: {e}");
-            if e.is_usage() {
-                ExitCode::from(2)
-            } else {
-                ExitCode::from(1)
-            }
+            ExitCode::from(if e.is_usage() { 2 } else { 1 })
         }
     }
 }
 
-fn gradcheck(args: &GradcheckArgs) -> Result<(), MlpError> {
+/// What a subcommand can fail with: a flag combination clap cannot check, or an
+/// error from the library.
+enum CliError {
+    Usage(String),
+    Mlp(MlpError),
+}
+
+impl From<MlpError> for CliError {
+    fn from(e: MlpError) -> Self {
+        CliError::Mlp(e)
+    }
+}
+
+fn gradcheck(args: &GradcheckArgs) -> Result<(), CliError> {
     let toy = args.toy.toy(args.hidden_size);
     let mut rng = NumpyRng::default();
     let (x, y) = toy.data(&mut rng)?;
@@ -239,6 +273,7 @@ struct Data {
     y_train: Array1<usize>,
     x_val: Array2<f64>,
     y_val: Array1<usize>,
+    test: Option<(Array2<f64>, Array1<usize>)>,
 }
 
 /// Presets per dataset and activation, as the notebook's cells set them.
@@ -270,11 +305,26 @@ fn preset(dataset: Dataset, activation: Activation) -> Preset {
             },
             batch_size: defaults.batch_size,
         },
+        Dataset::Mnist => Preset {
+            hidden_size: 64,
+            std: 0.1,
+            learning_rate: 1e-3,
+            reg: 0.5,
+            epochs: 20,
+            batch_size: 100,
+        },
     }
 }
 
-fn train(args: &TrainArgs) -> Result<(), MlpError> {
+fn train(args: &TrainArgs) -> Result<(), CliError> {
     let activation: Activation = args.activation.into();
+    if args.dataset != Dataset::Toy
+        && let Some(flag) = args.toy.given().first()
+    {
+        return Err(CliError::Usage(format!(
+            "{flag} only goes with --dataset toy; MNIST has its own sizes and labels"
+        )));
+    }
     let p = preset(args.dataset, activation);
     let config = TrainConfig {
         learning_rate: args.learning_rate.unwrap_or(p.learning_rate),
@@ -302,6 +352,33 @@ fn train(args: &TrainArgs) -> Result<(), MlpError> {
                 y_train: y.clone(),
                 x_val: x,
                 y_val: y,
+                test: None,
+            };
+            (data, net)
+        }
+        Dataset::Mnist => {
+            let dir = args.data_dir.clone().unwrap_or_else(default_mnist_dir);
+            let bytes = load_mnist(&dir, &LoadOptions::default())?;
+            let m = split_mnist(&bytes, &mut rng, 50_000, 10_000, 10_000)?;
+            drop(bytes);
+            if !args.json && !args.quiet {
+                eprintln!(
+                    "MNIST from {}: train {:?}, validation {:?}, test {:?}",
+                    dir.display(),
+                    m.x_train.dim(),
+                    m.x_val.dim(),
+                    m.x_test.dim()
+                );
+            }
+            // created right after loading, as in the notebook: the weights come from
+            // where the split's permutation left the generator
+            let net = TwoLayerMLP::new(MNIST_PIXELS, hidden_size, 10, std, activation, &mut rng)?;
+            let data = Data {
+                x_train: m.x_train,
+                y_train: m.y_train,
+                x_val: m.x_val,
+                y_val: m.y_val,
+                test: Some((m.x_test, m.y_test)),
             };
             (data, net)
         }
@@ -325,7 +402,19 @@ fn train(args: &TrainArgs) -> Result<(), MlpError> {
 
     let train_acc = net.accuracy(&data.x_train, &data.y_train)?;
     let val_acc = net.accuracy(&data.x_val, &data.y_val)?;
-    report(args, &net, &stats, train_acc, val_acc, None, train_seconds);
+    let test_acc = match &data.test {
+        Some((x, y)) => Some(net.accuracy(x, y)?),
+        None => None,
+    };
+    report(
+        args,
+        &net,
+        &stats,
+        train_acc,
+        val_acc,
+        test_acc,
+        train_seconds,
+    );
     Ok(())
 }
 

@@ -3,7 +3,10 @@
 use std::process::{Command, Output};
 
 fn mlp(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_mlp")).args(args).output().expect("mlp runs")
+    Command::new(env!("CARGO_BIN_EXE_mlp"))
+        .args(args)
+        .output()
+        .expect("mlp runs")
 }
 
 fn stdout(o: &Output) -> String {
@@ -17,7 +20,11 @@ fn stderr(o: &Output) -> String {
 fn json(args: &[&str]) -> serde_json::Value {
     let o = mlp(args);
     assert!(o.status.success(), "{args:?}: {}", stderr(&o));
-    assert!(o.stderr.is_empty(), "--json writes nothing on stderr: {}", stderr(&o));
+    assert!(
+        o.stderr.is_empty(),
+        "--json writes nothing on stderr: {}",
+        stderr(&o)
+    );
     serde_json::from_slice(&o.stdout).expect("one JSON object")
 }
 
@@ -46,7 +53,10 @@ fn gradcheck_prints_the_notebooks_lines() {
     assert!(o.status.success());
     let out = stdout(&o);
     assert!(out.contains("loss = 1.1822479803941373\n"), "{out}");
-    assert!(out.contains("W1 max relative error: 1.126755e-08\n"), "{out}");
+    assert!(
+        out.contains("W1 max relative error: 1.126755e-08\n"),
+        "{out}"
+    );
 }
 
 #[test]
@@ -58,7 +68,14 @@ fn toy_training_reaches_the_problem_sets_final_losses() {
     assert!(v["accuracy"]["train"].is_f64() && v["accuracy"]["val"].is_f64());
     assert!(v["accuracy"].get("test").is_none());
     assert!(v["train_seconds"].is_f64());
-    let v = json(&["train", "--dataset", "toy", "--activation", "relu", "--json"]);
+    let v = json(&[
+        "train",
+        "--dataset",
+        "toy",
+        "--activation",
+        "relu",
+        "--json",
+    ]);
     assert!((v["final_loss"].as_f64().unwrap() - 0.0178562204869839).abs() < 1e-9);
     assert_eq!(v["grad_magnitude_history"].as_array().unwrap().len(), 50);
 }
@@ -67,7 +84,11 @@ fn toy_training_reaches_the_problem_sets_final_losses() {
 fn toy_training_prints_the_final_loss() {
     let o = mlp(&["train", "--dataset", "toy", "--quiet"]);
     assert!(o.status.success());
-    assert!(stdout(&o).starts_with("Final training loss:  0.109267946106806"), "{}", stdout(&o));
+    assert!(
+        stdout(&o).starts_with("Final training loss:  0.109267946106806"),
+        "{}",
+        stdout(&o)
+    );
     assert!(o.stderr.is_empty());
 }
 
@@ -83,11 +104,19 @@ fn bad_flags_exit_2_with_one_line() {
         let o = mlp(args);
         assert_eq!(o.status.code(), Some(2), "{args:?}");
         let err = stderr(&o);
-        assert!(err.starts_with("error: ") && err.lines().count() == 1, "{args:?}: {err}");
+        assert!(
+            err.starts_with("error: ") && err.lines().count() == 1,
+            "{args:?}: {err}"
+        );
         assert!(!err.contains("panicked"));
     }
     // clap's own usage errors also exit 2
-    for args in [&["train"][..], &["train", "--dataset", "cifar"], &["gradcheck", "--reg", "abc"], &["nope"]] {
+    for args in [
+        &["train"][..],
+        &["train", "--dataset", "cifar"],
+        &["gradcheck", "--reg", "abc"],
+        &["nope"],
+    ] {
         let o = mlp(args);
         assert_eq!(o.status.code(), Some(2), "{args:?}");
         assert!(!stderr(&o).contains("panicked"));
@@ -96,10 +125,21 @@ fn bad_flags_exit_2_with_one_line() {
 
 #[test]
 fn divergence_exits_1_with_a_hint() {
-    let o = mlp(&["train", "--dataset", "toy", "--activation", "relu", "--learning-rate", "1e200"]);
+    let o = mlp(&[
+        "train",
+        "--dataset",
+        "toy",
+        "--activation",
+        "relu",
+        "--learning-rate",
+        "1e200",
+    ]);
     assert_eq!(o.status.code(), Some(1));
     let err = stderr(&o);
-    assert!(err.contains("training diverged") && err.contains("lower the learning rate"), "{err}");
+    assert!(
+        err.contains("training diverged") && err.contains("lower the learning rate"),
+        "{err}"
+    );
 }
 
 #[test]

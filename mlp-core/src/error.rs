@@ -149,6 +149,13 @@ impl MlpError {
                 | MlpError::UnknownChoice { .. }
         )
     }
+
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        MlpError::Io {
+            path: path.into(),
+            source,
+        }
+    }
 }
 
 /// Check that `value` is finite and `>= 0`.

@@ -27,6 +27,7 @@
 //! Everything a user can get wrong returns [`MlpError`]; nothing here panics on bad
 //! input.
 
+mod data;
 mod error;
 mod gradcheck;
 mod net;
@@ -35,6 +36,10 @@ mod rng;
 mod toy;
 mod train;
 
+pub use data::{
+    IdxFile, LoadOptions, MNIST_FILES, MNIST_PIXELS, MnistBytes, MnistSplit, default_mnist_dir,
+    get_mnist_data, load_mnist, split_mnist,
+};
 pub use error::{MlpError, Result};
 pub use gradcheck::{eval_numerical_gradient, rel_error};
 pub use net::{Activation, Grads, Param, Params, TwoLayerMLP};
