@@ -5,7 +5,7 @@
 
 mod progress;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
@@ -13,7 +13,8 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use mlp_core::ndarray::{Array1, Array2};
 use mlp_core::{
     Activation, LoadOptions, MNIST_PIXELS, MlpError, NumpyRng, Param, Stats, Toy, TrainConfig,
-    TwoLayerMLP, default_mnist_dir, load_mnist, py_e, py_float, rel_error, split_mnist,
+    TwoLayerMLP, default_mnist_dir, load_mnist, plot_loss_and_gradient, plot_stats, py_e, py_float,
+    rel_error, show_net_weights, split_mnist,
 };
 use serde_json::{Value, json};
 
@@ -169,6 +170,10 @@ struct TrainArgs {
     /// Minibatch size [default: toy 200, mnist 100]
     #[arg(long)]
     batch_size: Option<usize>,
+    /// Write the run's figures as PNG files into this folder (loss.png for toy;
+    /// stats.png and weights.png for MNIST)
+    #[arg(long)]
+    plots: Option<PathBuf>,
     /// Folder with the MNIST IDX files, raw or .gz [default: $MLP_DATA_DIR or data/mnist]
     #[arg(long)]
     data_dir: Option<PathBuf>,
@@ -415,7 +420,46 @@ fn train(args: &TrainArgs) -> Result<(), CliError> {
         test_acc,
         train_seconds,
     );
+    if let Some(dir) = &args.plots {
+        let written = write_plots(dir, args.dataset, &net, &stats)?;
+        if !args.json {
+            for path in written {
+                println!("Wrote {}", path.display());
+            }
+        }
+    }
     Ok(())
+}
+
+/// The notebook's figures for this run, as PNG files in `dir`.
+fn write_plots(
+    dir: &Path,
+    dataset: Dataset,
+    net: &TwoLayerMLP,
+    stats: &Stats,
+) -> Result<Vec<PathBuf>, MlpError> {
+    std::fs::create_dir_all(dir).map_err(|source| MlpError::Io {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    let figures = match dataset {
+        // the sigmoid cell fixes the gradient panel to 0..1, the ReLU cell does not
+        Dataset::Toy => {
+            let grad_range = (net.activation == Activation::Sigmoid).then_some(0.0..1.0);
+            vec![("loss.png", plot_loss_and_gradient(stats, grad_range)?)]
+        }
+        Dataset::Mnist => vec![
+            ("stats.png", plot_stats(stats)?),
+            ("weights.png", show_net_weights(net)?),
+        ],
+    };
+    let mut written = Vec::new();
+    for (name, figure) in figures {
+        let path = dir.join(name);
+        figure.save(&path)?;
+        written.push(path);
+    }
+    Ok(written)
 }
 
 fn report(

@@ -150,3 +150,35 @@ fn help_is_there_for_each_subcommand() {
         assert!(stdout(&o).contains("--json"));
     }
 }
+
+#[test]
+fn plots_flag_writes_the_figure_and_says_where() {
+    let dir = std::env::temp_dir().join(format!("mlp-plots-test-{}", std::process::id()));
+    let o = mlp(&[
+        "train",
+        "--dataset",
+        "toy",
+        "--quiet",
+        "--plots",
+        dir.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let png = dir.join("loss.png");
+    assert!(stdout(&o).contains(&format!("Wrote {}", png.display())));
+    assert!(std::fs::read(&png).unwrap().starts_with(b"\x89PNG"));
+    std::fs::remove_dir_all(&dir).unwrap();
+
+    let o = mlp(&[
+        "train",
+        "--dataset",
+        "toy",
+        "--plots",
+        "/proc/not-a-place/plots",
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).starts_with("error: /proc/not-a-place/plots: "),
+        "{}",
+        stderr(&o)
+    );
+}

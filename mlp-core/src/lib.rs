@@ -31,6 +31,7 @@ mod data;
 mod error;
 mod gradcheck;
 mod net;
+pub mod plot;
 mod pyfmt;
 mod rng;
 mod toy;
@@ -43,6 +44,7 @@ pub use data::{
 pub use error::{MlpError, Result};
 pub use gradcheck::{eval_numerical_gradient, rel_error};
 pub use net::{Activation, Grads, Param, Params, TwoLayerMLP};
+pub use plot::{Figure, plot_loss_and_gradient, plot_stats, show_net_weights, visualize_grid};
 pub use pyfmt::{numpy_str, py_e, py_float};
 pub use rng::NumpyRng;
 pub use toy::Toy;
@@ -51,3 +53,4 @@ pub use train::{EpochSummary, PrintEpochs, Reporter, Silent, Stats, TrainConfig,
 /// The crates notebooks need alongside this one, re-exported so that a single
 /// `:dep mlp-core` brings matching versions.
 pub use ndarray;
+pub use plotters;

@@ -1,0 +1,425 @@
+//! The problem set's figures, drawn with `plotters` into an in-memory bitmap and
+//! encoded as PNG: the toy loss/gradient figure, `plot_stats`, and the first-layer
+//! weight grid (`visualize_grid`, `show_net_weights`).
+//!
+//! A [`Figure`] holds the PNG bytes. In an evcxr notebook a cell whose last
+//! expression is a `Figure` shows it inline; elsewhere, [`Figure::save`] writes it.
+//! Text uses DejaVu Sans, shipped with the crate, so no system fonts are needed.
+
+use std::io::Write;
+use std::ops::Range;
+use std::path::Path;
+use std::sync::OnceLock;
+
+use base64::Engine;
+use ndarray::{Array2, ArrayView3, AsArray, Axis, Ix3};
+use plotters::coord::Shift;
+use plotters::prelude::*;
+use plotters::style::{FontStyle, register_font};
+use plotters_bitmap::BitMapBackend;
+
+use crate::error::{MlpError, Result};
+use crate::net::TwoLayerMLP;
+use crate::train::Stats;
+
+/// Figure size in pixels, as matplotlib's `figsize=(10, 8)` at 100 dpi.
+pub const FIGURE_SIZE: (u32, u32) = (1000, 800);
+
+const FONT: &str = "sans-serif";
+static FONT_BYTES: &[u8] = include_bytes!("../assets/fonts/DejaVuSans.ttf");
+
+/// Register the shipped font with plotters, once per process.
+fn ensure_font() -> Result<()> {
+    static REGISTERED: OnceLock<bool> = OnceLock::new();
+    if *REGISTERED.get_or_init(|| register_font(FONT, FontStyle::Normal, FONT_BYTES).is_ok()) {
+        Ok(())
+    } else {
+        Err(MlpError::Plot(
+            "the shipped DejaVu Sans font could not be loaded".into(),
+        ))
+    }
+}
+
+/// An encoded PNG image.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Figure {
+    png: Vec<u8>,
+    width: u32,
+    height: u32,
+}
+
+impl std::fmt::Debug for Figure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Figure({}x{} PNG, {} bytes)",
+            self.width,
+            self.height,
+            self.png.len()
+        )
+    }
+}
+
+impl Figure {
+    /// Encode an RGB buffer (`width * height * 3` bytes) as PNG.
+    fn from_rgb(rgb: &[u8], width: u32, height: u32) -> Result<Self> {
+        Self::encode(rgb, width, height, png::ColorType::Rgb)
+    }
+
+    /// Encode an 8-bit grayscale buffer (`width * height` bytes) as PNG.
+    fn from_gray(gray: &[u8], width: u32, height: u32) -> Result<Self> {
+        Self::encode(gray, width, height, png::ColorType::Grayscale)
+    }
+
+    fn encode(data: &[u8], width: u32, height: u32, color: png::ColorType) -> Result<Self> {
+        let mut png_bytes = Vec::new();
+        let mut encoder = png::Encoder::new(&mut png_bytes, width, height);
+        encoder.set_color(color);
+        encoder.set_depth(png::BitDepth::Eight);
+        encoder.set_compression(png::Compression::Fast);
+        let plot_err = |e: png::EncodingError| MlpError::Plot(format!("PNG encoding failed: {e}"));
+        let mut writer = encoder.write_header().map_err(plot_err)?;
+        writer.write_image_data(data).map_err(plot_err)?;
+        writer.finish().map_err(plot_err)?;
+        Ok(Figure {
+            png: png_bytes,
+            width,
+            height,
+        })
+    }
+
+    /// The encoded PNG.
+    pub fn png_bytes(&self) -> &[u8] {
+        &self.png
+    }
+
+    /// `(width, height)` in pixels.
+    pub fn size(&self) -> (u32, u32) {
+        (self.width, self.height)
+    }
+
+    /// Write the PNG to `path`.
+    pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
+        let path = path.as_ref();
+        std::fs::write(path, &self.png).map_err(|e| MlpError::io(path, e))
+    }
+
+    /// Show the figure inline in an evcxr notebook: prints
+    /// `EVCXR_BEGIN_CONTENT image/png`, the base64 PNG and `EVCXR_END_CONTENT` in
+    /// one write. evcxr calls this when a cell's last expression is a `Figure`.
+    pub fn evcxr_display(&self) {
+        let b64 = base64::engine::general_purpose::STANDARD.encode(&self.png);
+        let block = format!("EVCXR_BEGIN_CONTENT image/png\n{b64}\nEVCXR_END_CONTENT\n");
+        let mut out = std::io::stdout().lock();
+        let _ = out.write_all(block.as_bytes());
+        let _ = out.flush();
+    }
+}
+
+/// One line of a panel.
+struct Series<'a> {
+    label: Option<&'a str>,
+    values: &'a [f64],
+    color: RGBColor,
+}
+
+/// One panel: title, axis labels, the lines, and optional fixed y limits.
+struct Panel<'a> {
+    title: &'a str,
+    x_label: &'a str,
+    y_label: &'a str,
+    series: Vec<Series<'a>>,
+    y_range: Option<Range<f64>>,
+}
+
+const BLUE: RGBColor = RGBColor(31, 119, 180);
+const ORANGE: RGBColor = RGBColor(255, 127, 14);
+
+/// Reject empty histories and NaN/inf values, naming the history and the index.
+fn check_history(name: &str, values: &[f64]) -> Result<()> {
+    if values.is_empty() {
+        return Err(MlpError::BadPlotData {
+            what: name.to_string(),
+            reason: "the history is empty (train for at least one epoch first)".into(),
+        });
+    }
+    if let Some(i) = values.iter().position(|v| !v.is_finite()) {
+        return Err(MlpError::BadPlotData {
+            what: name.to_string(),
+            reason: format!("value {} at index {i} is not finite", values[i]),
+        });
+    }
+    Ok(())
+}
+
+/// A y range that shows all of `values` with a small margin.
+fn auto_range(series: &[Series]) -> Range<f64> {
+    let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
+    for v in series.iter().flat_map(|s| s.values) {
+        lo = lo.min(*v);
+        hi = hi.max(*v);
+    }
+    let pad = if hi > lo {
+        0.05 * (hi - lo)
+    } else {
+        lo.abs().max(1.0) * 0.05
+    };
+    (lo - pad)..(hi + pad)
+}
+
+/// Draw stacked panels into one figure of [`FIGURE_SIZE`].
+fn stacked(panels: &[Panel]) -> Result<Figure> {
+    ensure_font()?;
+    for p in panels {
+        for s in &p.series {
+            check_history(s.label.unwrap_or(p.title), s.values)?;
+        }
+    }
+    let (w, h) = FIGURE_SIZE;
+    let mut rgb = vec![255u8; (w * h * 3) as usize];
+    {
+        let root = BitMapBackend::with_buffer(&mut rgb, (w, h)).into_drawing_area();
+        let areas = root.split_evenly((panels.len(), 1));
+        for (area, panel) in areas.iter().zip(panels) {
+            draw_panel(area, panel).map_err(|e| MlpError::Plot(e.to_string()))?;
+        }
+        root.present().map_err(|e| MlpError::Plot(e.to_string()))?;
+    }
+    Figure::from_rgb(&rgb, w, h)
+}
+
+fn draw_panel<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    p: &Panel,
+) -> std::result::Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
+    let n = p.series.iter().map(|s| s.values.len()).max().unwrap_or(1);
+    let x_max = (n.max(2) - 1) as f64;
+    let y_range = p.y_range.clone().unwrap_or_else(|| auto_range(&p.series));
+    let y_decimals = decimals_for(y_range.end - y_range.start);
+    let mut chart = ChartBuilder::on(area)
+        .caption(p.title, (FONT, 20))
+        .margin(10)
+        .x_label_area_size(42)
+        .y_label_area_size(70)
+        .build_cartesian_2d(0f64..x_max, y_range)?;
+    chart
+        .configure_mesh()
+        .x_label_formatter(&|x| format!("{x:.0}"))
+        .y_label_formatter(&|y| format!("{y:.y_decimals$}"))
+        .x_desc(p.x_label)
+        .y_desc(p.y_label)
+        .axis_desc_style((FONT, 16))
+        .label_style((FONT, 14))
+        .light_line_style(WHITE)
+        .bold_line_style(RGBColor(235, 235, 235))
+        .draw()?;
+    for s in &p.series {
+        let points = s.values.iter().enumerate().map(|(i, &v)| (i as f64, v));
+        let line = chart.draw_series(LineSeries::new(points, s.color.stroke_width(2)))?;
+        if let Some(label) = s.label {
+            let color = s.color;
+            line.label(label).legend(move |(x, y)| {
+                PathElement::new([(x, y), (x + 24, y)], color.stroke_width(2))
+            });
+        }
+    }
+    if p.series.iter().any(|s| s.label.is_some()) {
+        chart
+            .configure_series_labels()
+            .label_font((FONT, 14))
+            .background_style(WHITE.mix(0.9))
+            .border_style(BLACK.mix(0.3))
+            .position(SeriesLabelPosition::LowerRight)
+            .draw()?;
+    }
+    Ok(())
+}
+
+/// Decimals for tick labels on an axis spanning `span`: none from 10 up, then more
+/// as the span shrinks.
+fn decimals_for(span: f64) -> usize {
+    if span >= 10.0 {
+        0
+    } else if span >= 1.0 {
+        1
+    } else {
+        (-span.log10()).ceil() as usize + 1
+    }
+}
+
+/// The toy figure of Q2.3/Q2.4: training loss per iteration above, the gradient
+/// magnitude of W1 per iteration below. `grad_y_range`: fixed y limits for the lower
+/// panel (the sigmoid cell uses `Some(0.0..1.0)`), `None` to fit the data.
+pub fn plot_loss_and_gradient(stats: &Stats, grad_y_range: Option<Range<f64>>) -> Result<Figure> {
+    stacked(&[
+        Panel {
+            title: "Training Loss history",
+            x_label: "iteration",
+            y_label: "training loss",
+            series: vec![Series {
+                label: None,
+                values: &stats.loss_history,
+                color: BLUE,
+            }],
+            y_range: None,
+        },
+        Panel {
+            title: "Gradient magnitude history (∇W1)",
+            x_label: "iteration",
+            y_label: "‖∇W1‖",
+            series: vec![Series {
+                label: None,
+                values: &stats.grad_magnitude_history,
+                color: BLUE,
+            }],
+            y_range: grad_y_range,
+        },
+    ])
+}
+
+/// The notebook's `plot_stats`: gradient magnitude of W1 per iteration (y from 0 to
+/// `min(100, max)`), loss per iteration (y from 0 to 100), and training and validation
+/// accuracy per epoch with a legend.
+pub fn plot_stats(stats: &Stats) -> Result<Figure> {
+    check_history("grad_magnitude_history", &stats.grad_magnitude_history)?;
+    let grad_max = stats
+        .grad_magnitude_history
+        .iter()
+        .copied()
+        .fold(f64::NEG_INFINITY, f64::max);
+    let grad_top = grad_max.min(100.0);
+    let grad_top = if grad_top > 0.0 { grad_top } else { 1.0 };
+    stacked(&[
+        Panel {
+            title: "Gradient magnitude history (∇W1)",
+            x_label: "Iteration",
+            y_label: "‖∇W1‖",
+            series: vec![Series {
+                label: None,
+                values: &stats.grad_magnitude_history,
+                color: BLUE,
+            }],
+            y_range: Some(0.0..grad_top),
+        },
+        Panel {
+            title: "Loss history",
+            x_label: "Iteration",
+            y_label: "Loss",
+            series: vec![Series {
+                label: None,
+                values: &stats.loss_history,
+                color: BLUE,
+            }],
+            y_range: Some(0.0..100.0),
+        },
+        Panel {
+            title: "Classification accuracy history",
+            x_label: "Epoch",
+            y_label: "Classification accuracy",
+            series: vec![
+                Series {
+                    label: Some("train"),
+                    values: &stats.train_acc_history,
+                    color: BLUE,
+                },
+                Series {
+                    label: Some("val"),
+                    values: &stats.val_acc_history,
+                    color: ORANGE,
+                },
+            ],
+            y_range: None,
+        },
+    ])
+}
+
+/// The problem set's `visualize_grid(Xs, ubound, padding)` for `Xs` of shape
+/// `(N, H, W)`: a square grid of `ceil(sqrt(N))` tiles per side, `padding` zero
+/// pixels between tiles, each tile scaled on its own from its `(min, max)` to
+/// `(0, ubound)`. Shape `(H*g + padding*(g-1), W*g + padding*(g-1))`. A constant
+/// tile (min = max, where numpy would divide by zero) is drawn as zeros.
+pub fn visualize_grid<'a>(
+    xs: impl AsArray<'a, f64, Ix3>,
+    ubound: f64,
+    padding: usize,
+) -> Result<Array2<f64>> {
+    let xs: ArrayView3<f64> = xs.into();
+    let (n, h, w) = xs.dim();
+    if n == 0 || h == 0 || w == 0 {
+        return Err(MlpError::BadPlotData {
+            what: "visualize_grid input".into(),
+            reason: format!("shape ({n}, {h}, {w}) has no pixels"),
+        });
+    }
+    if let Some(v) = xs.iter().find(|v| !v.is_finite()) {
+        return Err(MlpError::BadPlotData {
+            what: "visualize_grid input".into(),
+            reason: format!("it contains the non-finite value {v}"),
+        });
+    }
+    let g = (n as f64).sqrt().ceil() as usize;
+    let mut grid = Array2::zeros((h * g + padding * (g - 1), w * g + padding * (g - 1)));
+    for (k, img) in xs.axis_iter(Axis(0)).enumerate() {
+        let (y0, x0) = ((k / g) * (h + padding), (k % g) * (w + padding));
+        let low = img.fold(f64::INFINITY, |a, &b| a.min(b));
+        let high = img.fold(f64::NEG_INFINITY, |a, &b| a.max(b));
+        let mut tile = grid.slice_mut(ndarray::s![y0..y0 + h, x0..x0 + w]);
+        if high > low {
+            tile.zip_mut_with(&img, |t, &v| *t = ubound * (v - low) / (high - low));
+        }
+    }
+    Ok(grid)
+}
+
+/// Show a 2-d array as a gray image, nearest-neighbour upscaled by `scale`: values
+/// are cast to `u8` as numpy's `astype('uint8')` does for 0..=255 (truncated), and
+/// shown with matplotlib's gray colormap over the image's min..max.
+pub fn show_gray(image: &Array2<f64>, scale: usize) -> Result<Figure> {
+    if image.is_empty() || scale == 0 {
+        return Err(MlpError::BadPlotData {
+            what: "image".into(),
+            reason: format!("shape {:?} at scale {scale} has no pixels", image.dim()),
+        });
+    }
+    let bytes = image.mapv(|v| v.clamp(0.0, 255.0) as u8);
+    let lo = bytes.iter().copied().min().unwrap_or(0);
+    let hi = bytes.iter().copied().max().unwrap_or(0);
+    let norm = |b: u8| {
+        if hi > lo {
+            ((u32::from(b - lo) * 255) / u32::from(hi - lo)) as u8
+        } else {
+            0
+        }
+    };
+    let (rows, cols) = image.dim();
+    let (wide, tall) = (cols * scale, rows * scale);
+    let mut gray = Vec::with_capacity(wide * tall);
+    for r in 0..tall {
+        let row = bytes.row(r / scale);
+        gray.extend((0..wide).map(|c| norm(row[c / scale])));
+    }
+    Figure::from_gray(&gray, wide as u32, tall as u32)
+}
+
+/// The notebook's `show_net_weights`: W1 `(784, H)` transposed and reshaped to
+/// `(H, 28, 28)`, laid out by [`visualize_grid`] with padding 3, gray,
+/// nearest-neighbour upscaled to about 800 pixels.
+pub fn show_net_weights(net: &TwoLayerMLP) -> Result<Figure> {
+    let w1 = &net.params.w1;
+    if w1.nrows() != 28 * 28 {
+        return Err(MlpError::ShapeMismatch {
+            what: "show_net_weights: W1 (one 28x28 image per hidden unit)".into(),
+            expected: vec![784, w1.ncols()],
+            found: w1.shape().to_vec(),
+        });
+    }
+    let tiles = w1
+        .t()
+        .as_standard_layout()
+        .into_owned()
+        .into_shape_with_order((w1.ncols(), 28, 28));
+    let tiles = tiles.map_err(|e| MlpError::Plot(e.to_string()))?;
+    let grid = visualize_grid(&tiles, 255.0, 3)?;
+    let scale = (FIGURE_SIZE.1 as usize / grid.nrows().max(grid.ncols())).max(1);
+    show_gray(&grid, scale)
+}
