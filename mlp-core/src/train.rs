@@ -70,9 +70,9 @@ pub struct Stats {
 }
 
 impl Stats {
-    /// The last minibatch loss (`stats['loss_history'][-1]`), if any.
-    pub fn final_loss(&self) -> Option<f64> {
-        self.loss_history.last().copied()
+    /// The last minibatch loss, `stats['loss_history'][-1]` (NaN before any training).
+    pub fn final_loss(&self) -> f64 {
+        self.loss_history.last().copied().unwrap_or(f64::NAN)
     }
 }
 

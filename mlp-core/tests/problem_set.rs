@@ -87,7 +87,7 @@ fn toy_final_loss(activation: Activation, learning_rate: f64, num_epochs: usize)
     assert_eq!(stats.grad_magnitude_history.len(), num_epochs);
     assert_eq!(stats.train_acc_history.len(), num_epochs);
     assert_eq!(stats.val_acc_history.len(), num_epochs);
-    stats.final_loss().unwrap()
+    stats.final_loss()
 }
 
 #[test]

@@ -1,0 +1,98 @@
+"""Checks the executed notebooks in target/notebooks/ (written by `make notebooks`):
+
+- no cell has an error output, and only cells tagged `raises-exception` write to stderr
+  (evcxr shows a `?` error on stderr, not as an error output);
+- the problem set's numbers are there;
+- the figures are there, inline as image/png.
+
+Closes with 'notebooks: N passed, N failed'.
+"""
+
+import glob
+import os
+import sys
+
+import nbformat
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+OUT = os.path.join(ROOT, "target", "notebooks")
+
+PS3_SIGMOID = open(os.path.join(ROOT, "mlp-cli", "tests", "fixtures", "ps3_sigmoid.txt")).read().splitlines()
+
+# (notebook, text that must appear in its printed output)
+EXPECTED = [
+    ("01_backprop_derivations", "-> all derivations check out"),
+    ("02_toy_network", "X =  [[ 16.24345364  -6.11756414  -5.28171752 -10.72968622]"),
+    ("02_toy_network", "y =  [0 1 2 2 1]"),
+    ("02_toy_network", "1.1822479803941373"),
+    ("02_toy_network", "W1 max relative error: 1.126755e-08"),
+    ("02_toy_network", "loss =  1.3037878913298206"),
+    ("02_toy_network", "W2 max relative error: 3.440708e-09"),
+    # the problem set prints 0.10926794610680679 and 0.0178562204869839: these are within 3e-17
+    ("02_toy_network", "Final training loss:  0.1092679461068068"),
+    ("02_toy_network", "Final training loss:  0.01785622048698"),
+    ("02_toy_network", "loss: X has 5 rows but y has 2 labels; give exactly one label per row"),
+    ("03_mnist", "Train data shape:  (50000, 784)"),
+    ("03_mnist", "Test labels shape:  (10000,)"),
+    ("03_mnist", "ReLU test accuracy:  0.96"),
+    ("04_regularization", "L2 rule vs numerical step: relative error"),
+] + [("03_mnist", line) for line in PS3_SIGMOID]
+
+# (notebook, number of inline PNG figures)
+FIGURES = {"02_toy_network": 2, "03_mnist": 4}
+
+
+def text_of(output):
+    t = output.get("text", "")
+    return "".join(t) if isinstance(t, list) else t
+
+
+def main():
+    paths = sorted(glob.glob(os.path.join(OUT, "*.ipynb")))
+    sources = sorted(glob.glob(os.path.join(ROOT, "notebooks", "*.ipynb")))
+    passed = failed = 0
+
+    def check(ok, what):
+        nonlocal passed, failed
+        passed += bool(ok)
+        failed += not ok
+        if not ok:
+            print("FAIL " + what)
+
+    check(len(paths) == len(sources) and len(sources) >= 4,
+          "every notebook executed (%d of %d in %s)" % (len(paths), len(sources), OUT))
+    stdout, images = {}, {}
+    for path in paths:
+        name = os.path.basename(path)[:-len(".ipynb")]
+        nb = nbformat.read(path, as_version=4)
+        out, pngs = [], 0
+        for i, cell in enumerate(nb.cells):
+            if cell.cell_type != "code":
+                continue
+            expect_error = "raises-exception" in cell.metadata.get("tags", [])
+            errs = [o for o in cell.outputs if o.output_type == "error"]
+            stderr = "".join(text_of(o) for o in cell.outputs
+                             if o.output_type == "stream" and o.name == "stderr")
+            check(not errs, "%s cell %d has an error output: %s" % (name, i, errs and errs[0].get("evalue")))
+            if expect_error:
+                check(stderr.strip(), "%s cell %d should show its error on stderr" % (name, i))
+            else:
+                check(not stderr.strip(), "%s cell %d wrote to stderr: %s" % (name, i, stderr[:300]))
+            check(cell.get("execution_count") is not None, "%s cell %d was not executed" % (name, i))
+            for o in cell.outputs:
+                if o.output_type == "stream":
+                    out.append(text_of(o))
+                if o.output_type in ("execute_result", "display_data") and "image/png" in o.get("data", {}):
+                    pngs += 1
+        stdout[name] = "".join(out)
+        images[name] = pngs
+    for name, text in EXPECTED:
+        check(text in stdout.get(name, ""), "%s does not show %r" % (name, text))
+    for name, n in FIGURES.items():
+        check(images.get(name, 0) >= n, "%s has %d inline PNG figures, expected %d" % (name, images.get(name, 0), n))
+    print("notebooks: %d passed, %d failed" % (passed, failed))
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()

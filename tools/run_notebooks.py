@@ -1,0 +1,73 @@
+"""`make notebooks`: execute every notebook headless under the evcxr Rust kernel.
+
+    python tools/run_notebooks.py [--jobs 2] [NOTEBOOK ...]
+
+Each notebook in notebooks/ is executed in its own folder (so `:dep mlp-core = { path =
+"../mlp-core" }` resolves) and written, with its outputs, to target/notebooks/ as .ipynb
+and as .html for reading without a kernel. A cell that fails stops that notebook and the
+run exits non-zero, unless the cell is tagged `raises-exception` (the one cell that shows an
+error on purpose). Notebooks run two at a time: most of the time is compilation, one core
+each.
+"""
+
+import argparse
+import glob
+import os
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+
+import nbformat
+from nbclient import NotebookClient
+from nbclient.exceptions import CellExecutionError
+from nbconvert import HTMLExporter
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+OUT = os.path.join(ROOT, "target", "notebooks")
+
+
+def execute(path):
+    start = time.time()
+    nb = nbformat.read(path, as_version=4)
+    client = NotebookClient(nb, timeout=1800, kernel_name="rust", allow_errors=False,
+                            resources={"metadata": {"path": os.path.dirname(path)}})
+    error = None
+    name = os.path.basename(path)
+    # the kernel's own stderr (cargo's "Compiling ..." lines) goes to a log beside the outputs
+    with open(os.path.join(OUT, name.replace(".ipynb", ".kernel.log")), "w") as log:
+        try:
+            client.execute(stdout=log, stderr=log)
+        except CellExecutionError as e:
+            error = str(e) or repr(e)
+    nbformat.write(nb, os.path.join(OUT, name))
+    html, _ = HTMLExporter().from_notebook_node(nb)
+    with open(os.path.join(OUT, name.replace(".ipynb", ".html")), "w", encoding="utf-8") as f:
+        f.write(html)
+    return name, time.time() - start, error
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("notebooks", nargs="*")
+    args = parser.parse_args()
+    paths = args.notebooks or sorted(glob.glob(os.path.join(ROOT, "notebooks", "*.ipynb")))
+    paths = [os.path.abspath(p) for p in paths]
+    os.makedirs(OUT, exist_ok=True)
+    start = time.time()
+    failed = 0
+    # the longest first, so that two workers finish close together
+    paths.sort(key=lambda p: -os.path.getsize(p))
+    with ProcessPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+        for name, seconds, error in pool.map(execute, paths):
+            if error:
+                failed += 1
+                print("FAILED %s after %.1f s:\n%s" % (name, seconds, error), flush=True)
+            else:
+                print("executed %s in %.1f s" % (name, seconds), flush=True)
+    print("notebooks executed in %.1f s; outputs in %s" % (time.time() - start, os.path.relpath(OUT, ROOT)))
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()
