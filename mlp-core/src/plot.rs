@@ -201,7 +201,7 @@ fn draw_panel<DB: DrawingBackend>(
         .margin(10)
         .x_label_area_size(42)
         .y_label_area_size(70)
-        .build_cartesian_2d(0f64..x_max, y_range)?;
+        .build_cartesian_2d(0f64..x_max, y_range.clone())?;
     chart
         .configure_mesh()
         .x_label_formatter(&|x| format!("{x:.0}"))
@@ -214,13 +214,13 @@ fn draw_panel<DB: DrawingBackend>(
         .bold_line_style(RGBColor(235, 235, 235))
         .draw()?;
     for s in &p.series {
-        let points = s.values.iter().enumerate().map(|(i, &v)| (i as f64, v));
-        let line = chart.draw_series(LineSeries::new(points, s.color.stroke_width(2)))?;
+        let style = s.color.stroke_width(2);
+        let segments = clip_to(s.values, y_range.clone());
+        let line =
+            chart.draw_series(segments.into_iter().map(|seg| PathElement::new(seg, style)))?;
         if let Some(label) = s.label {
-            let color = s.color;
-            line.label(label).legend(move |(x, y)| {
-                PathElement::new([(x, y), (x + 24, y)], color.stroke_width(2))
-            });
+            line.label(label)
+                .legend(move |(x, y)| PathElement::new([(x, y), (x + 24, y)], style));
         }
     }
     if p.series.iter().any(|s| s.label.is_some()) {
@@ -233,6 +233,42 @@ fn draw_panel<DB: DrawingBackend>(
             .draw()?;
     }
     Ok(())
+}
+
+/// The polyline through `(i, values[i])` cut to the band `y` as matplotlib clips it:
+/// runs of points inside the band, each ending where the line crosses its edge. A line
+/// that leaves the band is not drawn along its edge.
+fn clip_to(values: &[f64], y: Range<f64>) -> Vec<Vec<(f64, f64)>> {
+    let inside = |v: f64| y.start <= v && v <= y.end;
+    // where the segment from (x0, v0) to (x0 + 1, v1) meets the edge it crosses
+    let cross = |x0: f64, v0: f64, v1: f64| {
+        let edge = if v1 > y.end || v0 > y.end {
+            y.end
+        } else {
+            y.start
+        };
+        (x0 + (edge - v0) / (v1 - v0), edge)
+    };
+    let mut segments = Vec::new();
+    let mut current: Vec<(f64, f64)> = Vec::new();
+    for (i, &v) in values.iter().enumerate() {
+        let x = i as f64;
+        match (i.checked_sub(1).map(|j| values[j]), inside(v)) {
+            (Some(prev), true) if !inside(prev) => current.push(cross(x - 1.0, prev, v)),
+            (Some(prev), false) if inside(prev) => {
+                current.push(cross(x - 1.0, prev, v));
+                segments.push(std::mem::take(&mut current));
+            }
+            _ => {}
+        }
+        if inside(v) {
+            current.push((x, v));
+        }
+    }
+    if !current.is_empty() {
+        segments.push(current);
+    }
+    segments
 }
 
 /// Decimals for tick labels on an axis spanning `span`: none from 10 up, then more
@@ -422,4 +458,25 @@ pub fn show_net_weights(net: &TwoLayerMLP) -> Result<Figure> {
     let grid = visualize_grid(&tiles, 255.0, 3)?;
     let scale = (FIGURE_SIZE.1 as usize / grid.nrows().max(grid.ncols())).max(1);
     show_gray(&grid, scale)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_leaving_the_band_are_cut_at_its_edge() {
+        // from 120 down to 20 the line enters 0..100 at x = 1.2; from 10 up to 130 it
+        // leaves at x = 3.75
+        let segs = clip_to(&[150.0, 120.0, 20.0, 10.0, 130.0], 0.0..100.0);
+        assert_eq!(
+            segs,
+            vec![vec![(1.2, 100.0), (2.0, 20.0), (3.0, 10.0), (3.75, 100.0)]]
+        );
+        assert_eq!(
+            clip_to(&[1.0, 2.0], 0.0..100.0),
+            vec![vec![(0.0, 1.0), (1.0, 2.0)]]
+        );
+        assert!(clip_to(&[200.0, 300.0], 0.0..100.0).is_empty());
+    }
 }
