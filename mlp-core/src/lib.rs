@@ -30,7 +30,9 @@
 mod data;
 mod error;
 mod gradcheck;
+mod matmul;
 mod net;
+mod par;
 pub mod plot;
 mod pyfmt;
 mod rng;

@@ -14,13 +14,14 @@
 use std::fmt;
 use std::str::FromStr;
 
-use ndarray::linalg::general_mat_mul;
 use ndarray::{
-    Array1, Array2, ArrayView1, ArrayView2, ArrayViewD, ArrayViewMutD, AsArray, Axis, Ix1, Ix2, Zip,
+    Array1, Array2, ArrayView1, ArrayView2, ArrayViewD, ArrayViewMut2, ArrayViewMutD, AsArray,
+    Axis, Ix1, Ix2, Zip,
 };
 
 use crate::error::{MlpError, Result, check_non_negative, check_nonzero};
 use crate::gradcheck::eval_numerical_gradient;
+use crate::matmul::{PARALLEL_MIN_WORK, matmul_into, par_matmul_into};
 use crate::rng::NumpyRng;
 
 /// The hidden layer's nonlinearity.
@@ -211,6 +212,8 @@ pub(crate) struct Workspace {
     scores: Array2<f64>,
     /// `dL/dh`, then `dL/dz1`, `(n, H)`.
     dhidden: Array2<f64>,
+    /// Each row's cross-entropy, `(n,)`.
+    row_loss: Vec<f64>,
 }
 
 impl Workspace {
@@ -219,6 +222,7 @@ impl Workspace {
             hidden: Array2::zeros((n, hidden)),
             scores: Array2::zeros((n, classes)),
             dhidden: Array2::zeros((n, hidden)),
+            row_loss: vec![0.0; n],
         }
     }
 
@@ -368,7 +372,7 @@ impl TwoLayerMLP {
         let loss = loss_and_grads(
             self.params.views(),
             self.activation,
-            x,
+            Input::Rows(x),
             &y,
             reg,
             &mut ws,
@@ -408,7 +412,7 @@ impl TwoLayerMLP {
                 Ok(loss_and_grads(
                     views,
                     self.activation,
-                    x,
+                    Input::Rows(x),
                     &y,
                     reg,
                     &mut ws,
@@ -461,17 +465,34 @@ impl TwoLayerMLP {
     /// Argmax predictions into `out` (`len == X.nrows()`), in blocks so that memory
     /// stays bounded for large `X`.
     pub(crate) fn predict_into(&self, x: ArrayView2<f64>, out: &mut [usize]) {
+        match row_split(x.nrows(), x.ncols() * self.hidden_size()) {
+            None => self.predict_blocks(x, out),
+            Some(half) => {
+                let (x0, x1) = x.split_at(Axis(0), half);
+                let (o0, o1) = out.split_at_mut(half);
+                crate::par::join(
+                    || self.predict_blocks(x0, o0),
+                    || self.predict_blocks(x1, o1),
+                );
+            }
+        }
+    }
+
+    /// Argmax predictions on this thread, in blocks of rows.
+    fn predict_blocks(&self, x: ArrayView2<f64>, out: &mut [usize]) {
         const BLOCK: usize = 1000;
-        let mut ws = Workspace::new(BLOCK.min(x.nrows()), self.hidden_size(), self.output_size());
+        let (h, c) = (self.hidden_size(), self.output_size());
+        let mut hidden = Array2::zeros((BLOCK.min(x.nrows()), h));
+        let mut scores = Array2::zeros((BLOCK.min(x.nrows()), c));
         for (xb, ob) in x
             .axis_chunks_iter(Axis(0), BLOCK)
             .zip(out.chunks_mut(BLOCK))
         {
-            if xb.nrows() != ws.rows() {
-                ws = Workspace::new(xb.nrows(), self.hidden_size(), self.output_size());
-            }
-            forward(self.params.views(), self.activation, xb, &mut ws);
-            for (row, o) in ws.scores.rows().into_iter().zip(ob.iter_mut()) {
+            let rows = xb.nrows();
+            let mut hb = hidden.slice_mut(ndarray::s![..rows, ..]);
+            let mut sb = scores.slice_mut(ndarray::s![..rows, ..]);
+            forward_rows(self.params.views(), self.activation, xb, &mut hb, &mut sb);
+            for (row, o) in sb.rows().into_iter().zip(ob.iter_mut()) {
                 *o = argmax(row);
             }
         }
@@ -482,19 +503,6 @@ impl TwoLayerMLP {
         self.predict_into(x, &mut pred);
         let correct = pred.iter().zip(y.iter()).filter(|(p, t)| p == t).count();
         correct as f64 / y.len() as f64
-    }
-
-    /// One forward/backward pass on a batch into reused buffers: returns the loss and
-    /// fills `grads`. Inputs must already be validated.
-    pub(crate) fn loss_into(
-        &self,
-        x: ArrayView2<f64>,
-        y: &[usize],
-        reg: f64,
-        ws: &mut Workspace,
-        grads: &mut Grads,
-    ) -> f64 {
-        loss_and_grads(self.params.views(), self.activation, x, y, reg, ws, grads)
     }
 }
 
@@ -541,70 +549,349 @@ pub(crate) fn check_labels(
     }
 }
 
-/// Forward pass into `ws`: `hidden = act(X W1 + b1)`, `scores = hidden W2 + b2`.
-fn forward(p: ParamViews, act: Activation, x: ArrayView2<f64>, ws: &mut Workspace) {
-    // z1 = X W1, then + b1 and the activation in one pass: (n, H)
-    general_mat_mul(1.0, &x, &p.w1, 0.0, &mut ws.hidden);
-    for mut row in ws.hidden.rows_mut() {
-        Zip::from(&mut row)
-            .and(&p.b1)
-            .for_each(|h, &b| *h = act.apply(*h + b));
-    }
-    // scores = hidden W2 + b2: (n, C)
-    general_mat_mul(1.0, &ws.hidden, &p.w2, 0.0, &mut ws.scores);
-    ws.scores += &p.b2;
+/// Where to split `n` rows of work between two threads, if it pays: the rows of a
+/// batch are independent until the gradients are summed over them.
+pub(crate) fn row_split(n: usize, work_per_row: usize) -> Option<usize> {
+    (n >= 2 && n * work_per_row >= PARALLEL_MIN_WORK && crate::par::threads() >= 2).then_some(n / 2)
 }
 
-/// Forward and backward pass. Returns the loss; writes the gradients into `grads`.
-fn loss_and_grads(
+/// The forward pass for a block of rows: `hidden = act(X W1 + b1)` `(n, H)`,
+/// `scores = hidden W2 + b2` `(n, C)`.
+fn forward_rows(
     p: ParamViews,
     act: Activation,
     x: ArrayView2<f64>,
+    hidden: &mut ArrayViewMut2<f64>,
+    scores: &mut ArrayViewMut2<f64>,
+) {
+    // z1 = X W1, then + b1 and the activation in one pass
+    matmul_into(x, p.w1, hidden);
+    let b1 = p.b1.as_slice();
+    for mut row in hidden.rows_mut() {
+        match (row.as_slice_mut(), b1) {
+            (Some(r), Some(b1)) => r
+                .iter_mut()
+                .zip(b1)
+                .for_each(|(h, &b)| *h = act.apply(*h + b)),
+            _ => Zip::from(&mut row)
+                .and(&p.b1)
+                .for_each(|h, &b| *h = act.apply(*h + b)),
+        }
+    }
+    matmul_into(hidden.view(), p.w2, scores);
+    for mut row in scores.rows_mut() {
+        row += &p.b2;
+    }
+}
+
+/// Forward pass into `ws`, the two halves of the rows on two threads when large.
+fn forward(p: ParamViews, act: Activation, x: ArrayView2<f64>, ws: &mut Workspace) {
+    let (hidden, scores) = (&mut ws.hidden.view_mut(), &mut ws.scores.view_mut());
+    match row_split(x.nrows(), x.ncols() * p.w1.ncols()) {
+        None => forward_rows(p, act, x, hidden, scores),
+        Some(half) => {
+            let (x0, x1) = x.split_at(Axis(0), half);
+            let (mut h0, mut h1) = hidden.view_mut().split_at(Axis(0), half);
+            let (mut s0, mut s1) = scores.view_mut().split_at(Axis(0), half);
+            crate::par::join(
+                || forward_rows(p, act, x0, &mut h0, &mut s0),
+                || forward_rows(p, act, x1, &mut h1, &mut s1),
+            );
+        }
+    }
+}
+
+/// Forward pass, softmax cross-entropy and the backward pass down to `dL/dz1` for a
+/// block of rows of a batch of `n` rows. Each row's loss goes to `w.row_loss`;
+/// `w.scores` ends as `dL/dscores = (probs - onehot(y)) / n` and `w.dhidden` as `dL/dz1`.
+fn rows_pass(
+    p: ParamViews,
+    act: Activation,
+    x: ArrayView2<f64>,
+    y: &[usize],
+    n: f64,
+    w: WorkspaceRows,
+) {
+    let WorkspaceRows {
+        mut hidden,
+        mut scores,
+        mut dhidden,
+        row_loss,
+    } = w;
+    forward_rows(p, act, x, &mut hidden, &mut scores);
+    // Softmax cross-entropy, shifted by each row's maximum for stability:
+    // loss_i = ln sum_j exp(s_ij - max_i) - (s_iy - max_i)
+    for ((mut row, &label), loss) in scores.rows_mut().into_iter().zip(y).zip(row_loss) {
+        match row.as_slice_mut() {
+            Some(r) => *loss = softmax_cross_entropy_row(r, label, n),
+            None => {
+                let mut r = row.to_vec();
+                *loss = softmax_cross_entropy_row(&mut r, label, n);
+                row.assign(&ArrayView1::from(&r));
+            }
+        }
+    }
+    // Into the hidden layer: dhidden = dscores W2^T (rows, H); dz1 = dhidden * act'(z1)
+    matmul_into(scores.view(), p.w2.t(), &mut dhidden);
+    Zip::from(&mut dhidden)
+        .and(&hidden)
+        .for_each(|d, &h| *d *= act.derivative_from_output(h));
+}
+
+/// One row of scores `s` with correct class `label`, in a batch of `n`: returns
+/// `-ln softmax(s)[label] = ln sum_j exp(s_j - max) - (s_label - max)` and leaves
+/// `dL/ds = (softmax(s) - onehot(label)) / n` in `s`.
+fn softmax_cross_entropy_row(s: &mut [f64], label: usize, n: f64) -> f64 {
+    let max = s.iter().fold(f64::NEG_INFINITY, |m, &v| m.max(v));
+    let shifted_label = s[label] - max;
+    let mut sum = 0.0;
+    for v in s.iter_mut() {
+        *v = (*v - max).exp();
+        sum += *v;
+    }
+    for v in s.iter_mut() {
+        *v /= sum;
+    }
+    s[label] -= 1.0;
+    for v in s.iter_mut() {
+        *v /= n;
+    }
+    sum.ln() - shifted_label
+}
+
+/// A block of rows of a [`Workspace`].
+struct WorkspaceRows<'w> {
+    hidden: ArrayViewMut2<'w, f64>,
+    scores: ArrayViewMut2<'w, f64>,
+    dhidden: ArrayViewMut2<'w, f64>,
+    row_loss: &'w mut [f64],
+}
+
+impl Workspace {
+    /// All rows, or the rows before and after `half`.
+    fn all_rows(&mut self) -> WorkspaceRows<'_> {
+        WorkspaceRows {
+            hidden: self.hidden.view_mut(),
+            scores: self.scores.view_mut(),
+            dhidden: self.dhidden.view_mut(),
+            row_loss: &mut self.row_loss,
+        }
+    }
+
+    fn split_rows(&mut self, half: usize) -> (WorkspaceRows<'_>, WorkspaceRows<'_>) {
+        let (h0, h1) = self.hidden.view_mut().split_at(Axis(0), half);
+        let (s0, s1) = self.scores.view_mut().split_at(Axis(0), half);
+        let (d0, d1) = self.dhidden.view_mut().split_at(Axis(0), half);
+        let (l0, l1) = self.row_loss.split_at_mut(half);
+        (
+            WorkspaceRows {
+                hidden: h0,
+                scores: s0,
+                dhidden: d0,
+                row_loss: l0,
+            },
+            WorkspaceRows {
+                hidden: h1,
+                scores: s1,
+                dhidden: d1,
+                row_loss: l1,
+            },
+        )
+    }
+}
+
+/// Forward and backward pass. Returns the loss; writes the gradients into `grads`.
+/// The rows are split between two threads up to `dL/dz1`, and `dW1`'s rows after that;
+/// every sum over the batch is taken in row order, so the result does not depend on
+/// the split.
+fn loss_and_grads(
+    p: ParamViews,
+    act: Activation,
+    input: Input,
     y: &[usize],
     reg: f64,
     ws: &mut Workspace,
     grads: &mut Grads,
 ) -> f64 {
-    let n = x.nrows();
+    let (loss, x) = loss_and_grads_but_w1(p, act, input, y, reg, ws, grads);
+    // dW1 = X^T dz1 + reg W1 (D, H)
+    par_matmul_into(x.t(), ws.dhidden.view(), &mut grads.w1.view_mut());
+    axpy(grads.w1.view_mut(), reg, p.w1);
+    loss
+}
+
+/// Everything of [`loss_and_grads`] but `dW1`: returns the loss and the batch's rows
+/// `X` (gathered, for an [`Input::Gather`]); `ws.dhidden` holds `dL/dz1`, from which
+/// `dW1 = X^T dz1 + reg W1` follows.
+fn loss_and_grads_but_w1<'x>(
+    p: ParamViews,
+    act: Activation,
+    input: Input<'x>,
+    y: &[usize],
+    reg: f64,
+    ws: &mut Workspace,
+    grads: &mut Grads,
+) -> (f64, ArrayView2<'x, f64>) {
+    let n = y.len();
     if ws.rows() != n {
         *ws = Workspace::new(n, p.w1.ncols(), p.w2.ncols());
     }
-    forward(p, act, x, ws);
-
-    // Softmax cross-entropy, shifted by each row's maximum for stability.
-    // Each row of `scores` becomes its probabilities, then dL/dscores = (probs - onehot(y)) / N.
-    let mut data_loss = 0.0;
-    for (mut row, &label) in ws.scores.rows_mut().into_iter().zip(y) {
-        let max = row.fold(f64::NEG_INFINITY, |m, &v| m.max(v));
-        let shifted_label = row[label] - max;
-        row.mapv_inplace(|v| (v - max).exp());
-        let sum = row.sum();
-        row.mapv_inplace(|e| e / sum);
-        data_loss += sum.ln() - shifted_label;
-        row[label] -= 1.0;
-        row.mapv_inplace(|d| d / n as f64);
-    }
-    let loss = data_loss / n as f64
-        + 0.5 * reg * p.w1.iter().map(|w| w * w).sum::<f64>()
-        + 0.5 * reg * p.w2.iter().map(|w| w * w).sum::<f64>();
-    let dscores = &ws.scores;
+    let split = row_split(n, p.w1.nrows() * p.w1.ncols());
+    // Up to dL/dz1 every row is independent: two halves on two threads. A minibatch is
+    // gathered from the training set by the thread that then uses its rows.
+    let x: ArrayView2<'x, f64> = match input {
+        Input::Rows(x) => {
+            match split {
+                None => rows_pass(p, act, x, y, n as f64, ws.all_rows()),
+                Some(half) => {
+                    let (x0, x1) = x.split_at(Axis(0), half);
+                    let (w0, w1) = ws.split_rows(half);
+                    crate::par::join(
+                        || rows_pass(p, act, x0, &y[..half], n as f64, w0),
+                        || rows_pass(p, act, x1, &y[half..], n as f64, w1),
+                    );
+                }
+            }
+            x
+        }
+        Input::Gather { src, idx, buf } => {
+            let gather_pass =
+                |idx: &[usize], mut rows: ArrayViewMut2<f64>, y: &[usize], w: WorkspaceRows| {
+                    // touch every source row first: independent loads that overlap their
+                    // cache and TLB misses, instead of one miss per row while copying
+                    let touched = idx.iter().fold(0.0, |acc, &i| acc + src[[i, 0]]);
+                    std::hint::black_box(touched);
+                    for (mut row, &i) in rows.rows_mut().into_iter().zip(idx) {
+                        row.assign(&src.row(i));
+                    }
+                    rows_pass(p, act, rows.view(), y, n as f64, w);
+                };
+            match split {
+                None => gather_pass(idx, buf.view_mut(), y, ws.all_rows()),
+                Some(half) => {
+                    let (b0, b1) = buf.view_mut().split_at(Axis(0), half);
+                    let (w0, w1) = ws.split_rows(half);
+                    crate::par::join(
+                        || gather_pass(&idx[..half], b0, &y[..half], w0),
+                        || gather_pass(&idx[half..], b1, &y[half..], w1),
+                    );
+                }
+            }
+            let buf: &'x Array2<f64> = buf;
+            buf.view()
+        }
+    };
+    let data_loss = pairwise_sum(&ws.row_loss, |l| l) / n as f64;
+    let loss = data_loss + 0.5 * reg * sum_of_squares(p.w1) + 0.5 * reg * sum_of_squares(p.w2);
 
     // Second layer: dW2 = hidden^T dscores + reg W2 (H, C); db2 = sum_rows dscores (C,)
-    general_mat_mul(1.0, &ws.hidden.t(), dscores, 0.0, &mut grads.w2);
-    grads.w2.scaled_add(reg, &p.w2);
-    sum_rows_into(dscores.view(), &mut grads.b2);
-
-    // Into the hidden layer: dhidden = dscores W2^T (n, H); dz1 = dhidden * act'(z1)
-    general_mat_mul(1.0, dscores, &p.w2.t(), 0.0, &mut ws.dhidden);
-    Zip::from(&mut ws.dhidden)
-        .and(&ws.hidden)
-        .for_each(|d, &h| *d *= act.derivative_from_output(h));
-
-    // First layer: dW1 = X^T dz1 + reg W1 (D, H); db1 = sum_rows dz1 (H,)
-    general_mat_mul(1.0, &x.t(), &ws.dhidden, 0.0, &mut grads.w1);
-    grads.w1.scaled_add(reg, &p.w1);
+    matmul_into(ws.hidden.t(), ws.scores.view(), &mut grads.w2.view_mut());
+    axpy(grads.w2.view_mut(), reg, p.w2);
+    sum_rows_into(ws.scores.view(), &mut grads.b2);
+    // db1 = sum_rows dz1 (H,)
     sum_rows_into(ws.dhidden.view(), &mut grads.b1);
-    loss
+    (loss, x)
+}
+
+/// One SGD step on a batch: loss and gradients as [`loss_and_grads`], then
+/// `param -= learning_rate * grad` for all four. Each thread computes its half of the
+/// rows of `dW1` and updates the same rows of `W1` at once, while they are in its cache.
+/// Returns the loss (before the step) and `|dW1|` (Frobenius).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn sgd_step(
+    params: &mut Params,
+    act: Activation,
+    input: Input,
+    y: &[usize],
+    reg: f64,
+    learning_rate: f64,
+    ws: &mut Workspace,
+    grads: &mut Grads,
+) -> (f64, f64) {
+    let (loss, x) = loss_and_grads_but_w1(params.views(), act, input, y, reg, ws, grads);
+    let dz = ws.dhidden.view();
+    let w1_step = |xs: ArrayView2<f64>, mut w: ArrayViewMut2<f64>, mut g: ArrayViewMut2<f64>| {
+        matmul_into(xs.t(), dz, &mut g); // dW1 rows = X[:, rows]^T dz1
+        axpy(g.view_mut(), reg, w.view()); //  + reg W1 rows
+        let squares = sum_of_squares(g.view());
+        axpy(w.view_mut(), -learning_rate, g.view());
+        squares
+    };
+    let (d, h) = params.w1.dim();
+    let squares = match row_split(d, x.nrows() * h) {
+        None => w1_step(x, params.w1.view_mut(), grads.w1.view_mut()),
+        Some(half) => {
+            let (x0, x1) = x.split_at(Axis(1), half);
+            let (w0, w1) = params.w1.view_mut().split_at(Axis(0), half);
+            let (g0, g1) = grads.w1.view_mut().split_at(Axis(0), half);
+            let (s0, s1) = crate::par::join(|| w1_step(x0, w0, g0), || w1_step(x1, w1, g1));
+            s0 + s1
+        }
+    };
+    params.b1.scaled_add(-learning_rate, &grads.b1);
+    axpy(params.w2.view_mut(), -learning_rate, grads.w2.view());
+    params.b2.scaled_add(-learning_rate, &grads.b2);
+    (loss, squares.sqrt())
+}
+
+/// A batch for [`TwoLayerMLP::loss_into`]: its rows in place, or to be gathered.
+pub(crate) enum Input<'a> {
+    /// The batch's rows `(n, D)`.
+    Rows(ArrayView2<'a, f64>),
+    /// Rows `idx` of `src`, copied into `buf` `(idx.len(), D)` first.
+    Gather {
+        src: ArrayView2<'a, f64>,
+        idx: &'a [usize],
+        buf: &'a mut Array2<f64>,
+    },
+}
+
+/// `y += a * x` elementwise (as `scaled_add`, in a plain loop over contiguous memory
+/// so that it vectorises). Memory-bound: splitting it between threads was measured
+/// slower than one thread.
+pub(crate) fn axpy(mut y: ArrayViewMut2<f64>, a: f64, x: ArrayView2<f64>) {
+    debug_assert_eq!(y.dim(), x.dim());
+    match (y.as_slice_mut(), x.as_slice()) {
+        (Some(ys), Some(xs)) => ys.iter_mut().zip(xs).for_each(|(y, &x)| *y += a * x),
+        _ => y.scaled_add(a, &x),
+    }
+}
+
+/// The sum of the squares of all entries, as numpy's `np.sum(a * a)` adds them
+/// (pairwise, [`pairwise_sum`]), in memory order.
+pub(crate) fn sum_of_squares(a: ArrayView2<f64>) -> f64 {
+    match a.as_slice_memory_order() {
+        Some(v) => pairwise_sum(v, |w| w * w),
+        None => pairwise_sum(&a.iter().copied().collect::<Vec<f64>>(), |w| w * w),
+    }
+}
+
+/// The sum of `f(v[i])` in exactly the order of numpy's `pairwise_sum` for float64
+/// (numpy/_core/src/umath/loops_utils.h.src): sequential below 8 terms, eight running
+/// sums up to 128, halves (at a multiple of 8) above. So `np.sum` and this give the
+/// same double.
+pub(crate) fn pairwise_sum(v: &[f64], f: impl Fn(f64) -> f64 + Copy) -> f64 {
+    let n = v.len();
+    if n < 8 {
+        v.iter().fold(0.0, |acc, &x| acc + f(x))
+    } else if n <= 128 {
+        let mut r = [0.0; 8];
+        for (rj, &x) in r.iter_mut().zip(v) {
+            *rj = f(x);
+        }
+        let whole = n - n % 8;
+        for block in v[8..whole].chunks_exact(8) {
+            for (rj, &x) in r.iter_mut().zip(block) {
+                *rj += f(x);
+            }
+        }
+        let res = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]));
+        v[whole..].iter().fold(res, |acc, &x| acc + f(x))
+    } else {
+        let mut n2 = n / 2;
+        n2 -= n2 % 8;
+        pairwise_sum(&v[..n2], f) + pairwise_sum(&v[n2..], f)
+    }
 }
 
 /// `out = a.sum(axis=0)`, without allocating.
@@ -612,5 +899,21 @@ fn sum_rows_into(a: ArrayView2<f64>, out: &mut Array1<f64>) {
     out.fill(0.0);
     for row in a.rows() {
         *out += &row;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sums_are_numpys_to_the_last_bit() {
+        // np.random.seed(0); a = np.random.randn(r, c); np.sum(a * a) (and np.sum(a))
+        let sq = |r, c| sum_of_squares(NumpyRng::new(0).randn(r, c).view());
+        assert_eq!(sq(784, 64), 49886.11859285609);
+        assert_eq!(sq(4, 10), 49.2195742210083);
+        assert_eq!(sq(1, 100), 101.94036179371047);
+        let v = NumpyRng::new(0).randn(1, 100);
+        assert_eq!(pairwise_sum(v.as_slice().unwrap(), |x| x), 5.9808015534485);
     }
 }

@@ -4,7 +4,7 @@
 use ndarray::{Array2, ArrayView1, ArrayView2, AsArray, Ix1, Ix2};
 
 use crate::error::{MlpError, Result, check_non_negative, check_nonzero, check_positive};
-use crate::net::{Params, TwoLayerMLP, Workspace};
+use crate::net::{Input, Params, TwoLayerMLP, Workspace, sgd_step, sum_of_squares};
 use crate::rng::NumpyRng;
 
 /// Training settings. `Default` gives the problem set's defaults:
@@ -172,7 +172,9 @@ impl TwoLayerMLP {
         config.validate()?;
         self.check_xy("train (training set)", x, y)?;
         self.check_xy("train (validation set)", x_val, y_val)?;
-        Trainer::new(self, x, y, config).run(rng, x_val, y_val, reporter)
+        // A spinning helper thread takes the second half of each split (see par.rs).
+        let trainer = Trainer::new(self, x, y, config);
+        crate::par::with_helper(|| trainer.run(rng, x_val, y_val, reporter))
     }
 }
 
@@ -227,8 +229,9 @@ impl<'n, 'x> Trainer<'n, 'x> {
             let perm = rng.permutation(num_train);
             let mut loss = f64::NAN;
             for it in 0..iterations_per_epoch {
-                self.gather(&perm[it * self.batch..(it + 1) * self.batch]);
-                loss = self.step(learning_rate);
+                let grad_norm;
+                (loss, grad_norm) =
+                    self.step(&perm[it * self.batch..(it + 1) * self.batch], learning_rate);
                 if !loss.is_finite() {
                     return Err(MlpError::Diverged {
                         epoch,
@@ -239,9 +242,7 @@ impl<'n, 'x> Trainer<'n, 'x> {
                     });
                 }
                 stats.loss_history.push(loss);
-                stats
-                    .grad_magnitude_history
-                    .push(frobenius_norm(&self.grads.w1));
+                stats.grad_magnitude_history.push(grad_norm);
                 reporter.iteration(epoch, it, iterations_per_epoch, loss);
             }
             let train_acc = self
@@ -263,33 +264,31 @@ impl<'n, 'x> Trainer<'n, 'x> {
         Ok(stats)
     }
 
-    /// Copy the minibatch rows `idx` of X and y into the reused buffers.
-    fn gather(&mut self, idx: &[usize]) {
-        for (k, &i) in idx.iter().enumerate() {
-            self.x_batch.row_mut(k).assign(&self.x.row(i));
-            self.y_batch[k] = self.y[i];
+    /// Loss and gradients on the minibatch of rows `idx` (gathered into the reused
+    /// buffers), then the SGD step `param -= lr * grad`. Returns the loss and |dW1|.
+    fn step(&mut self, idx: &[usize], learning_rate: f64) -> (f64, f64) {
+        for (yb, &i) in self.y_batch.iter_mut().zip(idx) {
+            *yb = self.y[i];
         }
-    }
-
-    /// Loss and gradients on the gathered minibatch, then `param -= lr * grad`.
-    fn step(&mut self, learning_rate: f64) -> f64 {
-        let loss = self.net.loss_into(
-            self.x_batch.view(),
+        let input = Input::Gather {
+            src: self.x,
+            idx,
+            buf: &mut self.x_batch,
+        };
+        sgd_step(
+            &mut self.net.params,
+            self.net.activation,
+            input,
             &self.y_batch,
             self.config.reg,
+            learning_rate,
             &mut self.ws,
             &mut self.grads,
-        );
-        let (p, g) = (&mut self.net.params, &self.grads);
-        p.w1.scaled_add(-learning_rate, &g.w1);
-        p.b1.scaled_add(-learning_rate, &g.b1);
-        p.w2.scaled_add(-learning_rate, &g.w2);
-        p.b2.scaled_add(-learning_rate, &g.b2);
-        loss
+        )
     }
 }
 
 /// `np.linalg.norm(a)` for a matrix: the square root of the sum of squares.
 pub fn frobenius_norm(a: &Array2<f64>) -> f64 {
-    a.iter().map(|v| v * v).sum::<f64>().sqrt()
+    sum_of_squares(a.view()).sqrt()
 }
