@@ -17,12 +17,13 @@ EVCXR         := $(EVCXR_ROOT)/bin/evcxr_jupyter
 EVCXR_CACHE   := $(HOME)/.cache/mlp-lab/evcxr-$(EVCXR_VERSION)/bin/evcxr_jupyter
 KERNEL_SPEC   := $(VENV)/share/jupyter/kernels/rust/kernel.json
 
-.PHONY: help venv kernel data build lint unit mnist parity notebooks lab test
+.PHONY: help venv kernel data build lint unit mnist parity notebooks lab bench test
 
 help:
 	@echo "make lab     set up and open the notebooks in JupyterLab"
 	@echo "make test    set up and run every test"
 	@echo "make notebooks  execute every notebook headless into target/notebooks/"
+	@echo "make bench   Rust against numpy on the MNIST run, and the criterion benchmarks"
 	@echo "make data    fetch MNIST into data/mnist (checksummed)"
 	@echo "make build   build the mlp command (target/release/mlp)"
 
@@ -87,6 +88,12 @@ lab: kernel data
 	@echo "Starting JupyterLab on 127.0.0.1; open the URL with the token printed below."
 	$(VENV)/bin/jupyter lab --ServerApp.ip=127.0.0.1 --ServerApp.open_browser=False \
 	  --ServerApp.root_dir=$(CURDIR)/notebooks $$([ "$$(id -u)" = 0 ] && echo --allow-root)
+
+# Speed: the MNIST run in Rust against the numpy baseline (alternated, medians), then
+# the criterion benchmarks (minibatch, epoch, prediction, figures).
+bench: venv data build
+	$(PY) tools/bench.py $(MLP)
+	cargo bench --locked -p mlp-core --bench training
 
 test: lint unit mnist parity notebooks
 	$(PY) tests/check_notebooks.py
