@@ -64,6 +64,7 @@ build:
 lint:
 	cargo fmt --all --check
 	cargo clippy --locked --workspace --all-targets -- -D warnings
+	cargo clippy --locked -p mlp-core --all-targets -- -D warnings  # without the gemm feature
 
 unit:
 	cargo test --locked --workspace
@@ -93,7 +94,7 @@ lab: kernel data
 # the criterion benchmarks (minibatch, epoch, prediction, figures).
 bench: venv data build
 	$(PY) tools/bench.py $(MLP)
-	cargo bench --locked -p mlp-core --bench training
+	cargo bench --locked -p mlp-core --features gemm --bench training
 
 test: lint unit mnist parity notebooks
 	$(PY) tests/check_notebooks.py

@@ -1,7 +1,9 @@
 //! Matrix products for the forward and backward passes.
 //!
-//! Large products go through the `gemm` crate (its AVX2/AVX-512 kernels are chosen at
-//! run time); small ones (the toy network's) through ndarray's own product. The
+//! With the `gemm` feature (the `mlp` command's), large products go through the `gemm`
+//! crate (its AVX2/AVX-512 kernels are chosen at run time); small ones (the toy
+//! network's), and all of them without the feature (notebooks), through ndarray's own
+//! product (matrixmultiply). The
 //! training loop splits the large ones in two halves on two threads itself
 //! (`net.rs`, `par.rs`); `par_matmul_into` does the same for a single product.
 //! Measured on the 2-core target machine for the minibatch products of the MNIST run
@@ -15,6 +17,7 @@ use ndarray::{ArrayView2, ArrayViewMut2, Axis};
 /// synchronisation would cost more than it saves.
 pub(crate) const PARALLEL_MIN_WORK: usize = 400_000;
 
+#[cfg(feature = "gemm")]
 /// Below this many multiply-adds, ndarray's `general_mat_mul` (matrixmultiply) is used:
 /// it is as fast there, and it is the arithmetic the toy checks were first matched with.
 const SMALL_WORK: usize = 20_000;
@@ -35,11 +38,19 @@ pub(crate) fn matmul_into(a: ArrayView2<f64>, b: ArrayView2<f64>, c: &mut ArrayV
         c.fill(0.0);
         return;
     }
-    if m * n * k < SMALL_WORK {
-        // small products (the toy network's): ndarray's own product
-        ndarray::linalg::general_mat_mul(1.0, &a, &b, 0.0, c);
-        return;
+    #[cfg(feature = "gemm")]
+    if m * n * k >= SMALL_WORK {
+        return gemm_into(a, b, c);
     }
+    // small products (the toy network's), or all of them without the `gemm` feature
+    ndarray::linalg::general_mat_mul(1.0, &a, &b, 0.0, c);
+}
+
+/// `c = a b` with the `gemm` crate's kernels.
+#[cfg(feature = "gemm")]
+fn gemm_into(a: ArrayView2<f64>, b: ArrayView2<f64>, c: &mut ArrayViewMut2<f64>) {
+    let (m, k) = a.dim();
+    let n = b.ncols();
     // SAFETY: the pointers and strides describe exactly the three views, which are
     // valid for their shapes; `c` is borrowed mutably, so it cannot overlap `a` or `b`.
     // With read_dst = false, gemm writes c = 1.0 * (a b) without reading c.

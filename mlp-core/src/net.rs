@@ -333,14 +333,9 @@ impl TwoLayerMLP {
     pub fn predict<'a>(&self, x: impl AsArray<'a, f64, Ix2>) -> Result<Array1<usize>> {
         let x = x.into();
         self.check_x("predict", x, false)?;
-        let mut out = Array1::zeros(x.nrows());
-        self.predict_into(
-            x,
-            out.view_mut()
-                .into_slice()
-                .expect("fresh array is contiguous"),
-        );
-        Ok(out)
+        let mut out = vec![0; x.nrows()];
+        crate::par::with_helper(|| self.predict_into(x, &mut out));
+        Ok(Array1::from(out))
     }
 
     /// The fraction of rows of `X` `(N, D)` whose prediction equals `y` `(N,)`.
@@ -351,7 +346,7 @@ impl TwoLayerMLP {
     ) -> Result<f64> {
         let (x, y) = (x.into(), y.into());
         self.check_xy("accuracy", x, y)?;
-        Ok(self.accuracy_unchecked(x, y))
+        Ok(crate::par::with_helper(|| self.accuracy_unchecked(x, y)))
     }
 
     /// Loss and gradients for `X` `(N, D)` with labels `y` `(N,)`:

@@ -1,12 +1,12 @@
 //! Two-way fork-join for the training loop.
 //!
-//! One SGD step on MNIST is about 0.3 ms of work split in two halves three or four
-//! times. `rayon::join` hands the second half to a pool thread that goes to sleep
-//! between steps, and waking it takes longer than the half itself, so training ran on
-//! one core. While a training loop runs, [`with_helper`] keeps one helper thread
-//! spinning for work instead; [`join`] gives it the second closure and runs the first
-//! here. Outside training (or when the machine has one core), [`join`] is
-//! `rayon::join`.
+//! One SGD step on MNIST is about 0.3 ms of work split in two halves twice.
+//! `rayon::join` handed the second half to a pool thread that went to sleep between
+//! steps, and waking it took longer than the half itself, so training ran on one core
+//! (see ARCHITECTURE.md). While a training loop (or a large prediction) runs,
+//! [`with_helper`] keeps one helper thread spinning for work instead; [`join`] gives it
+//! the second closure and runs the first here. Without a helper (one core, or
+//! `MLP_NUM_THREADS=1`), [`join`] runs both closures here, one after the other.
 
 use std::cell::Cell;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
@@ -110,7 +110,7 @@ where
     RB: Send,
 {
     let Some(slot) = HELPER.with(|h| h.get()) else {
-        return rayon::join(a, b);
+        return (a(), b());
     };
     let mut b_state: (Option<B>, Option<RB>) = (Some(b), None);
     unsafe fn call<B: FnOnce() -> RB, RB>(data: *mut ()) {
@@ -182,10 +182,8 @@ fn single_threaded() -> bool {
 pub(crate) fn threads() -> usize {
     if HELPER.with(|h| h.get().is_some()) {
         2
-    } else if single_threaded() {
-        1
     } else {
-        rayon::current_num_threads()
+        1
     }
 }
 
