@@ -60,11 +60,17 @@ fn missing_file_says_to_run_make_data() {
     assert!(!err.is_usage());
 }
 
+/// The error of loading a structurally valid folder in which file `name` was
+/// replaced by `bytes` (checksums not verified, so only the replaced file is wrong).
+fn error_with(name: &str, bytes: Vec<u8>) -> MlpError {
+    let dir = structurally_valid_dir();
+    fs::write(dir.path().join(name), bytes).unwrap();
+    load(dir.path(), false)
+}
+
 #[test]
 fn truncated_header_is_named() {
-    let dir = structurally_valid_dir();
-    fs::write(dir.path().join("t10k-labels-idx1-ubyte"), [0u8, 0, 8]).unwrap();
-    let err = load(dir.path(), false);
+    let err = error_with("t10k-labels-idx1-ubyte", vec![0, 0, 8]);
     assert!(matches!(err, MlpError::CorruptFile { .. }));
     assert!(
         err.to_string().ends_with(
@@ -77,13 +83,11 @@ fn truncated_header_is_named() {
 
 #[test]
 fn truncated_data_is_named() {
-    let dir = structurally_valid_dir();
     let mut bytes = idx(2051, 10_000, true, 0);
     bytes.truncate(1000);
-    fs::write(dir.path().join("t10k-images-idx3-ubyte"), bytes).unwrap();
-    let err = load(dir.path(), false);
+    let err = error_with("t10k-images-idx3-ubyte", bytes).to_string();
     assert!(
-        err.to_string().contains(
+        err.contains(
             "t10k-images-idx3-ubyte is corrupt: truncated data: 1000 bytes, expected 7840016"
         ),
         "{err}"
@@ -92,48 +96,29 @@ fn truncated_data_is_named() {
 
 #[test]
 fn wrong_magic_is_named() {
-    let dir = structurally_valid_dir();
     // a label file where the image file should be
-    fs::write(
-        dir.path().join("train-images-idx3-ubyte"),
-        idx(2049, 60_000, true, 0),
-    )
-    .unwrap();
-    let err = load(dir.path(), false);
+    let err = error_with("train-images-idx3-ubyte", idx(2049, 60_000, true, 0)).to_string();
     assert!(
-        err.to_string().contains("train-images-idx3-ubyte is corrupt: wrong magic number 2049, expected 2051 (image file)"),
+        err.contains("train-images-idx3-ubyte is corrupt: wrong magic number 2049, expected 2051 (image file)"),
         "{err}"
     );
 }
 
 #[test]
 fn image_and_label_counts_must_agree() {
-    let dir = structurally_valid_dir();
-    fs::write(
-        dir.path().join("train-labels-idx1-ubyte"),
-        idx(2049, 59_999, false, 0),
-    )
-    .unwrap();
-    let err = load(dir.path(), false);
+    let err = error_with("train-labels-idx1-ubyte", idx(2049, 59_999, false, 0)).to_string();
     assert!(
-        err.to_string().contains(
-            "train-labels-idx1-ubyte is corrupt: header says 59999 items, expected 60000"
-        ),
+        err.contains("train-labels-idx1-ubyte is corrupt: header says 59999 items, expected 60000"),
         "{err}"
     );
 }
 
 #[test]
 fn wrong_image_dimensions_are_named() {
-    let dir = structurally_valid_dir();
     let mut bytes = idx(2051, 10_000, true, 0);
     bytes[8..12].copy_from_slice(&32u32.to_be_bytes());
-    fs::write(dir.path().join("t10k-images-idx3-ubyte"), bytes).unwrap();
-    let err = load(dir.path(), false);
-    assert!(
-        err.to_string().contains("images are 32x28, expected 28x28"),
-        "{err}"
-    );
+    let err = error_with("t10k-images-idx3-ubyte", bytes).to_string();
+    assert!(err.contains("images are 32x28, expected 28x28"), "{err}");
 }
 
 #[test]
