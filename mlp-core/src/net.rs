@@ -334,7 +334,7 @@ impl TwoLayerMLP {
         let x = x.into();
         self.check_x("predict", x, false)?;
         let mut out = vec![0; x.nrows()];
-        crate::par::with_helper(|| self.predict_into(x, &mut out));
+        self.with_helper_for(x, || self.predict_into(x, &mut out));
         Ok(Array1::from(out))
     }
 
@@ -346,7 +346,7 @@ impl TwoLayerMLP {
     ) -> Result<f64> {
         let (x, y) = (x.into(), y.into());
         self.check_xy("accuracy", x, y)?;
-        Ok(crate::par::with_helper(|| self.accuracy_unchecked(x, y)))
+        Ok(self.with_helper_for(x, || self.accuracy_unchecked(x, y)))
     }
 
     /// Loss and gradients for `X` `(N, D)` with labels `y` `(N,)`:
@@ -470,6 +470,16 @@ impl TwoLayerMLP {
                     || self.predict_blocks(x1, o1),
                 );
             }
+        }
+    }
+
+    /// Run `f` with a second thread available (see `par.rs`) when `x` is large enough
+    /// for the forward pass to be split; on this thread alone otherwise.
+    fn with_helper_for<R>(&self, x: ArrayView2<f64>, f: impl FnOnce() -> R) -> R {
+        if x.nrows() * x.ncols() * self.hidden_size() >= PARALLEL_MIN_WORK {
+            crate::par::with_helper(f)
+        } else {
+            f()
         }
     }
 
