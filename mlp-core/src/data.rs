@@ -84,10 +84,14 @@ pub const MNIST_FILES: [IdxFile; 4] = [
 pub fn default_mnist_dir() -> PathBuf {
     match std::env::var_os("MLP_DATA_DIR") {
         Some(dir) if !dir.is_empty() => PathBuf::from(dir),
-        _ => Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("..")
-            .join("data")
-            .join("mnist"),
+        _ => {
+            let crate_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+            crate_dir
+                .parent()
+                .unwrap_or(crate_dir)
+                .join("data")
+                .join("mnist")
+        }
     }
 }
 
