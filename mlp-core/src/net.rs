@@ -839,7 +839,7 @@ pub(crate) fn sgd_step(
     (loss, squares.sqrt())
 }
 
-/// A batch for [`TwoLayerMLP::loss_into`]: its rows in place, or to be gathered.
+/// A batch for the forward/backward pass: its rows in place, or to be gathered.
 pub(crate) enum Input<'a> {
     /// The batch's rows `(n, D)`.
     Rows(ArrayView2<'a, f64>),
