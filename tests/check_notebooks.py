@@ -1,7 +1,9 @@
 """Checks the executed notebooks in target/notebooks/ (written by `make notebooks`):
 
 - no cell has an error output, and only cells tagged `raises-exception` write to stderr
-  (evcxr shows a `?` error on stderr, not as an error output);
+  (evcxr shows a `?` error on stderr, not as an error output; the notebooks print their
+  deliberate error on stdout instead, since evcxr may deliver a cell's stderr after the
+  cell has finished, too late for a headless run to record it);
 - the problem set's numbers are there;
 - the figures are there, inline as image/png.
 
@@ -31,7 +33,7 @@ EXPECTED = [
     # the problem set prints 0.10926794610680679 and 0.0178562204869839: these are within 3e-17
     ("02_toy_network", "Final training loss:  0.1092679461068068"),
     ("02_toy_network", "Final training loss:  0.01785622048698"),
-    ("02_toy_network", "loss: X has 5 rows but y has 2 labels; give exactly one label per row"),
+    ("02_toy_network", "error: loss: X has 5 rows but y has 2 labels; give exactly one label per row"),
     ("03_mnist", "Train data shape:  (50000, 784)"),
     ("03_mnist", "Test labels shape:  (10000,)"),
     ("03_mnist", "ReLU test accuracy:  0.96"),
@@ -74,9 +76,7 @@ def main():
             stderr = "".join(text_of(o) for o in cell.outputs
                              if o.output_type == "stream" and o.name == "stderr")
             check(not errs, "%s cell %d has an error output: %s" % (name, i, errs and errs[0].get("evalue")))
-            if expect_error:
-                check(stderr.strip(), "%s cell %d should show its error on stderr" % (name, i))
-            else:
+            if not expect_error:
                 check(not stderr.strip(), "%s cell %d wrote to stderr: %s" % (name, i, stderr[:300]))
             check(cell.get("execution_count") is not None, "%s cell %d was not executed" % (name, i))
             for o in cell.outputs:
