@@ -364,15 +364,17 @@ impl TwoLayerMLP {
         let mut ws = Workspace::new(x.nrows(), self.hidden_size(), self.output_size());
         let mut grads = Params::zeros(self.input_size(), self.hidden_size(), self.output_size());
         let y: Vec<usize> = y.to_vec();
-        let loss = loss_and_grads(
-            self.params.views(),
-            self.activation,
-            Input::Rows(x),
-            &y,
-            reg,
-            &mut ws,
-            &mut grads,
-        );
+        let loss = self.with_helper_for(x, || {
+            loss_and_grads(
+                self.params.views(),
+                self.activation,
+                Input::Rows(x),
+                &y,
+                reg,
+                &mut ws,
+                &mut grads,
+            )
+        });
         Ok((loss, grads))
     }
 
