@@ -323,9 +323,16 @@ impl TwoLayerMLP {
     pub fn scores<'a>(&self, x: impl AsArray<'a, f64, Ix2>) -> Result<Array2<f64>> {
         let x = x.into();
         self.check_x("scores", x, false)?;
-        let mut ws = Workspace::new(x.nrows(), self.hidden_size(), self.output_size());
-        forward(self.params.views(), self.activation, x, &mut ws);
-        Ok(ws.scores)
+        let mut hidden = Array2::zeros((x.nrows(), self.hidden_size()));
+        let mut scores = Array2::zeros((x.nrows(), self.output_size()));
+        forward_rows(
+            self.params.views(),
+            self.activation,
+            x,
+            &mut hidden.view_mut(),
+            &mut scores.view_mut(),
+        );
+        Ok(scores)
     }
 
     /// The predicted class of each row of `X` `(N, D)`: the argmax of its scores,
@@ -588,23 +595,6 @@ fn forward_rows(
     matmul_into(hidden.view(), p.w2, scores);
     for mut row in scores.rows_mut() {
         row += &p.b2;
-    }
-}
-
-/// Forward pass into `ws`, the two halves of the rows on two threads when large.
-fn forward(p: ParamViews, act: Activation, x: ArrayView2<f64>, ws: &mut Workspace) {
-    let (hidden, scores) = (&mut ws.hidden.view_mut(), &mut ws.scores.view_mut());
-    match row_split(x.nrows(), x.ncols() * p.w1.ncols()) {
-        None => forward_rows(p, act, x, hidden, scores),
-        Some(half) => {
-            let (x0, x1) = x.split_at(Axis(0), half);
-            let (mut h0, mut h1) = hidden.view_mut().split_at(Axis(0), half);
-            let (mut s0, mut s1) = scores.view_mut().split_at(Axis(0), half);
-            crate::par::join(
-                || forward_rows(p, act, x0, &mut h0, &mut s0),
-                || forward_rows(p, act, x1, &mut h1, &mut s1),
-            );
-        }
     }
 }
 

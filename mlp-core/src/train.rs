@@ -4,7 +4,7 @@
 use ndarray::{Array2, ArrayView1, ArrayView2, AsArray, Ix1, Ix2};
 
 use crate::error::{MlpError, Result, check_non_negative, check_nonzero, check_positive};
-use crate::net::{Input, Params, TwoLayerMLP, Workspace, sgd_step, sum_of_squares};
+use crate::net::{Input, Params, TwoLayerMLP, Workspace, sgd_step};
 use crate::rng::NumpyRng;
 
 /// Training settings. `Default` gives the problem set's defaults:
@@ -286,9 +286,4 @@ impl<'n, 'x> Trainer<'n, 'x> {
             &mut self.grads,
         )
     }
-}
-
-/// `np.linalg.norm(a)` for a matrix: the square root of the sum of squares.
-pub fn frobenius_norm(a: &Array2<f64>) -> f64 {
-    sum_of_squares(a.view()).sqrt()
 }
