@@ -60,6 +60,12 @@ fn missing_file_says_to_run_make_data() {
     assert!(!err.is_usage());
 }
 
+/// Assert that the error's message contains `text`.
+fn assert_says(err: impl ToString, text: &str) {
+    let msg = err.to_string();
+    assert!(msg.contains(text), "{msg:?} does not say {text:?}");
+}
+
 /// The error of loading a structurally valid folder in which file `name` was
 /// replaced by `bytes` (checksums not verified, so only the replaced file is wrong).
 fn error_with(name: &str, bytes: Vec<u8>) -> MlpError {
@@ -85,31 +91,26 @@ fn truncated_header_is_named() {
 fn truncated_data_is_named() {
     let mut bytes = idx(2051, 10_000, true, 0);
     bytes.truncate(1000);
-    let err = error_with("t10k-images-idx3-ubyte", bytes).to_string();
-    assert!(
-        err.contains(
-            "t10k-images-idx3-ubyte is corrupt: truncated data: 1000 bytes, expected 7840016"
-        ),
-        "{err}"
+    assert_says(
+        error_with("t10k-images-idx3-ubyte", bytes),
+        "t10k-images-idx3-ubyte is corrupt: truncated data: 1000 bytes, expected 7840016",
     );
 }
 
 #[test]
 fn wrong_magic_is_named() {
     // a label file where the image file should be
-    let err = error_with("train-images-idx3-ubyte", idx(2049, 60_000, true, 0)).to_string();
-    assert!(
-        err.contains("train-images-idx3-ubyte is corrupt: wrong magic number 2049, expected 2051 (image file)"),
-        "{err}"
+    assert_says(
+        error_with("train-images-idx3-ubyte", idx(2049, 60_000, true, 0)),
+        "train-images-idx3-ubyte is corrupt: wrong magic number 2049, expected 2051 (image file)",
     );
 }
 
 #[test]
 fn image_and_label_counts_must_agree() {
-    let err = error_with("train-labels-idx1-ubyte", idx(2049, 59_999, false, 0)).to_string();
-    assert!(
-        err.contains("train-labels-idx1-ubyte is corrupt: header says 59999 items, expected 60000"),
-        "{err}"
+    assert_says(
+        error_with("train-labels-idx1-ubyte", idx(2049, 59_999, false, 0)),
+        "train-labels-idx1-ubyte is corrupt: header says 59999 items, expected 60000",
     );
 }
 
@@ -117,8 +118,10 @@ fn image_and_label_counts_must_agree() {
 fn wrong_image_dimensions_are_named() {
     let mut bytes = idx(2051, 10_000, true, 0);
     bytes[8..12].copy_from_slice(&32u32.to_be_bytes());
-    let err = error_with("t10k-images-idx3-ubyte", bytes).to_string();
-    assert!(err.contains("images are 32x28, expected 28x28"), "{err}");
+    assert_says(
+        error_with("t10k-images-idx3-ubyte", bytes),
+        "images are 32x28, expected 28x28",
+    );
 }
 
 #[test]
@@ -167,20 +170,16 @@ fn gzipped_files_are_read_and_errors_name_the_gz() {
     .unwrap();
     assert_eq!(m.len(), 70_000);
 
-    let err = load(dir.path(), true);
     // the first file checked is the training images (not gzipped here)
-    assert!(
-        err.to_string()
-            .contains("train-images-idx3-ubyte has SHA-256"),
-        "{err}"
+    assert_says(
+        load(dir.path(), true),
+        "train-images-idx3-ubyte has SHA-256",
     );
 
     fs::write(dir.path().join(format!("{name}.gz")), b"not gzip at all").unwrap();
-    let err = load(dir.path(), false);
-    assert!(
-        err.to_string()
-            .contains("t10k-labels-idx1-ubyte.gz is corrupt: not a valid gzip file"),
-        "{err}"
+    assert_says(
+        load(dir.path(), false),
+        "t10k-labels-idx1-ubyte.gz is corrupt: not a valid gzip file",
     );
 }
 
