@@ -12,9 +12,9 @@ use std::time::Instant;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use mlp_core::ndarray::{Array1, Array2};
 use mlp_core::{
-    Activation, LoadOptions, MNIST_PIXELS, MlpError, NumpyRng, Param, Stats, Toy, TrainConfig,
-    TwoLayerMLP, default_mnist_dir, load_mnist, plot_loss_and_gradient, plot_stats, py_e, py_float,
-    rel_error, show_net_weights, split_mnist,
+    Activation, InputKernel, LoadOptions, MNIST_PIXELS, MlpError, NumpyRng, Param, Stats, Toy,
+    TrainConfig, TwoLayerMLP, default_mnist_dir, load_mnist, plot_loss_and_gradient, plot_stats,
+    py_e, py_float, rel_error, show_net_weights, split_mnist,
 };
 use serde_json::{Value, json};
 
@@ -49,6 +49,26 @@ impl From<ActivationArg> for Activation {
         match a {
             ActivationArg::Sigmoid => Activation::Sigmoid,
             ActivationArg::Relu => Activation::Relu,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum KernelArg {
+    /// Sparse when the inputs are mostly one value per column (MNIST), else dense
+    Auto,
+    /// The dense matrix products
+    Dense,
+    /// Inputs stored as each column's background value plus the entries that differ
+    Sparse,
+}
+
+impl From<KernelArg> for InputKernel {
+    fn from(k: KernelArg) -> Self {
+        match k {
+            KernelArg::Auto => InputKernel::Auto,
+            KernelArg::Dense => InputKernel::Dense,
+            KernelArg::Sparse => InputKernel::Sparse,
         }
     }
 }
@@ -174,6 +194,9 @@ struct TrainArgs {
     /// stats.png and weights.png for MNIST)
     #[arg(long)]
     plots: Option<PathBuf>,
+    /// How the first layer's products are computed (same numbers up to rounding)
+    #[arg(long, value_enum, default_value = "auto")]
+    kernel: KernelArg,
     /// Folder with the MNIST IDX files, raw or .gz [default: $MLP_DATA_DIR or data/mnist]
     #[arg(long)]
     data_dir: Option<PathBuf>,
@@ -340,6 +363,7 @@ fn train(args: &TrainArgs) -> Result<(), CliError> {
         num_epochs: args.epochs.unwrap_or(p.epochs),
         batch_size: args.batch_size.unwrap_or(p.batch_size),
         verbose: false,
+        kernel: args.kernel.into(),
         ..TrainConfig::default()
     };
     config.validate()?;
@@ -487,6 +511,7 @@ fn report(
                 "final_loss": final_loss,
                 "accuracy": accuracy,
                 "train_seconds": train_seconds,
+                "kernel": stats.kernel.name(),
             })
         );
         return;
@@ -501,5 +526,8 @@ fn report(
     if let Some(t) = test_acc {
         println!("{name} test accuracy:  {}", py_float(t));
     }
-    println!("Training time: {train_seconds:.2} s");
+    println!(
+        "Training time: {train_seconds:.2} s ({} kernel)",
+        stats.kernel.name()
+    );
 }

@@ -1,23 +1,15 @@
-//! The MNIST run's hot paths, on data of MNIST's shapes (784 inputs, 64 hidden units,
-//! 10 classes, pixel-like values): one minibatch's loss and gradients (batch 100),
-//! one epoch of training (50,000 examples, batch 100), prediction on 10,000 images,
-//! and rendering each figure. `make bench` runs these beside the numpy comparison.
+//! The MNIST run's hot paths, on MNIST itself (`make bench` fetches it first; set
+//! MLP_DATA_DIR to use another copy): one minibatch's loss and gradients (batch 100,
+//! hidden 64), one epoch of training (50,000 examples, batch 100) with each
+//! first-layer kernel, prediction on 10,000 images, and rendering each figure.
+//! `make bench` runs these beside the numpy comparison.
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use mlp_core::ndarray::{Array1, Array2};
+use mlp_core::ndarray::s;
 use mlp_core::{
-    Activation, NumpyRng, Stats, TrainConfig, TwoLayerMLP, plot_loss_and_gradient, plot_stats,
-    show_net_weights,
+    Activation, InputKernel, NumpyRng, Stats, TrainConfig, TwoLayerMLP, get_mnist_data,
+    plot_loss_and_gradient, plot_stats, show_net_weights,
 };
-
-/// `n` MNIST-like rows: values spread like mean-subtracted pixels, labels 0..10.
-fn data(n: usize, rng: &mut NumpyRng) -> (Array2<f64>, Array1<usize>) {
-    let x = rng
-        .randn(n, 784)
-        .mapv_into(|v| (v * 80.0).clamp(-130.0, 255.0));
-    let y = Array1::from_iter((0..n).map(|_| (rng.next_u32() % 10) as usize));
-    (x, y)
-}
 
 fn net(activation: Activation, rng: &mut NumpyRng) -> TwoLayerMLP {
     TwoLayerMLP::new(784, 64, 10, 0.1, activation, rng).expect("valid sizes")
@@ -25,14 +17,12 @@ fn net(activation: Activation, rng: &mut NumpyRng) -> TwoLayerMLP {
 
 fn benches(c: &mut Criterion) {
     let mut rng = NumpyRng::new(0);
-    let (x, y) = data(50_000, &mut rng);
-    let (x_val, y_val) = data(10_000, &mut rng);
+    let m = get_mnist_data(&mut rng, 50_000, 10_000, 10_000)
+        .unwrap_or_else(|e| panic!("the benchmarks train on MNIST: {e}"));
+    let (x, y, x_val, y_val) = (&m.x_train, &m.y_train, &m.x_val, &m.y_val);
     for activation in [Activation::Sigmoid, Activation::Relu] {
         let n = net(activation, &mut rng);
-        let (xb, yb) = (
-            x.slice(mlp_core::ndarray::s![..100, ..]),
-            y.slice(mlp_core::ndarray::s![..100]),
-        );
+        let (xb, yb) = (x.slice(s![..100, ..]), y.slice(s![..100]));
         c.bench_function(
             &format!("minibatch loss+grad 100x784 ({activation})"),
             |b| b.iter(|| n.loss(xb, yb, 0.5).expect("valid")),
@@ -40,26 +30,33 @@ fn benches(c: &mut Criterion) {
     }
     let n = net(Activation::Sigmoid, &mut rng);
     c.bench_function("predict 10000x784", |b| {
-        b.iter(|| n.predict(&x_val).expect("valid"))
+        b.iter(|| n.predict(x_val).expect("valid"))
     });
 
     let mut group = c.benchmark_group("epoch");
     group.sample_size(10);
     for activation in [Activation::Sigmoid, Activation::Relu] {
-        group.bench_function(format!("one epoch 50000 batch 100 ({activation})"), |b| {
-            let config = TrainConfig {
-                num_epochs: 1,
-                batch_size: 100,
-                learning_rate: 1e-3,
-                reg: 0.5,
-                ..TrainConfig::default()
-            };
-            b.iter(|| {
-                let mut n = net(activation, &mut NumpyRng::new(0));
-                n.train(&mut NumpyRng::new(1), &x, &y, &x_val, &y_val, &config)
-                    .expect("trains")
-            })
-        });
+        for kernel in [InputKernel::Sparse, InputKernel::Dense] {
+            let name = format!(
+                "one epoch 50000 batch 100 ({activation}, {})",
+                kernel.name()
+            );
+            group.bench_function(name, |b| {
+                let config = TrainConfig {
+                    num_epochs: 1,
+                    batch_size: 100,
+                    learning_rate: 1e-3,
+                    reg: 0.5,
+                    kernel,
+                    ..TrainConfig::default()
+                };
+                b.iter(|| {
+                    let mut n = net(activation, &mut NumpyRng::new(0));
+                    n.train(&mut NumpyRng::new(1), x, y, x_val, y_val, &config)
+                        .expect("trains")
+                })
+            });
+        }
     }
     group.finish();
 
@@ -72,6 +69,7 @@ fn benches(c: &mut Criterion) {
             .collect(),
         train_acc_history: (0..20).map(|e| 0.3 + 0.03 * e as f64).collect(),
         val_acc_history: (0..20).map(|e| 0.27 + 0.03 * e as f64).collect(),
+        ..Stats::default()
     };
     let mut group = c.benchmark_group("render");
     group.sample_size(10);

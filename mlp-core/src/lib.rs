@@ -36,6 +36,7 @@ mod par;
 pub mod plot;
 mod pyfmt;
 mod rng;
+mod sparse;
 mod toy;
 mod train;
 
@@ -50,7 +51,7 @@ pub use plot::{Figure, plot_loss_and_gradient, plot_stats, show_net_weights, vis
 pub use pyfmt::{numpy_str, py_e, py_float};
 pub use rng::NumpyRng;
 pub use toy::Toy;
-pub use train::{EpochSummary, PrintEpochs, Reporter, Silent, Stats, TrainConfig};
+pub use train::{EpochSummary, InputKernel, PrintEpochs, Reporter, Silent, Stats, TrainConfig};
 
 /// The crates notebooks need alongside this one, re-exported so that a single
 /// `:dep mlp-core` brings matching versions.

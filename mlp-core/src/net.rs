@@ -23,6 +23,7 @@ use crate::error::{MlpError, Result, check_non_negative, check_nonzero};
 use crate::gradcheck::eval_numerical_gradient;
 use crate::matmul::{PARALLEL_MIN_WORK, matmul_into, par_matmul_into};
 use crate::rng::NumpyRng;
+use crate::sparse::{ColumnBuckets, OffsetSparse, gather_dot};
 
 /// The hidden layer's nonlinearity.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -214,6 +215,10 @@ pub(crate) struct Workspace {
     dhidden: Array2<f64>,
     /// Each row's cross-entropy, `(n,)`.
     row_loss: Vec<f64>,
+    /// `c W1` `(H,)` for a sparse batch (see `sparse.rs`).
+    shift: Vec<f64>,
+    /// A sparse batch regrouped by column, one per half of `W1`'s rows.
+    buckets: [ColumnBuckets; 2],
 }
 
 impl Workspace {
@@ -223,6 +228,8 @@ impl Workspace {
             scores: Array2::zeros((n, classes)),
             dhidden: Array2::zeros((n, hidden)),
             row_loss: vec![0.0; n],
+            shift: vec![0.0; hidden],
+            buckets: Default::default(),
         }
     }
 
@@ -328,7 +335,7 @@ impl TwoLayerMLP {
         forward_rows(
             self.params.views(),
             self.activation,
-            x,
+            Rows::Dense(x),
             &mut hidden.view_mut(),
             &mut scores.view_mut(),
         );
@@ -341,7 +348,7 @@ impl TwoLayerMLP {
         let x = x.into();
         self.check_x("predict", x, false)?;
         let mut out = vec![0; x.nrows()];
-        self.with_helper_for(x, || self.predict_into(x, &mut out));
+        self.with_helper_for(x, || self.predict_into(Rows::Dense(x), &mut out));
         Ok(Array1::from(out))
     }
 
@@ -353,7 +360,7 @@ impl TwoLayerMLP {
     ) -> Result<f64> {
         let (x, y) = (x.into(), y.into());
         self.check_xy("accuracy", x, y)?;
-        Ok(self.with_helper_for(x, || self.accuracy_unchecked(x, y)))
+        Ok(self.with_helper_for(x, || self.accuracy_unchecked(Rows::Dense(x), y)))
     }
 
     /// Loss and gradients for `X` `(N, D)` with labels `y` `(N,)`:
@@ -375,7 +382,7 @@ impl TwoLayerMLP {
             loss_and_grads(
                 self.params.views(),
                 self.activation,
-                Input::Rows(x),
+                x,
                 &y,
                 reg,
                 &mut ws,
@@ -416,7 +423,7 @@ impl TwoLayerMLP {
                 Ok(loss_and_grads(
                     views,
                     self.activation,
-                    Input::Rows(x),
+                    x,
                     &y,
                     reg,
                     &mut ws,
@@ -466,13 +473,13 @@ impl TwoLayerMLP {
         check_labels(what, y, self.output_size())
     }
 
-    /// Argmax predictions into `out` (`len == X.nrows()`), in blocks so that memory
-    /// stays bounded for large `X`.
-    pub(crate) fn predict_into(&self, x: ArrayView2<f64>, out: &mut [usize]) {
-        match row_split(x.nrows(), x.ncols() * self.hidden_size()) {
+    /// Argmax predictions into `out` (`len ==` the number of rows), in blocks so that
+    /// memory stays bounded for large `X`.
+    pub(crate) fn predict_into(&self, x: Rows, out: &mut [usize]) {
+        match row_split(x.len(), self.input_size() * self.hidden_size()) {
             None => self.predict_blocks(x, out),
             Some(half) => {
-                let (x0, x1) = x.split_at(Axis(0), half);
+                let (x0, x1) = x.split_at(half);
                 let (o0, o1) = out.split_at_mut(half);
                 crate::par::join(
                     || self.predict_blocks(x0, o0),
@@ -493,16 +500,14 @@ impl TwoLayerMLP {
     }
 
     /// Argmax predictions on this thread, in blocks of rows.
-    fn predict_blocks(&self, x: ArrayView2<f64>, out: &mut [usize]) {
+    fn predict_blocks(&self, x: Rows, out: &mut [usize]) {
         const BLOCK: usize = 1000;
         let (h, c) = (self.hidden_size(), self.output_size());
-        let mut hidden = Array2::zeros((BLOCK.min(x.nrows()), h));
-        let mut scores = Array2::zeros((BLOCK.min(x.nrows()), c));
-        for (xb, ob) in x
-            .axis_chunks_iter(Axis(0), BLOCK)
-            .zip(out.chunks_mut(BLOCK))
-        {
-            let rows = xb.nrows();
+        let mut hidden = Array2::zeros((BLOCK.min(x.len()), h));
+        let mut scores = Array2::zeros((BLOCK.min(x.len()), c));
+        for (start, ob) in (0..x.len()).step_by(BLOCK).zip(out.chunks_mut(BLOCK)) {
+            let rows = ob.len();
+            let xb = x.slice(start, start + rows);
             let mut hb = hidden.slice_mut(ndarray::s![..rows, ..]);
             let mut sb = scores.slice_mut(ndarray::s![..rows, ..]);
             forward_rows(self.params.views(), self.activation, xb, &mut hb, &mut sb);
@@ -512,8 +517,25 @@ impl TwoLayerMLP {
         }
     }
 
-    pub(crate) fn accuracy_unchecked(&self, x: ArrayView2<f64>, y: ArrayView1<usize>) -> f64 {
-        let mut pred = vec![0usize; x.nrows()];
+    /// The accuracy on rows `rows` of a sparse matrix with labels `y`.
+    pub(crate) fn accuracy_sparse(
+        &self,
+        s: &OffsetSparse,
+        rows: &[usize],
+        y: ArrayView1<usize>,
+    ) -> f64 {
+        let mut shift = vec![0.0; self.hidden_size()];
+        s.offset_times(&contiguous(self.params.w1.view()), &mut shift);
+        let x = Rows::Sparse {
+            s,
+            rows,
+            shift: &shift,
+        };
+        self.accuracy_unchecked(x, y)
+    }
+
+    pub(crate) fn accuracy_unchecked(&self, x: Rows, y: ArrayView1<usize>) -> f64 {
+        let mut pred = vec![0usize; x.len()];
         self.predict_into(x, &mut pred);
         let correct = pred.iter().zip(y.iter()).filter(|(p, t)| p == t).count();
         correct as f64 / y.len() as f64
@@ -569,27 +591,81 @@ pub(crate) fn row_split(n: usize, work_per_row: usize) -> Option<usize> {
     (n >= 2 && n * work_per_row >= PARALLEL_MIN_WORK && crate::par::threads() >= 2).then_some(n / 2)
 }
 
+/// The inputs of a block of rows, as the first layer reads them.
+#[derive(Clone, Copy)]
+pub(crate) enum Rows<'a> {
+    /// `X`'s rows in place.
+    Dense(ArrayView2<'a, f64>),
+    /// Rows `rows` of `X = S + 1 c^T` (see `sparse.rs`), with `shift = c W1` for the
+    /// current `W1`.
+    Sparse {
+        s: &'a OffsetSparse,
+        rows: &'a [usize],
+        shift: &'a [f64],
+    },
+}
+
+impl<'a> Rows<'a> {
+    pub(crate) fn len(&self) -> usize {
+        match self {
+            Rows::Dense(x) => x.nrows(),
+            Rows::Sparse { rows, .. } => rows.len(),
+        }
+    }
+
+    /// Rows `start..end`.
+    fn slice(self, start: usize, end: usize) -> Self {
+        match self {
+            Rows::Dense(x) => Rows::Dense(x.slice_move(ndarray::s![start..end, ..])),
+            Rows::Sparse { s, rows, shift } => Rows::Sparse {
+                s,
+                rows: &rows[start..end],
+                shift,
+            },
+        }
+    }
+
+    /// The rows before `half` and from `half` on.
+    fn split_at(self, half: usize) -> (Self, Self) {
+        (self.slice(0, half), self.slice(half, self.len()))
+    }
+}
+
 /// The forward pass for a block of rows: `hidden = act(X W1 + b1)` `(n, H)`,
 /// `scores = hidden W2 + b2` `(n, C)`.
 fn forward_rows(
     p: ParamViews,
     act: Activation,
-    x: ArrayView2<f64>,
+    x: Rows,
     hidden: &mut ArrayViewMut2<f64>,
     scores: &mut ArrayViewMut2<f64>,
 ) {
-    // z1 = X W1, then + b1 and the activation in one pass
-    matmul_into(x, p.w1, hidden);
-    let b1 = p.b1.as_slice();
-    for mut row in hidden.rows_mut() {
-        match (row.as_slice_mut(), b1) {
-            (Some(r), Some(b1)) => r
-                .iter_mut()
-                .zip(b1)
-                .for_each(|(h, &b)| *h = act.apply(*h + b)),
-            _ => Zip::from(&mut row)
-                .and(&p.b1)
-                .for_each(|h, &b| *h = act.apply(*h + b)),
+    let b1 = contiguous(p.b1);
+    match x {
+        Rows::Dense(x) => {
+            // z1 = X W1, then + b1 and the activation in one pass
+            matmul_into(x, p.w1, hidden);
+            for row in hidden.rows_mut() {
+                with_slice(row, |z| {
+                    z.iter_mut()
+                        .zip(b1.iter())
+                        .for_each(|(z, &b)| *z = act.apply(*z + b))
+                });
+            }
+        }
+        Rows::Sparse { s, rows, shift } => {
+            // z1 = S W1 + c W1, row by row from the stored entries; + b1 and activation
+            let w1 = contiguous(p.w1);
+            for (row, &i) in hidden.rows_mut().into_iter().zip(rows) {
+                with_slice(row, |z| {
+                    z.fill(0.0);
+                    let (cols, vals) = s.row(i);
+                    gather_dot(&w1, z.len(), cols, vals, z);
+                    for ((z, &c), &b) in z.iter_mut().zip(shift).zip(b1.iter()) {
+                        *z = act.apply(*z + c + b);
+                    }
+                });
+            }
         }
     }
     matmul_into(hidden.view(), p.w2, scores);
@@ -601,14 +677,7 @@ fn forward_rows(
 /// Forward pass, softmax cross-entropy and the backward pass down to `dL/dz1` for a
 /// block of rows of a batch of `n` rows. Each row's loss goes to `w.row_loss`;
 /// `w.scores` ends as `dL/dscores = (probs - onehot(y)) / n` and `w.dhidden` as `dL/dz1`.
-fn rows_pass(
-    p: ParamViews,
-    act: Activation,
-    x: ArrayView2<f64>,
-    y: &[usize],
-    n: f64,
-    w: WorkspaceRows,
-) {
+fn rows_pass(p: ParamViews, act: Activation, x: Rows, y: &[usize], n: f64, w: WorkspaceRows) {
     let WorkspaceRows {
         mut hidden,
         mut scores,
@@ -704,22 +773,32 @@ impl Workspace {
 fn loss_and_grads(
     p: ParamViews,
     act: Activation,
-    input: Input,
+    x: ArrayView2<f64>,
     y: &[usize],
     reg: f64,
     ws: &mut Workspace,
     grads: &mut Grads,
 ) -> f64 {
-    let (loss, x) = loss_and_grads_but_w1(p, act, input, y, reg, ws, grads);
+    let (loss, _) = loss_and_grads_but_w1(p, act, Input::Rows(x), y, reg, ws, grads);
     // dW1 = X^T dz1 + reg W1 (D, H)
     par_matmul_into(x.t(), ws.dhidden.view(), &mut grads.w1.view_mut());
     axpy(grads.w1.view_mut(), reg, p.w1);
     loss
 }
 
-/// Everything of [`loss_and_grads`] but `dW1`: returns the loss and the batch's rows
-/// `X` (gathered, for an [`Input::Gather`]); `ws.dhidden` holds `dL/dz1`, from which
-/// `dW1 = X^T dz1 + reg W1` follows.
+/// The batch a forward pass read, as the backward pass needs it for `dW1`.
+enum Batch<'a> {
+    /// The batch's rows `(n, D)`.
+    Dense(ArrayView2<'a, f64>),
+    /// Rows `idx` of a sparse matrix.
+    Sparse {
+        s: &'a OffsetSparse,
+        idx: &'a [usize],
+    },
+}
+
+/// Everything of [`loss_and_grads`] but `dW1`: returns the loss and the batch;
+/// `ws.dhidden` holds `dL/dz1`, from which `dW1 = X^T dz1 + reg W1` follows.
 fn loss_and_grads_but_w1<'x>(
     p: ParamViews,
     act: Activation,
@@ -728,54 +807,65 @@ fn loss_and_grads_but_w1<'x>(
     reg: f64,
     ws: &mut Workspace,
     grads: &mut Grads,
-) -> (f64, ArrayView2<'x, f64>) {
+) -> (f64, Batch<'x>) {
     let n = y.len();
     if ws.rows() != n {
         *ws = Workspace::new(n, p.w1.ncols(), p.w2.ncols());
     }
     let split = row_split(n, p.w1.nrows() * p.w1.ncols());
-    // Up to dL/dz1 every row is independent: two halves on two threads. A minibatch is
-    // gathered from the training set by the thread that then uses its rows.
-    let x: ArrayView2<'x, f64> = match input {
+    // Up to dL/dz1 every row is independent: two halves on two threads.
+    let pass = |x: Rows, w: &mut Workspace| match split {
+        None => rows_pass(p, act, x, y, n as f64, w.all_rows()),
+        Some(half) => {
+            let (x0, x1) = x.split_at(half);
+            let (w0, w1) = w.split_rows(half);
+            crate::par::join(
+                || rows_pass(p, act, x0, &y[..half], n as f64, w0),
+                || rows_pass(p, act, x1, &y[half..], n as f64, w1),
+            );
+        }
+    };
+    let batch = match input {
         Input::Rows(x) => {
-            match split {
-                None => rows_pass(p, act, x, y, n as f64, ws.all_rows()),
-                Some(half) => {
-                    let (x0, x1) = x.split_at(Axis(0), half);
-                    let (w0, w1) = ws.split_rows(half);
-                    crate::par::join(
-                        || rows_pass(p, act, x0, &y[..half], n as f64, w0),
-                        || rows_pass(p, act, x1, &y[half..], n as f64, w1),
-                    );
-                }
-            }
-            x
+            pass(Rows::Dense(x), ws);
+            Batch::Dense(x)
         }
         Input::Gather { src, idx, buf } => {
-            let gather_pass =
-                |idx: &[usize], mut rows: ArrayViewMut2<f64>, y: &[usize], w: WorkspaceRows| {
-                    // touch every source row first: independent loads that overlap their
-                    // cache and TLB misses, instead of one miss per row while copying
-                    let touched = idx.iter().fold(0.0, |acc, &i| acc + src[[i, 0]]);
-                    std::hint::black_box(touched);
-                    for (mut row, &i) in rows.rows_mut().into_iter().zip(idx) {
-                        row.assign(&src.row(i));
-                    }
-                    rows_pass(p, act, rows.view(), y, n as f64, w);
-                };
+            // Each thread gathers the rows it then uses.
+            let gather = |idx: &[usize], mut rows: ArrayViewMut2<f64>| {
+                // touch every source row first: independent loads that overlap their
+                // cache and TLB misses, instead of one miss per row while copying
+                let touched = idx.iter().fold(0.0, |acc, &i| acc + src[[i, 0]]);
+                std::hint::black_box(touched);
+                for (mut row, &i) in rows.rows_mut().into_iter().zip(idx) {
+                    row.assign(&src.row(i));
+                }
+            };
             match split {
-                None => gather_pass(idx, buf.view_mut(), y, ws.all_rows()),
+                None => gather(idx, buf.view_mut()),
                 Some(half) => {
                     let (b0, b1) = buf.view_mut().split_at(Axis(0), half);
-                    let (w0, w1) = ws.split_rows(half);
-                    crate::par::join(
-                        || gather_pass(&idx[..half], b0, &y[..half], w0),
-                        || gather_pass(&idx[half..], b1, &y[half..], w1),
-                    );
+                    crate::par::join(|| gather(&idx[..half], b0), || gather(&idx[half..], b1));
                 }
             }
             let buf: &'x Array2<f64> = buf;
-            buf.view()
+            pass(Rows::Dense(buf.view()), ws);
+            Batch::Dense(buf.view())
+        }
+        Input::Sparse { s, idx } => {
+            let mut shift = std::mem::take(&mut ws.shift);
+            shift.resize(p.w1.ncols(), 0.0);
+            s.offset_times(&contiguous(p.w1), &mut shift);
+            pass(
+                Rows::Sparse {
+                    s,
+                    rows: idx,
+                    shift: &shift,
+                },
+                ws,
+            );
+            ws.shift = shift;
+            Batch::Sparse { s, idx }
         }
     };
     let data_loss = pairwise_sum(&ws.row_loss, |l| l) / n as f64;
@@ -787,7 +877,7 @@ fn loss_and_grads_but_w1<'x>(
     sum_rows_into(ws.scores.view(), &mut grads.b2);
     // db1 = sum_rows dz1 (H,)
     sum_rows_into(ws.dhidden.view(), &mut grads.b1);
-    (loss, x)
+    (loss, batch)
 }
 
 /// One SGD step on a batch: loss and gradients as [`loss_and_grads`], then
@@ -805,24 +895,69 @@ pub(crate) fn sgd_step(
     ws: &mut Workspace,
     grads: &mut Grads,
 ) -> (f64, f64) {
-    let (loss, x) = loss_and_grads_but_w1(params.views(), act, input, y, reg, ws, grads);
+    let (loss, batch) = loss_and_grads_but_w1(params.views(), act, input, y, reg, ws, grads);
     let dz = ws.dhidden.view();
-    let w1_step = |xs: ArrayView2<f64>, mut w: ArrayViewMut2<f64>, mut g: ArrayViewMut2<f64>| {
-        matmul_into(xs.t(), dz, &mut g); // dW1 rows = X[:, rows]^T dz1
-        axpy(g.view_mut(), reg, w.view()); //  + reg W1 rows
-        let squares = sum_of_squares(g.view());
-        axpy(w.view_mut(), -learning_rate, g.view());
-        squares
-    };
     let (d, h) = params.w1.dim();
-    let squares = match row_split(d, x.nrows() * h) {
-        None => w1_step(x, params.w1.view_mut(), grads.w1.view_mut()),
-        Some(half) => {
-            let (x0, x1) = x.split_at(Axis(1), half);
-            let (w0, w1) = params.w1.view_mut().split_at(Axis(0), half);
-            let (g0, g1) = grads.w1.view_mut().split_at(Axis(0), half);
-            let (s0, s1) = crate::par::join(|| w1_step(x0, w0, g0), || w1_step(x1, w1, g1));
-            s0 + s1
+    let half = row_split(d, y.len() * h);
+    let squares = match batch {
+        Batch::Dense(x) => {
+            let w1_step =
+                |xs: ArrayView2<f64>, mut w: ArrayViewMut2<f64>, mut g: ArrayViewMut2<f64>| {
+                    matmul_into(xs.t(), dz, &mut g); // dW1 rows = X[:, rows]^T dz1
+                    axpy(g.view_mut(), reg, w.view()); //  + reg W1 rows
+                    let squares = sum_of_squares(g.view());
+                    axpy(w.view_mut(), -learning_rate, g.view());
+                    squares
+                };
+            match half {
+                None => w1_step(x, params.w1.view_mut(), grads.w1.view_mut()),
+                Some(half) => {
+                    let (x0, x1) = x.split_at(Axis(1), half);
+                    let (w0, w1) = params.w1.view_mut().split_at(Axis(0), half);
+                    let (g0, g1) = grads.w1.view_mut().split_at(Axis(0), half);
+                    let (s0, s1) = crate::par::join(|| w1_step(x0, w0, g0), || w1_step(x1, w1, g1));
+                    s0 + s1
+                }
+            }
+        }
+        Batch::Sparse { s, idx } => {
+            // dW1 = S^T dz1 + c db1^T + reg W1, one row (input column) at a time from
+            // the batch's entries in that column
+            let dz = contiguous(dz);
+            let db1 = contiguous(grads.b1.view());
+            let w1_step = |k0: usize,
+                           mut w: ArrayViewMut2<f64>,
+                           mut g: ArrayViewMut2<f64>,
+                           buckets: &mut ColumnBuckets| {
+                buckets.fill(s, idx, k0, k0 + w.nrows());
+                let rows = w.rows_mut().into_iter().zip(g.rows_mut());
+                for (j, (w_row, g_row)) in rows.enumerate() {
+                    let c = s.offset()[k0 + j];
+                    let (entries, vals) = buckets.bucket(j);
+                    with_slice(g_row, |g| {
+                        with_slice(w_row, |w| {
+                            g.fill(0.0);
+                            gather_dot(&dz, h, entries, vals, g);
+                            for ((g, w), &db) in g.iter_mut().zip(w).zip(db1.iter()) {
+                                *g = (*g + c * db) + reg * *w;
+                                *w += -learning_rate * *g;
+                            }
+                        })
+                    });
+                }
+                sum_of_squares(g.view())
+            };
+            let [b0, b1] = &mut ws.buckets;
+            match half {
+                None => w1_step(0, params.w1.view_mut(), grads.w1.view_mut(), b0),
+                Some(half) => {
+                    let (w0, w1) = params.w1.view_mut().split_at(Axis(0), half);
+                    let (g0, g1) = grads.w1.view_mut().split_at(Axis(0), half);
+                    let (s0, s1) =
+                        crate::par::join(|| w1_step(0, w0, g0, b0), || w1_step(half, w1, g1, b1));
+                    s0 + s1
+                }
+            }
         }
     };
     params.b1.scaled_add(-learning_rate, &grads.b1);
@@ -831,7 +966,8 @@ pub(crate) fn sgd_step(
     (loss, squares.sqrt())
 }
 
-/// A batch for the forward/backward pass: its rows in place, or to be gathered.
+/// A batch for the forward/backward pass: its rows in place, to be gathered, or
+/// rows of a sparse matrix.
 pub(crate) enum Input<'a> {
     /// The batch's rows `(n, D)`.
     Rows(ArrayView2<'a, f64>),
@@ -841,6 +977,32 @@ pub(crate) enum Input<'a> {
         idx: &'a [usize],
         buf: &'a mut Array2<f64>,
     },
+    /// Rows `idx` of `s`, read where they are.
+    Sparse {
+        s: &'a OffsetSparse,
+        idx: &'a [usize],
+    },
+}
+
+/// `a`'s entries in row-major order: borrowed when they are contiguous already.
+fn contiguous<'a, D: ndarray::Dimension>(
+    a: ndarray::ArrayView<'a, f64, D>,
+) -> std::borrow::Cow<'a, [f64]> {
+    match a.to_slice() {
+        Some(s) => std::borrow::Cow::Borrowed(s),
+        None => std::borrow::Cow::Owned(a.iter().copied().collect()),
+    }
+}
+
+/// Run `f` on `row` as a slice (through a copy if the row is not contiguous).
+fn with_slice<R>(mut row: ndarray::ArrayViewMut1<f64>, f: impl FnOnce(&mut [f64]) -> R) -> R {
+    if let Some(r) = row.as_slice_mut() {
+        return f(r);
+    }
+    let mut copy = row.to_vec();
+    let result = f(&mut copy);
+    row.assign(&ArrayView1::from(&copy));
+    result
 }
 
 /// `y += a * x` elementwise (as `scaled_add`, in a plain loop over contiguous memory

@@ -4,8 +4,58 @@
 use ndarray::{Array2, ArrayView1, ArrayView2, AsArray, Ix1, Ix2};
 
 use crate::error::{MlpError, Result, check_non_negative, check_nonzero, check_positive};
-use crate::net::{Input, Params, TwoLayerMLP, Workspace, sgd_step};
+use crate::net::{Input, Params, Rows, TwoLayerMLP, Workspace, sgd_step};
 use crate::rng::NumpyRng;
+use crate::sparse::{OffsetSparse, fast_fma};
+
+/// Above this fraction of stored entries, [`InputKernel::Auto`] keeps the dense
+/// products (see ARCHITECTURE.md for the measurements that set it).
+const SPARSE_MAX_DENSITY: f64 = 0.5;
+
+/// How training computes the first layer's products `X W1` and `X^T dZ1`.
+///
+/// Both give the same numbers up to rounding; they differ in speed. An input that is
+/// mostly one value per column (MNIST images, mean-subtracted or not: the background)
+/// is stored as those values plus the entries that differ, and the products read only
+/// those (about a fifth of MNIST's pixels).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum InputKernel {
+    /// Sparse when at most half of the entries differ from their column's most common
+    /// value and the CPU has fused multiply-add; dense otherwise.
+    #[default]
+    Auto,
+    /// Always the dense matrix products.
+    Dense,
+    /// Always the sparse form (slow on dense inputs: for testing and comparison).
+    Sparse,
+}
+
+impl InputKernel {
+    /// `"auto"`, `"dense"` or `"sparse"`.
+    pub fn name(self) -> &'static str {
+        match self {
+            InputKernel::Auto => "auto",
+            InputKernel::Dense => "dense",
+            InputKernel::Sparse => "sparse",
+        }
+    }
+
+    /// The sparse form of `x`, if this choice takes it for `x`.
+    fn sparse_form(self, x: ArrayView2<f64>) -> Option<OffsetSparse> {
+        let offset = match self {
+            InputKernel::Dense => return None,
+            InputKernel::Sparse => OffsetSparse::survey(x).0,
+            InputKernel::Auto => {
+                let (offset, density) = OffsetSparse::survey(x);
+                if density > SPARSE_MAX_DENSITY || !fast_fma() {
+                    return None;
+                }
+                offset
+            }
+        };
+        Some(OffsetSparse::new(x, offset))
+    }
+}
 
 /// Training settings. `Default` gives the problem set's defaults:
 /// `learning_rate=1e-3, learning_rate_decay=0.95, reg=1e-5, num_epochs=10,
@@ -27,6 +77,8 @@ pub struct TrainConfig {
     /// The seed the generator is reset to when training starts (the problem set
     /// calls `np.random.seed(1)`).
     pub seed: u32,
+    /// How the first layer's products are computed (the numbers agree up to rounding).
+    pub kernel: InputKernel,
 }
 
 impl Default for TrainConfig {
@@ -39,6 +91,7 @@ impl Default for TrainConfig {
             batch_size: 200,
             verbose: false,
             seed: 1,
+            kernel: InputKernel::Auto,
         }
     }
 }
@@ -67,6 +120,9 @@ pub struct Stats {
     pub train_acc_history: Vec<f64>,
     /// Accuracy on the whole validation set after every epoch.
     pub val_acc_history: Vec<f64>,
+    /// The kernel training used for the training set: [`InputKernel::Dense`] or
+    /// [`InputKernel::Sparse`] ([`InputKernel::Auto`] before any training).
+    pub kernel: InputKernel,
 }
 
 impl Stats {
@@ -187,6 +243,8 @@ struct Trainer<'n, 'x> {
     batch: usize,
     x_batch: Array2<f64>,
     y_batch: Vec<usize>,
+    /// The training set's sparse form, when the config's kernel takes it.
+    sparse: Option<OffsetSparse>,
     ws: Workspace,
     grads: Params,
 }
@@ -208,6 +266,7 @@ impl<'n, 'x> Trainer<'n, 'x> {
             batch,
             x_batch: Array2::zeros((batch, d)),
             y_batch: vec![0; batch],
+            sparse: None,
             ws: Workspace::new(batch, h, c),
             grads: Params::zeros(d, h, c),
         }
@@ -224,6 +283,17 @@ impl<'n, 'x> Trainer<'n, 'x> {
         let iterations_per_epoch = (num_train / self.config.batch_size).max(1);
         let mut stats = Stats::default();
         let mut learning_rate = self.config.learning_rate;
+        // the sparse forms are built here, where both threads can work on them
+        self.sparse = self.config.kernel.sparse_form(self.x);
+        stats.kernel = match self.sparse {
+            Some(_) => InputKernel::Sparse,
+            None => InputKernel::Dense,
+        };
+        let val_sparse = self.config.kernel.sparse_form(x_val);
+        let val_rows: Vec<usize> = match val_sparse {
+            Some(_) => (0..x_val.nrows()).collect(),
+            None => Vec::new(),
+        };
         rng.seed(self.config.seed);
         for epoch in 1..=self.config.num_epochs {
             let perm = rng.permutation(num_train);
@@ -245,10 +315,21 @@ impl<'n, 'x> Trainer<'n, 'x> {
                 stats.grad_magnitude_history.push(grad_norm);
                 reporter.iteration(epoch, it, iterations_per_epoch, loss);
             }
-            let train_acc = self
-                .net
-                .accuracy_unchecked(self.x_batch.view(), ArrayView1::from(&self.y_batch));
-            let val_acc = self.net.accuracy_unchecked(x_val, y_val);
+            let y_batch = ArrayView1::from(&self.y_batch);
+            let train_acc = match &self.sparse {
+                Some(s) => {
+                    let last = (iterations_per_epoch - 1) * self.batch;
+                    let idx = &perm[last..last + self.batch];
+                    self.net.accuracy_sparse(s, idx, y_batch)
+                }
+                None => self
+                    .net
+                    .accuracy_unchecked(Rows::Dense(self.x_batch.view()), y_batch),
+            };
+            let val_acc = match &val_sparse {
+                Some(s) => self.net.accuracy_sparse(s, &val_rows, y_val),
+                None => self.net.accuracy_unchecked(Rows::Dense(x_val), y_val),
+            };
             stats.train_acc_history.push(train_acc);
             stats.val_acc_history.push(val_acc);
             reporter.epoch(&EpochSummary {
@@ -270,10 +351,13 @@ impl<'n, 'x> Trainer<'n, 'x> {
         for (yb, &i) in self.y_batch.iter_mut().zip(idx) {
             *yb = self.y[i];
         }
-        let input = Input::Gather {
-            src: self.x,
-            idx,
-            buf: &mut self.x_batch,
+        let input = match &self.sparse {
+            Some(s) => Input::Sparse { s, idx },
+            None => Input::Gather {
+                src: self.x,
+                idx,
+                buf: &mut self.x_batch,
+            },
         };
         sgd_step(
             &mut self.net.params,

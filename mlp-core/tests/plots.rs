@@ -31,6 +31,7 @@ fn stats(epochs: usize, per_epoch: usize) -> Stats {
         val_acc_history: (0..epochs)
             .map(|e| 0.25 + 0.6 * e as f64 / epochs as f64)
             .collect(),
+        ..Stats::default()
     }
 }
 
