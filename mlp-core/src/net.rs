@@ -555,6 +555,14 @@ fn argmax(row: ArrayView1<f64>) -> usize {
 
 /// Reject NaN and infinities, naming the first one found.
 pub(crate) fn check_finite(what: &'static str, x: ArrayView2<f64>) -> Result<()> {
+    // the common case first: a pass over contiguous memory without early exits (which
+    // vectorises); the indexed search below only runs to name a bad entry
+    if let Some(v) = x.as_slice_memory_order()
+        && v.chunks(64)
+            .all(|c| c.iter().fold(true, |ok, x| ok & x.is_finite()))
+    {
+        return Ok(());
+    }
     for ((row, col), &value) in x.indexed_iter() {
         if !value.is_finite() {
             return Err(MlpError::NonFinite {
@@ -590,6 +598,10 @@ pub(crate) fn check_labels(
 pub(crate) fn row_split(n: usize, work_per_row: usize) -> Option<usize> {
     (n >= 2 && n * work_per_row >= PARALLEL_MIN_WORK && crate::par::threads() >= 2).then_some(n / 2)
 }
+
+/// Columns of `W1` the sparse forward pass takes at a time: a block's rows then stay
+/// in the core's cache while every row of the batch reads them.
+const SPARSE_COLUMN_BLOCK: usize = 32;
 
 /// The inputs of a block of rows, as the first layer reads them.
 #[derive(Clone, Copy)]
@@ -654,13 +666,24 @@ fn forward_rows(
             }
         }
         Rows::Sparse { s, rows, shift } => {
-            // z1 = S W1 + c W1, row by row from the stored entries; + b1 and activation
+            // z1 = S W1 + c W1 from each row's stored entries, in blocks of columns of
+            // W1 (so that a block's rows stay in cache across the batch); then + b1
+            // and the activation
             let w1 = contiguous(p.w1);
-            for (row, &i) in hidden.rows_mut().into_iter().zip(rows) {
+            let h = p.w1.ncols();
+            for j0 in (0..h).step_by(SPARSE_COLUMN_BLOCK) {
+                let j1 = (j0 + SPARSE_COLUMN_BLOCK).min(h);
+                for (row, &i) in hidden.rows_mut().into_iter().zip(rows) {
+                    with_slice(row, |z| {
+                        let z = &mut z[j0..j1];
+                        z.fill(0.0);
+                        let (cols, vals) = s.row(i);
+                        gather_dot(&w1, h, j0, cols, vals, z);
+                    });
+                }
+            }
+            for row in hidden.rows_mut() {
                 with_slice(row, |z| {
-                    z.fill(0.0);
-                    let (cols, vals) = s.row(i);
-                    gather_dot(&w1, z.len(), cols, vals, z);
                     for ((z, &c), &b) in z.iter_mut().zip(shift).zip(b1.iter()) {
                         *z = act.apply(*z + c + b);
                     }
@@ -937,7 +960,7 @@ pub(crate) fn sgd_step(
                     with_slice(g_row, |g| {
                         with_slice(w_row, |w| {
                             g.fill(0.0);
-                            gather_dot(&dz, h, entries, vals, g);
+                            gather_dot(&dz, h, 0, entries, vals, g);
                             for ((g, w), &db) in g.iter_mut().zip(w).zip(db1.iter()) {
                                 *g = (*g + c * db) + reg * *w;
                                 *w += -learning_rate * *g;

@@ -36,49 +36,33 @@ pub(crate) struct OffsetSparse {
 }
 
 impl OffsetSparse {
-    /// The most common value of each column of `x` (on a sample of its rows), and the
-    /// fraction of entries that differ from it there: what the sparse form would hold.
+    /// The most common value of each column of `x` (on a sample of its rows: ties go
+    /// to the smallest), and the fraction of entries that differ from it there: what
+    /// the sparse form would store.
     pub(crate) fn survey(x: ArrayView2<f64>) -> (Vec<f64>, f64) {
         let (n, d) = x.dim();
         let step = n.div_ceil(SAMPLE_ROWS).max(1);
-        let sample = || x.rows().into_iter().step_by(step);
-        // Boyer-Moore majority vote per column: finds the value held by more than half
-        // of the sample, if there is one
-        let mut cand = vec![0.0; d];
-        let mut votes = vec![0usize; d];
-        for row in sample() {
-            for ((c, v), &x) in cand.iter_mut().zip(&mut votes).zip(row) {
-                if *v == 0 {
-                    *c = x;
-                    *v = 1;
-                } else if *c == x {
-                    *v += 1;
-                } else {
-                    *v -= 1;
-                }
-            }
-        }
-        // keep the candidate only where it beats zero (a plain sparse column)
-        let (mut hits, mut zeros) = (vec![0usize; d], vec![0usize; d]);
-        for row in sample() {
-            for (k, &x) in row.iter().enumerate() {
-                hits[k] += usize::from(x == cand[k]);
-                zeros[k] += usize::from(x == 0.0);
-            }
-        }
-        let offset: Vec<f64> = (0..d)
-            .map(|k| if hits[k] > zeros[k] { cand[k] } else { 0.0 })
-            .collect();
         let rows = n.div_ceil(step);
-        let kept: usize = (0..d)
-            .map(|k| {
-                if hits[k] > zeros[k] {
-                    hits[k]
-                } else {
-                    zeros[k]
+        // the sample column by column, each column sorted: the mode is the longest run
+        let mut columns = vec![0.0; rows * d];
+        for (r, row) in x.rows().into_iter().step_by(step).enumerate() {
+            for (k, &v) in row.iter().enumerate() {
+                columns[k * rows + r] = v;
+            }
+        }
+        let mut kept = 0;
+        let mut offset = vec![0.0; d];
+        for (column, c) in columns.chunks_mut(rows.max(1)).zip(&mut offset) {
+            column.sort_unstable_by(f64::total_cmp);
+            let (mut best, mut best_len) = (0.0, 0);
+            for run in column.chunk_by(|a, b| a == b) {
+                if run.len() > best_len {
+                    (best, best_len) = (run[0], run.len());
                 }
-            })
-            .sum();
+            }
+            *c = best;
+            kept += best_len;
+        }
         let density = if rows * d == 0 {
             1.0
         } else {
@@ -87,20 +71,34 @@ impl OffsetSparse {
         (offset, density)
     }
 
-    /// The sparse form of `x` with column values `offset` (from [`Self::survey`]).
+    /// The sparse form of `x` with column values `offset` and the `density` that
+    /// [`Self::survey`] estimated (only to size the storage).
     /// Built in two halves on two threads when a helper is available.
-    pub(crate) fn new(x: ArrayView2<f64>, offset: Vec<f64>) -> Self {
+    pub(crate) fn new(x: ArrayView2<f64>, offset: Vec<f64>, density: f64) -> Self {
         let (n, d) = x.dim();
         debug_assert_eq!(offset.len(), d);
         let build = |x: ArrayView2<f64>| {
-            let mut part = Part::default();
+            // room for the estimated entries and some, so that the vectors do not grow
+            // (and copy) while filling
+            let entries = (x.len() as f64 * (density * 1.1 + 0.01).min(1.0)) as usize;
+            let mut part = Part {
+                cols: Vec::with_capacity(entries),
+                vals: Vec::with_capacity(entries),
+                ends: Vec::with_capacity(x.nrows()),
+            };
+            // each row compacted without branches (whether an entry differs is a coin
+            // toss the branch predictor loses): write every entry, advance past the
+            // ones that differ. At entry k at most k were kept, so writes stay below d.
+            let (mut cols, mut vals) = (vec![0u32; d], vec![0.0; d]);
             for row in x.rows() {
+                let mut len = 0;
                 for (k, (&x, &c)) in row.iter().zip(&offset).enumerate() {
-                    if x != c {
-                        part.cols.push(k as u32);
-                        part.vals.push(x - c);
-                    }
+                    cols[len] = k as u32;
+                    vals[len] = x - c;
+                    len += usize::from(x != c);
                 }
+                part.cols.extend_from_slice(&cols[..len]);
+                part.vals.extend_from_slice(&vals[..len]);
                 part.ends.push(part.cols.len());
             }
             part
@@ -117,6 +115,8 @@ impl OffsetSparse {
             ends,
         } = first;
         let base = cols.len();
+        cols.reserve_exact(second.cols.len());
+        vals.reserve_exact(second.vals.len());
         let mut ptr = Vec::with_capacity(n + 1);
         ptr.push(0);
         ptr.extend(ends);
@@ -159,7 +159,7 @@ impl OffsetSparse {
     /// `out = c W1` `(H,)` for `W1` `(D, H)` in row-major order.
     pub(crate) fn offset_times(&self, w1: &[f64], out: &mut [f64]) {
         out.fill(0.0);
-        gather_dot(w1, out.len(), &self.offset_cols, &self.offset_vals, out);
+        gather_dot(w1, out.len(), 0, &self.offset_cols, &self.offset_vals, out);
     }
 }
 
@@ -231,26 +231,34 @@ impl ColumnBuckets {
     }
 }
 
-/// `out[j] += sum_e vals[e] * m[idx[e] * h + j]` for `j < h = out.len()`: a sparse row
-/// times the row-major matrix `m` `(_, h)`. Each `out[j]` is one chain of fused
-/// multiply-adds in `e` order, whatever the instruction set, so the result is the same
-/// on every path below. The rows of `m` named by `idx` must exist.
-pub(crate) fn gather_dot(m: &[f64], h: usize, idx: &[u32], vals: &[f64], out: &mut [f64]) {
-    debug_assert_eq!(out.len(), h);
+/// `out[j] += sum_e vals[e] * m[idx[e] * h + j0 + j]` for `j < out.len()`: a sparse
+/// row times columns `j0..j0 + out.len()` of the row-major matrix `m` `(_, h)`. Each
+/// `out[j]` is one chain of fused multiply-adds in `e` order, whatever the instruction
+/// set, so every path below gives the same result. The rows of `m` named by `idx`
+/// must exist.
+pub(crate) fn gather_dot(
+    m: &[f64],
+    h: usize,
+    j0: usize,
+    idx: &[u32],
+    vals: &[f64],
+    out: &mut [f64],
+) {
+    debug_assert!(j0 + out.len() <= h);
     debug_assert_eq!(idx.len(), vals.len());
     #[cfg(target_arch = "x86_64")]
     {
         if std::arch::is_x86_feature_detected!("avx512f") {
             // SAFETY: the CPU has the features the function is compiled for.
-            return unsafe { gather_dot_avx512(m, h, idx, vals, out) };
+            return unsafe { gather_dot_avx512(m, h, j0, idx, vals, out) };
         }
         if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
         {
             // SAFETY: as above.
-            return unsafe { gather_dot_avx2(m, h, idx, vals, out) };
+            return unsafe { gather_dot_avx2(m, h, j0, idx, vals, out) };
         }
     }
-    gather_dot_tiled::<16>(m, h, idx, vals, out)
+    gather_dot_tiled::<16>(m, h, j0, idx, vals, out)
 }
 
 /// Whether [`gather_dot`] runs on fused multiply-add hardware (elsewhere `mul_add` is a
@@ -268,17 +276,17 @@ pub(crate) fn fast_fma() -> bool {
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx2,fma")]
-fn gather_dot_avx512(m: &[f64], h: usize, idx: &[u32], vals: &[f64], out: &mut [f64]) {
+fn gather_dot_avx512(m: &[f64], h: usize, j0: usize, idx: &[u32], vals: &[f64], out: &mut [f64]) {
     // 64 running sums: eight 512-bit registers, enough independent chains to keep both
     // FMA pipes busy
-    gather_dot_tiled::<64>(m, h, idx, vals, out)
+    gather_dot_tiled::<64>(m, h, j0, idx, vals, out)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-fn gather_dot_avx2(m: &[f64], h: usize, idx: &[u32], vals: &[f64], out: &mut [f64]) {
+fn gather_dot_avx2(m: &[f64], h: usize, j0: usize, idx: &[u32], vals: &[f64], out: &mut [f64]) {
     // 32 running sums: eight of the sixteen 256-bit registers
-    gather_dot_tiled::<32>(m, h, idx, vals, out)
+    gather_dot_tiled::<32>(m, h, j0, idx, vals, out)
 }
 
 /// [`gather_dot`] over column tiles of `T` (kept in registers), then of 8, then of 1.
@@ -286,21 +294,23 @@ fn gather_dot_avx2(m: &[f64], h: usize, idx: &[u32], vals: &[f64], out: &mut [f6
 fn gather_dot_tiled<const T: usize>(
     m: &[f64],
     h: usize,
+    j0: usize,
     idx: &[u32],
     vals: &[f64],
     out: &mut [f64],
 ) {
+    let width = out.len();
     let mut j = 0;
-    while j + T <= h {
-        gather_dot_tile::<T>(m, h, j, idx, vals, &mut out[j..j + T]);
+    while j + T <= width {
+        gather_dot_tile::<T>(m, h, j0 + j, idx, vals, &mut out[j..j + T]);
         j += T;
     }
-    while j + 8 <= h {
-        gather_dot_tile::<8>(m, h, j, idx, vals, &mut out[j..j + 8]);
+    while j + 8 <= width {
+        gather_dot_tile::<8>(m, h, j0 + j, idx, vals, &mut out[j..j + 8]);
         j += 8;
     }
-    while j < h {
-        gather_dot_tile::<1>(m, h, j, idx, vals, &mut out[j..j + 1]);
+    while j < width {
+        gather_dot_tile::<1>(m, h, j0 + j, idx, vals, &mut out[j..j + 1]);
         j += 1;
     }
 }
@@ -333,25 +343,27 @@ mod tests {
 
     #[test]
     fn survey_finds_each_columns_background() {
-        // column 0: background -2 (3 of 4); column 1: mostly zeros; column 2: no majority
+        // column 0: background -2 (3 of 5); column 1: mostly zeros; column 2: -1.5 is
+        // the most common value but not a majority; column 3: all different
         let x = array![
-            [-2.0, 0.0, 1.0],
-            [-2.0, 0.0, 2.0],
-            [5.0, 3.0, 3.0],
-            [-2.0, 0.0, 4.0]
+            [-2.0, 0.0, 1.0, 4.0],
+            [-2.0, 0.0, -1.5, 3.0],
+            [5.0, 3.0, -1.5, 2.0],
+            [-2.0, 0.0, 4.0, 1.0],
+            [7.0, 0.0, 9.0, 0.5]
         ];
         let (offset, density) = OffsetSparse::survey(x.view());
-        assert_eq!(offset[0], -2.0);
-        assert_eq!(offset[1], 0.0);
-        // column 2 keeps whichever of its candidate or zero is more common: neither
-        // appears more than once, so 3 of its 4 entries are stored either way
-        assert!((density - (1.0 + 1.0 + 3.0) / 12.0).abs() < 1e-15, "{density}");
+        assert_eq!(offset, vec![-2.0, 0.0, -1.5, 0.5]);
+        assert!(
+            (density - (2.0 + 1.0 + 3.0 + 4.0) / 20.0).abs() < 1e-15,
+            "{density}"
+        );
     }
 
     #[test]
     fn rows_rebuild_the_matrix() {
         let x = array![[1.5, -2.0, 0.0], [-3.0, -2.0, 7.0], [1.5, 4.0, 0.0]];
-        let s = OffsetSparse::new(x.view(), vec![1.5, -2.0, 0.0]);
+        let s = OffsetSparse::new(x.view(), vec![1.5, -2.0, 0.0], 0.5);
         assert_eq!(s.size(), (3, 3));
         let mut back = Array2::from_shape_fn((3, 3), |(_, k)| s.offset()[k]);
         for i in 0..3 {
@@ -371,14 +383,17 @@ mod tests {
         for h in [1, 7, 8, 9, 31, 32, 33, 63, 64, 65, 100, 130] {
             let m = Array2::from_shape_fn((5, h), |(i, j)| (i * 31 + j * 7) as f64 * 0.25 - 3.0);
             let (idx, vals) = ([4u32, 0, 2], [0.5, -1.25, 2.0]);
-            let mut out = vec![1.0; h];
-            gather_dot(m.as_slice().unwrap(), h, &idx, &vals, &mut out);
-            for j in 0..h {
-                let expect = idx
-                    .iter()
-                    .zip(&vals)
-                    .fold(1.0, |acc, (&i, &v)| v.mul_add(m[[i as usize, j]], acc));
-                assert_eq!(out[j], expect, "h {h} column {j}");
+            // all columns, and columns j0.. of a part
+            for j0 in [0, h / 3] {
+                let mut out = vec![1.0; h - j0 - h / 4];
+                gather_dot(m.as_slice().unwrap(), h, j0, &idx, &vals, &mut out);
+                for (j, &o) in out.iter().enumerate() {
+                    let expect = idx
+                        .iter()
+                        .zip(&vals)
+                        .fold(1.0, |acc, (&i, &v)| v.mul_add(m[[i as usize, j0 + j]], acc));
+                    assert_eq!(o, expect, "h {h} column {}", j0 + j);
+                }
             }
         }
     }
@@ -390,7 +405,7 @@ mod tests {
             [0.0, 3.0, 4.0, 5.0],
             [6.0, 0.0, 7.0, 0.0]
         ];
-        let s = OffsetSparse::new(x.view(), vec![0.0; 4]);
+        let s = OffsetSparse::new(x.view(), vec![0.0; 4], 0.5);
         let mut b = ColumnBuckets::default();
         // batch rows 2, 0, 1 (batch positions 0, 1, 2); columns 1..4
         b.fill(&s, &[2, 0, 1], 1, 4);

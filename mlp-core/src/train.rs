@@ -42,18 +42,14 @@ impl InputKernel {
 
     /// The sparse form of `x`, if this choice takes it for `x`.
     fn sparse_form(self, x: ArrayView2<f64>) -> Option<OffsetSparse> {
-        let offset = match self {
-            InputKernel::Dense => return None,
-            InputKernel::Sparse => OffsetSparse::survey(x).0,
-            InputKernel::Auto => {
-                let (offset, density) = OffsetSparse::survey(x);
-                if density > SPARSE_MAX_DENSITY || !fast_fma() {
-                    return None;
-                }
-                offset
-            }
-        };
-        Some(OffsetSparse::new(x, offset))
+        if self == InputKernel::Dense {
+            return None;
+        }
+        let (offset, density) = OffsetSparse::survey(x);
+        if self == InputKernel::Auto && (density > SPARSE_MAX_DENSITY || !fast_fma()) {
+            return None;
+        }
+        Some(OffsetSparse::new(x, offset, density))
     }
 }
 
