@@ -182,6 +182,8 @@ pub(crate) struct ColumnBuckets {
     /// Each entry's row within the batch, and its value.
     rows: Vec<u32>,
     vals: Vec<f64>,
+    /// Where each batch row's entries in the columns lie in the sparse matrix.
+    spans: Vec<(usize, usize)>,
 }
 
 impl ColumnBuckets {
@@ -190,15 +192,27 @@ impl ColumnBuckets {
         let width = k1 - k0;
         self.end.clear();
         self.end.resize(width + 1, 0);
-        let range = |i: usize| {
-            let (cols, vals) = s.row(i);
-            let lo = cols.partition_point(|&k| (k as usize) < k0);
-            let hi = lo + cols[lo..].partition_point(|&k| (k as usize) < k1);
-            (&cols[lo..hi], &vals[lo..hi])
-        };
+        // each row's entries in k0..k1 (searched for only at an inner edge), as
+        // positions in `s`
+        self.spans.clear();
+        self.spans.extend(batch.iter().map(|&i| {
+            let (start, end) = (s.ptr[i], s.ptr[i + 1]);
+            let cols = &s.cols[start..end];
+            let lo = if k0 == 0 {
+                0
+            } else {
+                cols.partition_point(|&k| (k as usize) < k0)
+            };
+            let hi = if k1 >= s.offset.len() {
+                cols.len()
+            } else {
+                lo + cols[lo..].partition_point(|&k| (k as usize) < k1)
+            };
+            (start + lo, start + hi)
+        }));
         // counts, shifted by one, then their running sum: end[k] = start of bucket k
-        for &i in batch {
-            for &k in range(i).0 {
+        for &(lo, hi) in &self.spans {
+            for &k in &s.cols[lo..hi] {
                 self.end[k as usize - k0 + 1] += 1;
             }
         }
@@ -211,9 +225,8 @@ impl ColumnBuckets {
             self.vals.resize(total, 0.0);
         }
         // place each entry at its bucket's cursor; the cursor ends as the bucket's end
-        for (r, &i) in batch.iter().enumerate() {
-            let (cols, vals) = range(i);
-            for (&k, &v) in cols.iter().zip(vals) {
+        for (r, &(lo, hi)) in self.spans.iter().enumerate() {
+            for (&k, &v) in s.cols[lo..hi].iter().zip(&s.vals[lo..hi]) {
                 let at = &mut self.end[k as usize - k0];
                 self.rows[*at] = r as u32;
                 self.vals[*at] = v;
