@@ -39,12 +39,12 @@ TOY_TRAIN = [
 # 150 iterations, to 1e-8) and on accuracy within 0.03 after that.
 CHAOTIC = ["--activation", "relu"]
 MNIST_TRAIN = [
-    ["--activation", "relu", "--epochs", "2"],
+    # each kernel (`auto` takes the dense one for runs this short)
+    ["--activation", "relu", "--epochs", "2", "--kernel", "sparse"],
     ["--activation", "sigmoid", "--epochs", "2", "--hidden-size", "32", "--learning-rate", "5e-4",
-     "--batch-size", "250", "--reg", "0.1"],
-    # `auto` takes the sparse kernel on MNIST; the dense one must agree as well
-    ["--activation", "sigmoid", "--epochs", "2", "--kernel", "dense"],
-    ["--activation", "relu", "--epochs", "2", "--kernel", "dense"],
+     "--batch-size", "250", "--reg", "0.1", "--kernel", "sparse"],
+    ["--activation", "sigmoid", "--epochs", "2"],
+    ["--activation", "relu", "--epochs", "2"],
 ]
 
 
@@ -90,8 +90,7 @@ def main():
         else:
             keys = ["loss_history", "grad_magnitude_history", "train_acc_history", "val_acc_history",
                     "final_loss", "accuracy"]
-            ok = ours["kernel"] == ("sparse" if "mnist" in args and "dense" not in args or "sparse" in args
-                                    else "dense")
+            ok = ours["kernel"] == ("sparse" if "sparse" in args else "dense")
             ok = ok and all(close(ours[k], ref[k], 1e-7) for k in keys)
         passed += ok
         failed += not ok

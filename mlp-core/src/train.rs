@@ -13,6 +13,11 @@ use crate::sparse::{OffsetSparse, fast_fma};
 /// about 240 us of it grows with the entries, so the two meet near 0.25 (ARCHITECTURE.md).
 const SPARSE_MAX_DENSITY: f64 = 0.25;
 
+/// Shorter runs than this keep the dense products under [`InputKernel::Auto`]: on MNIST
+/// one epoch took 0.33 s sparse (0.15 s of it building the sparse forms) against 0.25 s
+/// dense, two about the same, twenty 3.3 s against 4.2 s.
+const AUTO_MIN_EPOCHS: usize = 3;
+
 /// How training computes the first layer's products `X W1` and `X^T dZ1`.
 ///
 /// Both give the same numbers up to rounding; they differ in speed. An input that is
@@ -22,7 +27,9 @@ const SPARSE_MAX_DENSITY: f64 = 0.25;
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum InputKernel {
     /// Sparse when at most a quarter of the entries differ from their column's most
-    /// common value and the CPU has fused multiply-add; dense otherwise.
+    /// common value, the CPU has fused multiply-add, and the run is long enough (3
+    /// epochs) to repay building the sparse form (about 0.7 of an MNIST epoch); dense
+    /// otherwise.
     #[default]
     Auto,
     /// Always the dense matrix products.
@@ -281,12 +288,16 @@ impl<'n, 'x> Trainer<'n, 'x> {
         let mut stats = Stats::default();
         let mut learning_rate = self.config.learning_rate;
         // the sparse forms are built here, where both threads can work on them
-        self.sparse = self.config.kernel.sparse_form(self.x);
+        let kernel = match self.config.kernel {
+            InputKernel::Auto if self.config.num_epochs < AUTO_MIN_EPOCHS => InputKernel::Dense,
+            kernel => kernel,
+        };
+        self.sparse = kernel.sparse_form(self.x);
         stats.kernel = match self.sparse {
             Some(_) => InputKernel::Sparse,
             None => InputKernel::Dense,
         };
-        let val_sparse = self.config.kernel.sparse_form(x_val);
+        let val_sparse = kernel.sparse_form(x_val);
         let val_rows: Vec<usize> = match val_sparse {
             Some(_) => (0..x_val.nrows()).collect(),
             None => Vec::new(),
