@@ -114,11 +114,14 @@ def main():
             gflops = total / med[key] / 1e9
             print("%-8s %-12s %8.2f s %15.2fx %12.1f %9.0f%%"
                   % (activation, name, med[key], med["numpy"] / med[key], gflops, 100 * gflops / peak))
-    rss_rs = peak_rss_mb([args.mlp, "train", "--dataset", "mnist", "--epochs", "1", "--json"])
+    one_epoch = [args.mlp, "train", "--dataset", "mnist", "--epochs", "1", "--json", "--kernel"]
+    rss_sparse = peak_rss_mb(one_epoch + ["sparse"])
+    rss_dense = peak_rss_mb(one_epoch + ["dense"])
     rss_np = peak_rss_mb([sys.executable, REFERENCE, "train", "--dataset", "mnist", "--epochs", "1"],
                          env=numpy_env())
     print()
-    print("peak resident memory (load, split, 1 epoch): rust %.0f MB, numpy %.0f MB" % (rss_rs, rss_np))
+    print("peak resident memory (load, split, 1 epoch): rust %.0f MB (sparse kernel), %.0f MB (dense), "
+          "numpy %.0f MB" % (rss_sparse, rss_dense, rss_np))
 
 
 if __name__ == "__main__":
