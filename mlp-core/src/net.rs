@@ -892,7 +892,8 @@ fn loss_and_grads_but_w1<'x>(
         }
     };
     let data_loss = pairwise_sum(&ws.row_loss, |l| l) / n as f64;
-    let loss = data_loss + 0.5 * reg * sum_of_squares(p.w1) + 0.5 * reg * sum_of_squares(p.w2);
+    let loss =
+        data_loss + 0.5 * reg * sum_of_squares_split(p.w1) + 0.5 * reg * sum_of_squares(p.w2);
 
     // Second layer: dW2 = hidden^T dscores + reg W2 (H, C); db2 = sum_rows dscores (C,)
     matmul_into(ws.hidden.t(), ws.scores.view(), &mut grads.w2.view_mut());
@@ -1039,6 +1040,25 @@ pub(crate) fn axpy(mut y: ArrayViewMut2<f64>, a: f64, x: ArrayView2<f64>) {
     }
 }
 
+/// [`sum_of_squares`], its two halves on two threads when numpy's pairwise order splits
+/// the entries between two rows (as it does for 784 x 64): the same double either way.
+pub(crate) fn sum_of_squares_split(a: ArrayView2<f64>) -> f64 {
+    let (d, h) = a.dim();
+    let n = d * h;
+    let n2 = n / 2 - (n / 2) % 8;
+    if n < PARALLEL_MIN_WORK / 8
+        || h == 0
+        || n2 % h != 0
+        || !a.is_standard_layout()
+        || crate::par::threads() < 2
+    {
+        return sum_of_squares(a);
+    }
+    let (a0, a1) = a.split_at(Axis(0), n2 / h);
+    let (s0, s1) = crate::par::join(|| sum_of_squares(a0), || sum_of_squares(a1));
+    s0 + s1
+}
+
 /// The sum of the squares of all entries, as numpy's `np.sum(a * a)` adds them
 /// (pairwise, [`pairwise_sum`]), in memory order.
 pub(crate) fn sum_of_squares(a: ArrayView2<f64>) -> f64 {
@@ -1097,5 +1117,9 @@ mod tests {
         assert_eq!(sq(1, 100), 101.94036179371047);
         let v = NumpyRng::new(0).randn(1, 100);
         assert_eq!(pairwise_sum(v.as_slice().unwrap(), |x| x), 5.9808015534485);
+        // split over two threads, the same double
+        let w1 = NumpyRng::new(0).randn(784, 64);
+        let split = crate::par::with_helper(|| sum_of_squares_split(w1.view()));
+        assert_eq!(split, 49886.11859285609);
     }
 }
