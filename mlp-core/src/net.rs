@@ -954,20 +954,24 @@ pub(crate) fn sgd_step(
                            mut g: ArrayViewMut2<f64>,
                            buckets: &mut ColumnBuckets| {
                 buckets.fill(s, idx, k0, k0 + w.nrows());
-                let rows = w.rows_mut().into_iter().zip(g.rows_mut());
-                for (j, (w_row, g_row)) in rows.enumerate() {
+                let update = |j: usize, w: &mut [f64], g: &mut [f64]| {
                     let c = s.offset()[k0 + j];
                     let (entries, vals) = buckets.bucket(j);
-                    with_slice(g_row, |g| {
-                        with_slice(w_row, |w| {
-                            g.fill(0.0);
-                            gather_dot(&dz, h, 0, entries, vals, g);
-                            for ((g, w), &db) in g.iter_mut().zip(w).zip(db1.iter()) {
-                                *g = (*g + c * db) + reg * *w;
-                                *w += -learning_rate * *g;
-                            }
-                        })
-                    });
+                    g.fill(0.0);
+                    gather_dot(&dz, h, 0, entries, vals, g);
+                    for ((g, w), &db) in g.iter_mut().zip(w).zip(db1.iter()) {
+                        *g = (*g + c * db) + reg * *w;
+                        *w += -learning_rate * *g;
+                    }
+                };
+                if let (true, Some(ws), Some(gs)) = (h > 0, w.as_slice_mut(), g.as_slice_mut()) {
+                    let rows = ws.chunks_exact_mut(h).zip(gs.chunks_exact_mut(h));
+                    rows.enumerate().for_each(|(j, (w, g))| update(j, w, g));
+                } else {
+                    let rows = w.rows_mut().into_iter().zip(g.rows_mut());
+                    for (j, (w, g)) in rows.enumerate() {
+                        with_slice(g, |g| with_slice(w, |w| update(j, w, g)));
+                    }
                 }
                 sum_of_squares(g.view())
             };
