@@ -599,10 +599,6 @@ pub(crate) fn row_split(n: usize, work_per_row: usize) -> Option<usize> {
     (n >= 2 && n * work_per_row >= PARALLEL_MIN_WORK && crate::par::threads() >= 2).then_some(n / 2)
 }
 
-/// Columns of `W1` the sparse forward pass takes at a time: a block's rows then stay
-/// in the core's cache while every row of the batch reads them.
-const SPARSE_COLUMN_BLOCK: usize = 32;
-
 /// The inputs of a block of rows, as the first layer reads them.
 #[derive(Clone, Copy)]
 pub(crate) enum Rows<'a> {
@@ -666,24 +662,13 @@ fn forward_rows(
             }
         }
         Rows::Sparse { s, rows, shift } => {
-            // z1 = S W1 + c W1 from each row's stored entries, in blocks of columns of
-            // W1 (so that a block's rows stay in cache across the batch); then + b1
-            // and the activation
+            // z1 = S W1 + c W1, row by row from the stored entries; + b1 and activation
             let w1 = contiguous(p.w1);
-            let h = p.w1.ncols();
-            for j0 in (0..h).step_by(SPARSE_COLUMN_BLOCK) {
-                let j1 = (j0 + SPARSE_COLUMN_BLOCK).min(h);
-                for (row, &i) in hidden.rows_mut().into_iter().zip(rows) {
-                    with_slice(row, |z| {
-                        let z = &mut z[j0..j1];
-                        z.fill(0.0);
-                        let (cols, vals) = s.row(i);
-                        gather_dot(&w1, h, j0, cols, vals, z);
-                    });
-                }
-            }
-            for row in hidden.rows_mut() {
+            for (row, &i) in hidden.rows_mut().into_iter().zip(rows) {
                 with_slice(row, |z| {
+                    z.fill(0.0);
+                    let (cols, vals) = s.row(i);
+                    gather_dot(&w1, z.len(), 0, cols, vals, z);
                     for ((z, &c), &b) in z.iter_mut().zip(shift).zip(b1.iter()) {
                         *z = act.apply(*z + c + b);
                     }
