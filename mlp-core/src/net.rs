@@ -668,7 +668,7 @@ fn forward_rows(
                 with_slice(row, |z| {
                     z.fill(0.0);
                     let (cols, vals) = s.row(i);
-                    gather_dot(&w1, z.len(), 0, cols, vals, z);
+                    gather_dot(&w1, cols, vals, z);
                     for ((z, &c), &b) in z.iter_mut().zip(shift).zip(b1.iter()) {
                         *z = act.apply(*z + c + b);
                     }
@@ -943,13 +943,15 @@ pub(crate) fn sgd_step(
                     let c = s.offset()[k0 + j];
                     let (entries, vals) = buckets.bucket(j);
                     g.fill(0.0);
-                    gather_dot(&dz, h, 0, entries, vals, g);
+                    gather_dot(&dz, entries, vals, g);
                     for ((g, w), &db) in g.iter_mut().zip(w).zip(db1.iter()) {
                         *g = (*g + c * db) + reg * *w;
                         *w += -learning_rate * *g;
                     }
                 };
-                if let (true, Some(ws), Some(gs)) = (h > 0, w.as_slice_mut(), g.as_slice_mut()) {
+                if h > 0
+                    && let (Some(ws), Some(gs)) = (w.as_slice_mut(), g.as_slice_mut())
+                {
                     let rows = ws.chunks_exact_mut(h).zip(gs.chunks_exact_mut(h));
                     rows.enumerate().for_each(|(j, (w, g))| update(j, w, g));
                 } else {

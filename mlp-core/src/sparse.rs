@@ -159,7 +159,7 @@ impl OffsetSparse {
     /// `out = c W1` `(H,)` for `W1` `(D, H)` in row-major order.
     pub(crate) fn offset_times(&self, w1: &[f64], out: &mut [f64]) {
         out.fill(0.0);
-        gather_dot(w1, out.len(), 0, &self.offset_cols, &self.offset_vals, out);
+        gather_dot(w1, &self.offset_cols, &self.offset_vals, out);
     }
 }
 
@@ -244,34 +244,25 @@ impl ColumnBuckets {
     }
 }
 
-/// `out[j] += sum_e vals[e] * m[idx[e] * h + j0 + j]` for `j < out.len()`: a sparse
-/// row times columns `j0..j0 + out.len()` of the row-major matrix `m` `(_, h)`. Each
-/// `out[j]` is one chain of fused multiply-adds in `e` order, whatever the instruction
-/// set, so every path below gives the same result. The rows of `m` named by `idx`
-/// must exist.
-pub(crate) fn gather_dot(
-    m: &[f64],
-    h: usize,
-    j0: usize,
-    idx: &[u32],
-    vals: &[f64],
-    out: &mut [f64],
-) {
-    debug_assert!(j0 + out.len() <= h);
+/// `out[j] += sum_e vals[e] * m[idx[e] * h + j]` for `j < h = out.len()`: a sparse row
+/// times the row-major matrix `m` `(_, h)`. Each `out[j]` is one chain of fused
+/// multiply-adds in `e` order, whatever the instruction set, so every path below gives
+/// the same result. The rows of `m` named by `idx` must exist.
+pub(crate) fn gather_dot(m: &[f64], idx: &[u32], vals: &[f64], out: &mut [f64]) {
     debug_assert_eq!(idx.len(), vals.len());
     #[cfg(target_arch = "x86_64")]
     {
         if std::arch::is_x86_feature_detected!("avx512f") {
             // SAFETY: the CPU has the features the function is compiled for.
-            return unsafe { gather_dot_avx512(m, h, j0, idx, vals, out) };
+            return unsafe { gather_dot_avx512(m, idx, vals, out) };
         }
         if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
         {
             // SAFETY: as above.
-            return unsafe { gather_dot_avx2(m, h, j0, idx, vals, out) };
+            return unsafe { gather_dot_avx2(m, idx, vals, out) };
         }
     }
-    gather_dot_tiled::<16>(m, h, j0, idx, vals, out)
+    gather_dot_tiled::<16>(m, idx, vals, out)
 }
 
 /// Whether [`gather_dot`] runs on fused multiply-add hardware (elsewhere `mul_add` is a
@@ -289,45 +280,39 @@ pub(crate) fn fast_fma() -> bool {
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx2,fma")]
-fn gather_dot_avx512(m: &[f64], h: usize, j0: usize, idx: &[u32], vals: &[f64], out: &mut [f64]) {
+fn gather_dot_avx512(m: &[f64], idx: &[u32], vals: &[f64], out: &mut [f64]) {
     // 64 running sums: eight 512-bit registers, enough independent chains to keep both
     // FMA pipes busy
-    gather_dot_tiled::<64>(m, h, j0, idx, vals, out)
+    gather_dot_tiled::<64>(m, idx, vals, out)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-fn gather_dot_avx2(m: &[f64], h: usize, j0: usize, idx: &[u32], vals: &[f64], out: &mut [f64]) {
+fn gather_dot_avx2(m: &[f64], idx: &[u32], vals: &[f64], out: &mut [f64]) {
     // 32 running sums: eight of the sixteen 256-bit registers
-    gather_dot_tiled::<32>(m, h, j0, idx, vals, out)
+    gather_dot_tiled::<32>(m, idx, vals, out)
 }
 
 /// [`gather_dot`] over column tiles of `T` (kept in registers), then of 8, then of 1.
 #[inline(always)]
-fn gather_dot_tiled<const T: usize>(
-    m: &[f64],
-    h: usize,
-    j0: usize,
-    idx: &[u32],
-    vals: &[f64],
-    out: &mut [f64],
-) {
-    let width = out.len();
+fn gather_dot_tiled<const T: usize>(m: &[f64], idx: &[u32], vals: &[f64], out: &mut [f64]) {
+    let h = out.len();
     let mut j = 0;
-    while j + T <= width {
-        gather_dot_tile::<T>(m, h, j0 + j, idx, vals, &mut out[j..j + T]);
+    while j + T <= h {
+        gather_dot_tile::<T>(m, h, j, idx, vals, &mut out[j..j + T]);
         j += T;
     }
-    while j + 8 <= width {
-        gather_dot_tile::<8>(m, h, j0 + j, idx, vals, &mut out[j..j + 8]);
+    while j + 8 <= h {
+        gather_dot_tile::<8>(m, h, j, idx, vals, &mut out[j..j + 8]);
         j += 8;
     }
-    while j < width {
-        gather_dot_tile::<1>(m, h, j0 + j, idx, vals, &mut out[j..j + 1]);
+    while j < h {
+        gather_dot_tile::<1>(m, h, j, idx, vals, &mut out[j..j + 1]);
         j += 1;
     }
 }
 
+/// Columns `j..j + T` of [`gather_dot`] (`out` is those `T`), summed in registers.
 #[inline(always)]
 fn gather_dot_tile<const T: usize>(
     m: &[f64],
@@ -396,17 +381,14 @@ mod tests {
         for h in [1, 7, 8, 9, 31, 32, 33, 63, 64, 65, 100, 130] {
             let m = Array2::from_shape_fn((5, h), |(i, j)| (i * 31 + j * 7) as f64 * 0.25 - 3.0);
             let (idx, vals) = ([4u32, 0, 2], [0.5, -1.25, 2.0]);
-            // all columns, and columns j0.. of a part
-            for j0 in [0, h / 3] {
-                let mut out = vec![1.0; h - j0 - h / 4];
-                gather_dot(m.as_slice().unwrap(), h, j0, &idx, &vals, &mut out);
-                for (j, &o) in out.iter().enumerate() {
-                    let expect = idx
-                        .iter()
-                        .zip(&vals)
-                        .fold(1.0, |acc, (&i, &v)| v.mul_add(m[[i as usize, j0 + j]], acc));
-                    assert_eq!(o, expect, "h {h} column {}", j0 + j);
-                }
+            let mut out = vec![1.0; h];
+            gather_dot(m.as_slice().unwrap(), &idx, &vals, &mut out);
+            for (j, &o) in out.iter().enumerate() {
+                let expect = idx
+                    .iter()
+                    .zip(&vals)
+                    .fold(1.0, |acc, (&i, &v)| v.mul_add(m[[i as usize, j]], acc));
+                assert_eq!(o, expect, "h {h} column {j}");
             }
         }
     }
