@@ -29,6 +29,7 @@
 
 mod data;
 mod error;
+mod fastexp;
 mod gradcheck;
 mod matmul;
 mod net;

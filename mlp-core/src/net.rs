@@ -23,7 +23,7 @@ use crate::error::{MlpError, Result, check_non_negative, check_nonzero};
 use crate::gradcheck::eval_numerical_gradient;
 use crate::matmul::{PARALLEL_MIN_WORK, matmul_into, par_matmul_into};
 use crate::rng::NumpyRng;
-use crate::sparse::{ColumnBuckets, OffsetSparse, gather_dot};
+use crate::sparse::{ColumnBuckets, OffsetSparse, gather_dot_cols};
 
 /// The hidden layer's nonlinearity.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -217,8 +217,10 @@ pub(crate) struct Workspace {
     row_loss: Vec<f64>,
     /// `c W1` `(H,)` for a sparse batch (see `sparse.rs`).
     shift: Vec<f64>,
-    /// A sparse batch regrouped by column, one per half of `W1`'s rows.
+    /// A sparse batch regrouped by column, one per half of the batch's rows.
     buckets: [ColumnBuckets; 2],
+    /// A row of `dW1`, for each thread of the sparse step.
+    dw1_row: [Vec<f64>; 2],
 }
 
 impl Workspace {
@@ -230,6 +232,7 @@ impl Workspace {
             row_loss: vec![0.0; n],
             shift: vec![0.0; hidden],
             buckets: Default::default(),
+            dw1_row: Default::default(),
         }
     }
 
@@ -662,17 +665,20 @@ fn forward_rows(
             }
         }
         Rows::Sparse { s, rows, shift } => {
-            // z1 = S W1 + c W1, row by row from the stored entries; + b1 and activation
+            // z1 = S W1 + c W1 from the stored entries; + b1 and the activation (with
+            // the vectorised exp, see fastexp.rs)
             let w1 = contiguous(p.w1);
-            for (row, &i) in hidden.rows_mut().into_iter().zip(rows) {
-                with_slice(row, |z| {
-                    z.fill(0.0);
-                    let (cols, vals) = s.row(i);
-                    gather_dot(&w1, cols, vals, z);
-                    for ((z, &c), &b) in z.iter_mut().zip(shift).zip(b1.iter()) {
-                        *z = act.apply(*z + c + b);
+            hidden.fill(0.0);
+            match hidden.as_slice_mut() {
+                Some(z) => s.rows_times(rows, &w1, z),
+                None => {
+                    for (row, &i) in hidden.rows_mut().into_iter().zip(rows) {
+                        with_slice(row, |z| s.rows_times(&[i], &w1, z));
                     }
-                });
+                }
+            }
+            for row in hidden.rows_mut() {
+                with_slice(row, |z| crate::fastexp::activate(act, z, shift, &b1));
             }
         }
     }
@@ -691,8 +697,14 @@ fn rows_pass(p: ParamViews, act: Activation, x: Rows, y: &[usize], n: f64, w: Wo
         mut scores,
         mut dhidden,
         row_loss,
+        buckets,
+        first,
     } = w;
     forward_rows(p, act, x, &mut hidden, &mut scores);
+    if let Rows::Sparse { s, rows, .. } = x {
+        // regrouped by column for dW1 while the rows are in this core's cache
+        buckets.fill(s, rows, first);
+    }
     // Softmax cross-entropy, shifted by each row's maximum for stability:
     // loss_i = ln sum_j exp(s_ij - max_i) - (s_iy - max_i)
     for ((mut row, &label), loss) in scores.rows_mut().into_iter().zip(y).zip(row_loss) {
@@ -739,6 +751,10 @@ struct WorkspaceRows<'w> {
     scores: ArrayViewMut2<'w, f64>,
     dhidden: ArrayViewMut2<'w, f64>,
     row_loss: &'w mut [f64],
+    /// For a sparse batch: its rows regrouped by column, and the first row's place in
+    /// the batch.
+    buckets: &'w mut ColumnBuckets,
+    first: usize,
 }
 
 impl Workspace {
@@ -749,6 +765,8 @@ impl Workspace {
             scores: self.scores.view_mut(),
             dhidden: self.dhidden.view_mut(),
             row_loss: &mut self.row_loss,
+            buckets: &mut self.buckets[0],
+            first: 0,
         }
     }
 
@@ -757,18 +775,23 @@ impl Workspace {
         let (s0, s1) = self.scores.view_mut().split_at(Axis(0), half);
         let (d0, d1) = self.dhidden.view_mut().split_at(Axis(0), half);
         let (l0, l1) = self.row_loss.split_at_mut(half);
+        let [b0, b1] = &mut self.buckets;
         (
             WorkspaceRows {
                 hidden: h0,
                 scores: s0,
                 dhidden: d0,
                 row_loss: l0,
+                buckets: b0,
+                first: 0,
             },
             WorkspaceRows {
                 hidden: h1,
                 scores: s1,
                 dhidden: d1,
                 row_loss: l1,
+                buckets: b1,
+                first: half,
             },
         )
     }
@@ -798,11 +821,8 @@ fn loss_and_grads(
 enum Batch<'a> {
     /// The batch's rows `(n, D)`.
     Dense(ArrayView2<'a, f64>),
-    /// Rows `idx` of a sparse matrix.
-    Sparse {
-        s: &'a OffsetSparse,
-        idx: &'a [usize],
-    },
+    /// Rows of a sparse matrix (regrouped by column in the workspace's buckets).
+    Sparse(&'a OffsetSparse),
 }
 
 /// Everything of [`loss_and_grads`] but `dW1`: returns the loss and the batch;
@@ -872,8 +892,12 @@ fn loss_and_grads_but_w1<'x>(
                 },
                 ws,
             );
+            if split.is_none() {
+                // all rows went to the first buckets: none are left in the second
+                ws.buckets[1].fill(s, &[], 0);
+            }
             ws.shift = shift;
-            Batch::Sparse { s, idx }
+            Batch::Sparse(s)
         }
     };
     let data_loss = pairwise_sum(&ws.row_loss, |l| l) / n as f64;
@@ -929,47 +953,48 @@ pub(crate) fn sgd_step(
                 }
             }
         }
-        Batch::Sparse { s, idx } => {
+        Batch::Sparse(s) => {
             // dW1 = S^T dz1 + c db1^T + reg W1, one row (input column) at a time from
-            // the batch's entries in that column
+            // the batch's entries in that column, each row used for the update at once
+            // (dW1 is not stored: only its norm is returned)
             let dz = contiguous(dz);
             let db1 = contiguous(grads.b1.view());
-            let w1_step = |k0: usize,
-                           mut w: ArrayViewMut2<f64>,
-                           mut g: ArrayViewMut2<f64>,
-                           buckets: &mut ColumnBuckets| {
-                buckets.fill(s, idx, k0, k0 + w.nrows());
-                let update = |j: usize, w: &mut [f64], g: &mut [f64]| {
-                    let c = s.offset()[k0 + j];
-                    let (entries, vals) = buckets.bucket(j);
+            let [b0, b1] = &ws.buckets;
+            let w1_step = |k0: usize, mut w: ArrayViewMut2<f64>, g: &mut Vec<f64>| {
+                g.resize(h, 0.0);
+                let g = g.as_mut_slice();
+                let mut squares = SquaresLanes::<16>::new();
+                let mut update = |j: usize, w: &mut [f64]| {
                     g.fill(0.0);
-                    gather_dot(&dz, entries, vals, g);
+                    let parts = [b0.bucket(k0 + j), b1.bucket(k0 + j)];
+                    gather_dot_cols(&dz, h, 0, &parts, g);
+                    let c = s.offset()[k0 + j];
                     for ((g, w), &db) in g.iter_mut().zip(w).zip(db1.iter()) {
                         *g = (*g + c * db) + reg * *w;
                         *w += -learning_rate * *g;
                     }
+                    squares.add(g);
                 };
-                if h > 0
-                    && let (Some(ws), Some(gs)) = (w.as_slice_mut(), g.as_slice_mut())
-                {
-                    let rows = ws.chunks_exact_mut(h).zip(gs.chunks_exact_mut(h));
-                    rows.enumerate().for_each(|(j, (w, g))| update(j, w, g));
-                } else {
-                    let rows = w.rows_mut().into_iter().zip(g.rows_mut());
-                    for (j, (w, g)) in rows.enumerate() {
-                        with_slice(g, |g| with_slice(w, |w| update(j, w, g)));
+                match w.as_slice_mut() {
+                    Some(ws) if h > 0 => ws
+                        .chunks_exact_mut(h)
+                        .enumerate()
+                        .for_each(|(j, w)| update(j, w)),
+                    _ => {
+                        for (j, w) in w.rows_mut().into_iter().enumerate() {
+                            with_slice(w, |w| update(j, w));
+                        }
                     }
                 }
-                sum_of_squares(g.view())
+                squares.total()
             };
-            let [b0, b1] = &mut ws.buckets;
+            let [g0, g1] = &mut ws.dw1_row;
             match half {
-                None => w1_step(0, params.w1.view_mut(), grads.w1.view_mut(), b0),
+                None => w1_step(0, params.w1.view_mut(), g0),
                 Some(half) => {
                     let (w0, w1) = params.w1.view_mut().split_at(Axis(0), half);
-                    let (g0, g1) = grads.w1.view_mut().split_at(Axis(0), half);
                     let (s0, s1) =
-                        crate::par::join(|| w1_step(0, w0, g0, b0), || w1_step(half, w1, g1, b1));
+                        crate::par::join(|| w1_step(0, w0, g0), || w1_step(half, w1, g1));
                     s0 + s1
                 }
             }
@@ -1048,6 +1073,36 @@ pub(crate) fn sum_of_squares_split(a: ArrayView2<f64>) -> f64 {
     let (a0, a1) = a.split_at(Axis(0), n2 / h);
     let (s0, s1) = crate::par::join(|| sum_of_squares(a0), || sum_of_squares(a1));
     s0 + s1
+}
+
+/// Running sums of squares in `L` interleaved lanes: `add` folds in a vector
+/// (element `i` into lane `i % L`), `total` adds the lanes up. The same on every
+/// instruction set (no fused multiply-add, which is a library call where the crate is
+/// built for the baseline CPU); the lanes are independent chains.
+struct SquaresLanes<const L: usize>([f64; L]);
+
+impl<const L: usize> SquaresLanes<L> {
+    fn new() -> Self {
+        SquaresLanes([0.0; L])
+    }
+
+    #[inline(always)]
+    fn add(&mut self, v: &[f64]) {
+        let chunks = v.chunks_exact(L);
+        let rest = chunks.remainder();
+        for c in chunks {
+            for (l, &x) in self.0.iter_mut().zip(c) {
+                *l += x * x;
+            }
+        }
+        for (l, &x) in self.0.iter_mut().zip(rest) {
+            *l += x * x;
+        }
+    }
+
+    fn total(&self) -> f64 {
+        self.0.iter().sum()
+    }
 }
 
 /// The sum of the squares of all entries, as numpy's `np.sum(a * a)` adds them

@@ -20,6 +20,13 @@ use ndarray::ArrayView2;
 /// Rows sampled (evenly spaced) to choose the column values and estimate the density.
 const SAMPLE_ROWS: usize = 1024;
 
+/// Rows of a batch whose products with `W1` are taken together (see
+/// [`OffsetSparse::rows_times`]): at most this many.
+const ROW_GROUP: usize = 64;
+
+/// Bytes of `W1` (a block of its rows) that a group of rows works through at a time.
+const W1_BLOCK_BYTES: usize = 48 * 1024;
+
 /// `X = S + 1 c^T`: the column values `c` and the rows of `S` (compressed sparse rows,
 /// columns ascending within a row).
 #[derive(Clone, Debug)]
@@ -146,9 +153,78 @@ impl OffsetSparse {
     }
 
     /// Row `i` of `S`: its columns (ascending) and values.
+    #[cfg(test)]
     pub(crate) fn row(&self, i: usize) -> (&[u32], &[f64]) {
         let r = self.ptr[i]..self.ptr[i + 1];
         (&self.cols[r.clone()], &self.vals[r])
+    }
+
+    /// `out += S[rows] W1`, `out` `(rows.len(), H)` and `W1` `(D, H)` row-major.
+    ///
+    /// Each row is the same chain of multiply-adds as [`gather_dot`] over the whole
+    /// row, taken in blocks of input columns for a group of rows at a time, so that a
+    /// block of `W1`'s rows is reused from the near caches by all the rows of the
+    /// group before the next block is fetched. With 64 hidden units, blocks of 96
+    /// rows of `W1` (48 KB) measured best: the forward products of a training step
+    /// took 20% less time than row by row, and 16% less again with the group's
+    /// entries prefetched (blocks of 48 and 128 rows: 5-10% slower than 96).
+    pub(crate) fn rows_times(&self, rows: &[usize], w1: &[f64], out: &mut [f64]) {
+        let h = if rows.is_empty() {
+            0
+        } else {
+            out.len() / rows.len()
+        };
+        if h == 0 {
+            return;
+        }
+        let d = self.offset.len();
+        let block = (W1_BLOCK_BYTES / (8 * h)).max(8);
+        for (rows, out) in rows.chunks(ROW_GROUP).zip(out.chunks_mut(ROW_GROUP * h)) {
+            for &i in rows {
+                self.prefetch_row(i);
+            }
+            // where each row of the group is up to
+            let mut at = [0usize; ROW_GROUP];
+            for (a, &i) in at.iter_mut().zip(rows) {
+                *a = self.ptr[i];
+            }
+            let mut k1 = 0;
+            while k1 < d {
+                k1 = (k1 + block).min(d);
+                for ((a, &i), z) in at.iter_mut().zip(rows).zip(out.chunks_exact_mut(h)) {
+                    let (start, end) = (*a, self.ptr[i + 1]);
+                    let n = self.cols[start..end]
+                        .iter()
+                        .take_while(|&&k| (k as usize) < k1)
+                        .count();
+                    let part = (&self.cols[start..start + n], &self.vals[start..start + n]);
+                    gather_dot_cols(w1, h, 0, &[part], z);
+                    *a = start + n;
+                }
+            }
+        }
+    }
+
+    /// Ask the CPU to bring row `i`'s entries into the caches, without waiting.
+    #[inline]
+    pub(crate) fn prefetch_row(&self, i: usize) {
+        #[cfg(target_arch = "x86_64")]
+        {
+            use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+            let r = self.ptr[i]..self.ptr[i + 1];
+            // one prefetch per 64-byte line: 8 values, 16 column numbers
+            for p in self.vals[r.clone()].iter().step_by(8) {
+                // SAFETY: a prefetch does not access memory architecturally; the
+                // address is inside the vector anyway.
+                unsafe { _mm_prefetch::<_MM_HINT_T0>((p as *const f64).cast()) };
+            }
+            for p in self.cols[r].iter().step_by(16) {
+                // SAFETY: as above.
+                unsafe { _mm_prefetch::<_MM_HINT_T0>((p as *const u32).cast()) };
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = i;
     }
 
     /// `c`, `(D,)`.
@@ -172,48 +248,29 @@ struct Part {
     ends: Vec<usize>,
 }
 
-/// The columns `k0..k1` of a batch of rows of `S`, regrouped by column (a counting
-/// sort): what `S^T dZ` needs. Reused from step to step.
+/// A block of a batch's rows of `S`, regrouped by column (a counting sort): what
+/// `S^T dZ` needs. Reused from step to step.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct ColumnBuckets {
-    /// After [`Self::fill`], bucket `k - k0` ends at `end[k - k0]` and starts where the
-    /// previous one ends (0 for the first).
+    /// After [`Self::fill`], bucket `k` ends at `end[k]` and starts where the previous
+    /// one ends (0 for the first).
     end: Vec<usize>,
     /// Each entry's row within the batch, and its value.
     rows: Vec<u32>,
     vals: Vec<f64>,
-    /// Where each batch row's entries in the columns lie in the sparse matrix.
-    spans: Vec<(usize, usize)>,
 }
 
 impl ColumnBuckets {
-    /// Regroup the entries of rows `batch` of `s` in columns `k0..k1`, row order kept.
-    pub(crate) fn fill(&mut self, s: &OffsetSparse, batch: &[usize], k0: usize, k1: usize) {
-        let width = k1 - k0;
+    /// Regroup the entries of rows `rows` of `s` by column, row order kept; they are
+    /// rows `first..` of the batch.
+    pub(crate) fn fill(&mut self, s: &OffsetSparse, rows: &[usize], first: usize) {
+        let width = s.offset.len();
         self.end.clear();
         self.end.resize(width + 1, 0);
-        // each row's entries in k0..k1 (searched for only at an inner edge), as
-        // positions in `s`
-        self.spans.clear();
-        self.spans.extend(batch.iter().map(|&i| {
-            let (start, end) = (s.ptr[i], s.ptr[i + 1]);
-            let cols = &s.cols[start..end];
-            let lo = if k0 == 0 {
-                0
-            } else {
-                cols.partition_point(|&k| (k as usize) < k0)
-            };
-            let hi = if k1 >= s.offset.len() {
-                cols.len()
-            } else {
-                lo + cols[lo..].partition_point(|&k| (k as usize) < k1)
-            };
-            (start + lo, start + hi)
-        }));
         // counts, shifted by one, then their running sum: end[k] = start of bucket k
-        for &(lo, hi) in &self.spans {
-            for &k in &s.cols[lo..hi] {
-                self.end[k as usize - k0 + 1] += 1;
+        for &i in rows {
+            for &k in &s.cols[s.ptr[i]..s.ptr[i + 1]] {
+                self.end[k as usize + 1] += 1;
             }
         }
         for k in 1..=width {
@@ -225,9 +282,10 @@ impl ColumnBuckets {
             self.vals.resize(total, 0.0);
         }
         // place each entry at its bucket's cursor; the cursor ends as the bucket's end
-        for (r, &(lo, hi)) in self.spans.iter().enumerate() {
-            for (&k, &v) in s.cols[lo..hi].iter().zip(&s.vals[lo..hi]) {
-                let at = &mut self.end[k as usize - k0];
+        for (r, &i) in (first..).zip(rows) {
+            let span = s.ptr[i]..s.ptr[i + 1];
+            for (&k, &v) in s.cols[span.clone()].iter().zip(&s.vals[span]) {
+                let at = &mut self.end[k as usize];
                 self.rows[*at] = r as u32;
                 self.vals[*at] = v;
                 *at += 1;
@@ -236,33 +294,48 @@ impl ColumnBuckets {
         self.end.pop();
     }
 
-    /// Bucket `j` (column `k0 + j`): rows within the batch and values.
-    pub(crate) fn bucket(&self, j: usize) -> (&[u32], &[f64]) {
-        let start = if j == 0 { 0 } else { self.end[j - 1] };
-        let r = start..self.end[j];
+    /// Bucket `k` (column `k`): rows within the batch and values. Empty before the
+    /// first fill.
+    pub(crate) fn bucket(&self, k: usize) -> (&[u32], &[f64]) {
+        if k >= self.end.len() {
+            return (&[], &[]);
+        }
+        let start = if k == 0 { 0 } else { self.end[k - 1] };
+        let r = start..self.end[k];
         (&self.rows[r.clone()], &self.vals[r])
     }
 }
+
+/// A sparse row (or part of one): column indices and values.
+pub(crate) type Entries<'a> = (&'a [u32], &'a [f64]);
 
 /// `out[j] += sum_e vals[e] * m[idx[e] * h + j]` for `j < h = out.len()`: a sparse row
 /// times the row-major matrix `m` `(_, h)`. Each `out[j]` is one chain of fused
 /// multiply-adds in `e` order, whatever the instruction set, so every path below gives
 /// the same result. The rows of `m` named by `idx` must exist.
 pub(crate) fn gather_dot(m: &[f64], idx: &[u32], vals: &[f64], out: &mut [f64]) {
-    debug_assert_eq!(idx.len(), vals.len());
+    gather_dot_cols(m, out.len(), 0, &[(idx, vals)], out)
+}
+
+/// [`gather_dot`] for columns `j0..j0 + out.len()` of a matrix `m` `(_, h)`, and a row
+/// given in parts: `out[j] += sum over the parts' entries e of vals[e] * m[idx[e] * h +
+/// j0 + j]`, each `out[j]` one chain in the parts' order.
+pub(crate) fn gather_dot_cols(m: &[f64], h: usize, j0: usize, parts: &[Entries], out: &mut [f64]) {
+    debug_assert!(parts.iter().all(|(idx, vals)| idx.len() == vals.len()));
+    debug_assert!(j0 + out.len() <= h);
     #[cfg(target_arch = "x86_64")]
     {
         if std::arch::is_x86_feature_detected!("avx512f") {
             // SAFETY: the CPU has the features the function is compiled for.
-            return unsafe { gather_dot_avx512(m, idx, vals, out) };
+            return unsafe { gather_dot_avx512(m, h, j0, parts, out) };
         }
         if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
         {
             // SAFETY: as above.
-            return unsafe { gather_dot_avx2(m, idx, vals, out) };
+            return unsafe { gather_dot_avx2(m, h, j0, parts, out) };
         }
     }
-    gather_dot_tiled::<16>(m, idx, vals, out)
+    gather_dot_tiled::<16>(m, h, j0, parts, out)
 }
 
 /// Whether [`gather_dot`] runs on fused multiply-add hardware (elsewhere `mul_add` is a
@@ -280,55 +353,64 @@ pub(crate) fn fast_fma() -> bool {
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx2,fma")]
-fn gather_dot_avx512(m: &[f64], idx: &[u32], vals: &[f64], out: &mut [f64]) {
+fn gather_dot_avx512(m: &[f64], h: usize, j0: usize, parts: &[Entries], out: &mut [f64]) {
     // 64 running sums: eight 512-bit registers, enough independent chains to keep both
     // FMA pipes busy
-    gather_dot_tiled::<64>(m, idx, vals, out)
+    gather_dot_tiled::<64>(m, h, j0, parts, out)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-fn gather_dot_avx2(m: &[f64], idx: &[u32], vals: &[f64], out: &mut [f64]) {
+fn gather_dot_avx2(m: &[f64], h: usize, j0: usize, parts: &[Entries], out: &mut [f64]) {
     // 32 running sums: eight of the sixteen 256-bit registers
-    gather_dot_tiled::<32>(m, idx, vals, out)
+    gather_dot_tiled::<32>(m, h, j0, parts, out)
 }
 
-/// [`gather_dot`] over column tiles of `T` (kept in registers), then of 8, then of 1.
+/// [`gather_dot_cols`] over column tiles of `T` (kept in registers), then of 8, then
+/// of 1.
 #[inline(always)]
-fn gather_dot_tiled<const T: usize>(m: &[f64], idx: &[u32], vals: &[f64], out: &mut [f64]) {
-    let h = out.len();
+fn gather_dot_tiled<const T: usize>(
+    m: &[f64],
+    h: usize,
+    j0: usize,
+    parts: &[Entries],
+    out: &mut [f64],
+) {
+    let w = out.len();
     let mut j = 0;
-    while j + T <= h {
-        gather_dot_tile::<T>(m, h, j, idx, vals, &mut out[j..j + T]);
+    while j + T <= w {
+        gather_dot_tile::<T>(m, h, j0 + j, parts, &mut out[j..j + T]);
         j += T;
     }
-    while j + 8 <= h {
-        gather_dot_tile::<8>(m, h, j, idx, vals, &mut out[j..j + 8]);
+    while j + 8 <= w {
+        gather_dot_tile::<8>(m, h, j0 + j, parts, &mut out[j..j + 8]);
         j += 8;
     }
-    while j < h {
-        gather_dot_tile::<1>(m, h, j, idx, vals, &mut out[j..j + 1]);
+    while j < w {
+        gather_dot_tile::<1>(m, h, j0 + j, parts, &mut out[j..j + 1]);
         j += 1;
     }
 }
 
-/// Columns `j..j + T` of [`gather_dot`] (`out` is those `T`), summed in registers.
+/// Columns `j..j + T` of a matrix `m` `(_, h)` in [`gather_dot_cols`] (`out` is those
+/// `T`), summed in registers.
 #[inline(always)]
 fn gather_dot_tile<const T: usize>(
     m: &[f64],
     h: usize,
     j: usize,
-    idx: &[u32],
-    vals: &[f64],
+    parts: &[Entries],
     out: &mut [f64],
 ) {
     let mut acc = [0.0; T];
     acc.copy_from_slice(out);
-    for (&i, &v) in idx.iter().zip(vals) {
-        let start = i as usize * h + j;
-        let row = &m[start..start + T];
-        for t in 0..T {
-            acc[t] = v.mul_add(row[t], acc[t]);
+    for &(idx, vals) in parts {
+        for (&i, &v) in idx.iter().zip(vals) {
+            let start = i as usize * h + j;
+            let row = &m[start..start + T];
+            for t in 0..T {
+                acc[t] = v.mul_add(row[t], acc[t]);
+            }
         }
     }
     out.copy_from_slice(&acc);
@@ -402,14 +484,19 @@ mod tests {
         ];
         let s = OffsetSparse::new(x.view(), vec![0.0; 4], 0.5);
         let mut b = ColumnBuckets::default();
-        // batch rows 2, 0, 1 (batch positions 0, 1, 2); columns 1..4
-        b.fill(&s, &[2, 0, 1], 1, 4);
-        assert_eq!(b.bucket(0), (&[2u32][..], &[3.0][..]));
-        assert_eq!(b.bucket(1), (&[0u32, 1, 2][..], &[7.0, 2.0, 4.0][..]));
-        assert_eq!(b.bucket(2), (&[2u32][..], &[5.0][..]));
+        assert_eq!(b.bucket(0), (&[][..], &[][..]));
+        // rows 2, 0, 1 of x, as batch rows 5, 6, 7
+        b.fill(&s, &[2, 0, 1], 5);
+        assert_eq!(b.bucket(0), (&[5u32, 6][..], &[6.0, 1.0][..]));
+        assert_eq!(b.bucket(1), (&[7u32][..], &[3.0][..]));
+        assert_eq!(b.bucket(2), (&[5u32, 6, 7][..], &[7.0, 2.0, 4.0][..]));
+        assert_eq!(b.bucket(3), (&[7u32][..], &[5.0][..]));
         // refilled with fewer entries, the old ones do not leak into the buckets
-        b.fill(&s, &[0], 0, 2);
+        b.fill(&s, &[0], 0);
         assert_eq!(b.bucket(0), (&[0u32][..], &[1.0][..]));
         assert_eq!(b.bucket(1), (&[][..], &[][..]));
+        assert_eq!(b.bucket(3), (&[][..], &[][..]));
+        b.fill(&s, &[], 0);
+        assert_eq!(b.bucket(2), (&[][..], &[][..]));
     }
 }
