@@ -221,6 +221,8 @@ pub(crate) struct Workspace {
     buckets: [ColumnBuckets; 2],
     /// A row of `dW1`, for each thread of the sparse step.
     dw1_row: [Vec<f64>; 2],
+    /// `sum(W1^2)` for the `W1` the last [`sgd_step`] left (see there).
+    w1_squares: Option<f64>,
 }
 
 impl Workspace {
@@ -233,6 +235,7 @@ impl Workspace {
             shift: vec![0.0; hidden],
             buckets: Default::default(),
             dw1_row: Default::default(),
+            w1_squares: None,
         }
     }
 
@@ -810,7 +813,10 @@ fn loss_and_grads(
     ws: &mut Workspace,
     grads: &mut Grads,
 ) -> f64 {
-    let (loss, _) = loss_and_grads_but_w1(p, act, Input::Rows(x), y, reg, ws, grads);
+    let (loss, _) = loss_and_grads_but_w1(p, act, Input::Rows(x), y, reg, None, ws, grads);
+    // dW2 = hidden^T dscores + reg W2 (H, C)
+    matmul_into(ws.hidden.t(), ws.scores.view(), &mut grads.w2.view_mut());
+    axpy(grads.w2.view_mut(), reg, p.w2);
     // dW1 = X^T dz1 + reg W1 (D, H)
     par_matmul_into(x.t(), ws.dhidden.view(), &mut grads.w1.view_mut());
     axpy(grads.w1.view_mut(), reg, p.w1);
@@ -825,14 +831,18 @@ enum Batch<'a> {
     Sparse(&'a OffsetSparse),
 }
 
-/// Everything of [`loss_and_grads`] but `dW1`: returns the loss and the batch;
-/// `ws.dhidden` holds `dL/dz1`, from which `dW1 = X^T dz1 + reg W1` follows.
+/// Everything of [`loss_and_grads`] but `dW1` and `dW2`: returns the loss and the
+/// batch; `ws.dhidden` holds `dL/dz1` and `ws.scores` `dL/dscores`, from which
+/// `dW1 = X^T dz1 + reg W1` and `dW2 = hidden^T dscores + reg W2` follow.
+/// `w1_squares` is `sum(W1^2)` if known (numpy's pairwise sum).
+#[allow(clippy::too_many_arguments)]
 fn loss_and_grads_but_w1<'x>(
     p: ParamViews,
     act: Activation,
     input: Input<'x>,
     y: &[usize],
     reg: f64,
+    w1_squares: Option<f64>,
     ws: &mut Workspace,
     grads: &mut Grads,
 ) -> (f64, Batch<'x>) {
@@ -901,12 +911,10 @@ fn loss_and_grads_but_w1<'x>(
         }
     };
     let data_loss = pairwise_sum(&ws.row_loss, |l| l) / n as f64;
-    let loss =
-        data_loss + 0.5 * reg * sum_of_squares_split(p.w1) + 0.5 * reg * sum_of_squares(p.w2);
+    let w1_squares = w1_squares.unwrap_or_else(|| sum_of_squares_split(p.w1));
+    let loss = data_loss + 0.5 * reg * w1_squares + 0.5 * reg * sum_of_squares(p.w2);
 
-    // Second layer: dW2 = hidden^T dscores + reg W2 (H, C); db2 = sum_rows dscores (C,)
-    matmul_into(ws.hidden.t(), ws.scores.view(), &mut grads.w2.view_mut());
-    axpy(grads.w2.view_mut(), reg, p.w2);
+    // db2 = sum_rows dscores (C,)
     sum_rows_into(ws.scores.view(), &mut grads.b2);
     // db1 = sum_rows dz1 (H,)
     sum_rows_into(ws.dhidden.view(), &mut grads.b1);
@@ -915,8 +923,13 @@ fn loss_and_grads_but_w1<'x>(
 
 /// One SGD step on a batch: loss and gradients as [`loss_and_grads`], then
 /// `param -= learning_rate * grad` for all four. Each thread computes its half of the
-/// rows of `dW1` and updates the same rows of `W1` at once, while they are in its cache.
-/// Returns the loss (before the step) and `|dW1|` (Frobenius).
+/// rows of `dW1` and updates the same rows of `W1` at once, while they are in its cache,
+/// and the same for its half of `dW2`'s rows. Returns the loss (before the step) and
+/// `|dW1|` (Frobenius).
+///
+/// `sum(W1^2)` for the next step's loss is taken here, each thread over the half of
+/// `W1` it has just updated, and kept in `ws`: only valid while nothing else changes
+/// the parameters between two steps (as in training).
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn sgd_step(
     params: &mut Params,
@@ -928,12 +941,41 @@ pub(crate) fn sgd_step(
     ws: &mut Workspace,
     grads: &mut Grads,
 ) -> (f64, f64) {
-    let (loss, batch) = loss_and_grads_but_w1(params.views(), act, input, y, reg, ws, grads);
-    let dz = ws.dhidden.view();
+    let w1_squares = ws.w1_squares.take();
+    let (loss, batch) =
+        loss_and_grads_but_w1(params.views(), act, input, y, reg, w1_squares, ws, grads);
     let (d, h) = params.w1.dim();
     let half = row_split(d, y.len() * h);
-    let squares = match batch {
+    // the W1 squares come out in numpy's order (pairwise_sum's) if the halves are its
+    // first split
+    let n = d * h;
+    let numpy_halves = half.is_none_or(|half| n > 128 && half * h == n / 2 - (n / 2) % 8);
+    let (hidden, dscores) = (ws.hidden.view(), ws.scores.view());
+    // After its rows of W1, each thread takes its hidden units' rows of W2: dW2 rows =
+    // hidden[:, rows]^T dscores + reg W2 rows, and the update; and |W1 rows|^2.
+    // Returns |dW1 rows|^2 (given) and |W1 rows|^2.
+    let share =
+        |grad_squares: f64,
+         w1: ArrayView2<f64>,
+         (j0, mut w2, mut g2): (usize, ArrayViewMut2<f64>, ArrayViewMut2<f64>)| {
+            let w1_squares = if numpy_halves {
+                sum_of_squares(w1)
+            } else {
+                f64::NAN
+            };
+            let cols = hidden.slice(ndarray::s![.., j0..j0 + w2.nrows()]);
+            matmul_into(cols.t(), dscores, &mut g2);
+            axpy(g2.view_mut(), reg, w2.view());
+            axpy(w2.view_mut(), -learning_rate, g2.view());
+            (grad_squares, w1_squares)
+        };
+    let j_half = if half.is_some() { h / 2 } else { h };
+    let (w2a, w2b) = params.w2.view_mut().split_at(Axis(0), j_half);
+    let (g2a, g2b) = grads.w2.view_mut().split_at(Axis(0), j_half);
+    let (w2a, w2b) = ((0, w2a, g2a), (j_half, w2b, g2b));
+    let ((s0, q0), (s1, q1)) = match batch {
         Batch::Dense(x) => {
+            let dz = ws.dhidden.view();
             let w1_step =
                 |xs: ArrayView2<f64>, mut w: ArrayViewMut2<f64>, mut g: ArrayViewMut2<f64>| {
                     matmul_into(xs.t(), dz, &mut g); // dW1 rows = X[:, rows]^T dz1
@@ -942,22 +984,29 @@ pub(crate) fn sgd_step(
                     axpy(w.view_mut(), -learning_rate, g.view());
                     squares
                 };
-            match half {
-                None => w1_step(x, params.w1.view_mut(), grads.w1.view_mut()),
-                Some(half) => {
-                    let (x0, x1) = x.split_at(Axis(1), half);
-                    let (w0, w1) = params.w1.view_mut().split_at(Axis(0), half);
-                    let (g0, g1) = grads.w1.view_mut().split_at(Axis(0), half);
-                    let (s0, s1) = crate::par::join(|| w1_step(x0, w0, g0), || w1_step(x1, w1, g1));
-                    s0 + s1
-                }
+            let half = half.unwrap_or(d);
+            let (x0, x1) = x.split_at(Axis(1), half);
+            let (mut w0, mut w1) = params.w1.view_mut().split_at(Axis(0), half);
+            let (mut g0, mut g1) = grads.w1.view_mut().split_at(Axis(0), half);
+            let first = || {
+                let squares = w1_step(x0, w0.view_mut(), g0.view_mut());
+                share(squares, w0.view(), w2a)
+            };
+            let second = || {
+                let squares = w1_step(x1, w1.view_mut(), g1.view_mut());
+                share(squares, w1.view(), w2b)
+            };
+            if half < d {
+                crate::par::join(first, second)
+            } else {
+                (first(), second())
             }
         }
         Batch::Sparse(s) => {
             // dW1 = S^T dz1 + c db1^T + reg W1, one row (input column) at a time from
             // the batch's entries in that column, each row used for the update at once
             // (dW1 is not stored: only its norm is returned)
-            let dz = contiguous(dz);
+            let dz = contiguous(ws.dhidden.view());
             let db1 = contiguous(grads.b1.view());
             let [b0, b1] = &ws.buckets;
             let w1_step = |k0: usize, mut w: ArrayViewMut2<f64>, g: &mut Vec<f64>| {
@@ -989,21 +1038,29 @@ pub(crate) fn sgd_step(
                 squares.total()
             };
             let [g0, g1] = &mut ws.dw1_row;
-            match half {
-                None => w1_step(0, params.w1.view_mut(), g0),
-                Some(half) => {
-                    let (w0, w1) = params.w1.view_mut().split_at(Axis(0), half);
-                    let (s0, s1) =
-                        crate::par::join(|| w1_step(0, w0, g0), || w1_step(half, w1, g1));
-                    s0 + s1
-                }
+            let half = half.unwrap_or(d);
+            let (mut w0, mut w1) = params.w1.view_mut().split_at(Axis(0), half);
+            let first = || {
+                let squares = w1_step(0, w0.view_mut(), g0);
+                share(squares, w0.view(), w2a)
+            };
+            let second = || {
+                let squares = w1_step(half, w1.view_mut(), g1);
+                share(squares, w1.view(), w2b)
+            };
+            if half < d {
+                crate::par::join(first, second)
+            } else {
+                (first(), second())
             }
         }
     };
+    if numpy_halves {
+        ws.w1_squares = Some(q0 + q1);
+    }
     params.b1.scaled_add(-learning_rate, &grads.b1);
-    axpy(params.w2.view_mut(), -learning_rate, grads.w2.view());
     params.b2.scaled_add(-learning_rate, &grads.b2);
-    (loss, squares.sqrt())
+    (loss, (s0 + s1).sqrt())
 }
 
 /// A batch for the forward/backward pass: its rows in place, to be gathered, or
