@@ -36,8 +36,8 @@ pub(crate) struct OffsetSparse {
     offset_vals: Vec<f64>,
     /// `c`, `(D,)`.
     offset: Vec<f64>,
-    /// Row `i` of `S` is entries `ptr[i]..ptr[i + 1]` of `cols`/`vals`.
-    ptr: Vec<usize>,
+    /// Row `i` of `S` is entries `bounds[i].0..bounds[i].1` of `cols`/`vals`.
+    bounds: Vec<(usize, usize)>,
     cols: Vec<u32>,
     vals: Vec<f64>,
 }
@@ -60,13 +60,7 @@ impl OffsetSparse {
         let mut kept = 0;
         let mut offset = vec![0.0; d];
         for (column, c) in columns.chunks_mut(rows.max(1)).zip(&mut offset) {
-            column.sort_unstable_by(f64::total_cmp);
-            let (mut best, mut best_len) = (0.0, 0);
-            for run in column.chunk_by(|a, b| a == b) {
-                if run.len() > best_len {
-                    (best, best_len) = (run[0], run.len());
-                }
-            }
+            let (best, best_len) = mode(column);
             *c = best;
             kept += best_len;
         }
@@ -84,78 +78,75 @@ impl OffsetSparse {
     pub(crate) fn new(x: ArrayView2<f64>, offset: Vec<f64>, density: f64) -> Self {
         let (n, d) = x.dim();
         debug_assert_eq!(offset.len(), d);
-        let build = |x: ArrayView2<f64>| {
-            // room for the estimated entries and some, so that the vectors do not grow
-            // (and copy) while filling
-            let entries = (x.len() as f64 * (density * 1.1 + 0.01).min(1.0)) as usize;
-            let mut part = Part {
-                cols: Vec::with_capacity(entries),
-                vals: Vec::with_capacity(entries),
-                ends: Vec::with_capacity(x.nrows()),
-            };
-            // each row compacted without branches (whether an entry differs is a coin
-            // toss the branch predictor loses): write every entry, advance past the
-            // ones that differ. At entry k at most k were kept, so writes stay below d.
-            let (mut cols, mut vals) = (vec![0u32; d], vec![0.0; d]);
-            for row in x.rows() {
-                let mut len = 0;
-                for (k, (&x, &c)) in row.iter().zip(&offset).enumerate() {
-                    cols[len] = k as u32;
-                    vals[len] = x - c;
-                    len += usize::from(x != c);
-                }
-                part.cols.extend_from_slice(&cols[..len]);
-                part.vals.extend_from_slice(&vals[..len]);
-                part.ends.push(part.cols.len());
-            }
-            part
-        };
-        let (first, second) = if n >= 2 && crate::par::threads() >= 2 {
-            let (x0, x1) = x.split_at(ndarray::Axis(0), n / 2);
-            crate::par::join(|| build(x0), || build(x1))
+        let split = if n >= 2 && crate::par::threads() >= 2 {
+            n / 2
         } else {
-            (build(x), Part::default())
+            n
         };
-        let Part {
-            mut cols,
-            mut vals,
-            ends,
-        } = first;
-        let base = cols.len();
-        cols.reserve_exact(second.cols.len());
-        vals.reserve_exact(second.vals.len());
-        let mut ptr = Vec::with_capacity(n + 1);
-        ptr.push(0);
-        ptr.extend(ends);
-        ptr.extend(second.ends.iter().map(|e| base + e));
-        cols.extend_from_slice(&second.cols);
-        vals.extend_from_slice(&second.vals);
-        let (offset_cols, offset_vals) = offset
-            .iter()
-            .enumerate()
-            .filter(|&(_, &c)| c != 0.0)
-            .map(|(k, &c)| (k as u32, c))
-            .unzip();
-        OffsetSparse {
-            offset_cols,
-            offset_vals,
-            offset,
-            ptr,
-            cols,
-            vals,
+        // Each half writes its entries straight into its own region of the storage,
+        // sized from the estimate with a margin (plus a row, so a row always fits once
+        // it is started). A half that does not fit is built again with room for
+        // everything; the space a half leaves unused is never touched, so it costs
+        // address space, not memory.
+        let mut fraction = (density * 1.1 + 0.01).min(1.0);
+        loop {
+            let room = |rows: usize| (rows as f64 * d as f64 * fraction) as usize + d;
+            let (room0, room1) = (room(split), room(n - split));
+            let mut cols = vec![0u32; room0 + room1];
+            let mut vals = vec![0.0; room0 + room1];
+            let mut bounds = vec![(0, 0); n];
+            let (x0, x1) = x.split_at(ndarray::Axis(0), split);
+            let (c0, c1) = cols.split_at_mut(room0);
+            let (v0, v1) = vals.split_at_mut(room0);
+            let (e0, e1) = bounds.split_at_mut(split);
+            let fits = if split < n {
+                let (a, b) = crate::par::join(
+                    || compact_rows(x0, &offset, c0, v0, e0, 0),
+                    || compact_rows(x1, &offset, c1, v1, e1, room0),
+                );
+                a && b
+            } else {
+                compact_rows(x0, &offset, c0, v0, e0, 0)
+            };
+            if !fits && fraction < 1.0 {
+                fraction = 1.0;
+                continue;
+            }
+            let (offset_cols, offset_vals) = offset
+                .iter()
+                .enumerate()
+                .filter(|&(_, &c)| c != 0.0)
+                .map(|(k, &c)| (k as u32, c))
+                .unzip();
+            return OffsetSparse {
+                offset_cols,
+                offset_vals,
+                offset,
+                bounds,
+                cols,
+                vals,
+            };
         }
     }
 
     /// Number of rows and stored entries (of `S`).
     #[cfg(test)]
     fn size(&self) -> (usize, usize) {
-        (self.ptr.len() - 1, self.cols.len())
+        let rows = self.bounds.len();
+        (rows, (0..rows).map(|i| self.row(i).0.len()).sum())
+    }
+
+    /// Where row `i`'s entries are in `cols`/`vals`.
+    #[inline]
+    fn span(&self, i: usize) -> std::ops::Range<usize> {
+        let (start, end) = self.bounds[i];
+        start..end
     }
 
     /// Row `i` of `S`: its columns (ascending) and values.
     #[cfg(test)]
     pub(crate) fn row(&self, i: usize) -> (&[u32], &[f64]) {
-        let r = self.ptr[i]..self.ptr[i + 1];
+        let r = self.span(i);
         (&self.cols[r.clone()], &self.vals[r])
     }
 
@@ -186,13 +177,13 @@ impl OffsetSparse {
             // where each row of the group is up to
             let mut at = [0usize; ROW_GROUP];
             for (a, &i) in at.iter_mut().zip(rows) {
-                *a = self.ptr[i];
+                *a = self.bounds[i].0;
             }
             let mut k1 = 0;
             while k1 < d {
                 k1 = (k1 + block).min(d);
                 for ((a, &i), z) in at.iter_mut().zip(rows).zip(out.chunks_exact_mut(h)) {
-                    let (start, end) = (*a, self.ptr[i + 1]);
+                    let (start, end) = (*a, self.bounds[i].1);
                     let n = self.cols[start..end]
                         .iter()
                         .take_while(|&&k| (k as usize) < k1)
@@ -211,7 +202,7 @@ impl OffsetSparse {
         #[cfg(target_arch = "x86_64")]
         {
             use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
-            let r = self.ptr[i]..self.ptr[i + 1];
+            let r = self.span(i);
             // one prefetch per 64-byte line: 8 values, 16 column numbers
             for p in self.vals[r.clone()].iter().step_by(8) {
                 // SAFETY: a prefetch does not access memory architecturally; the
@@ -239,13 +230,68 @@ impl OffsetSparse {
     }
 }
 
-/// One half's rows while building.
-#[derive(Default)]
-struct Part {
-    cols: Vec<u32>,
-    vals: Vec<f64>,
-    /// Where each row's entries end.
-    ends: Vec<usize>,
+/// The most common value in `v` (ties to the smallest) and how often it occurs;
+/// `(0, 0)` for no values. Values compare with `==`, as the sparse form does. Reorders
+/// `v`.
+fn mode(v: &mut [f64]) -> (f64, usize) {
+    // a value held by more than half of them (a background pixel's, usually) is the
+    // mode: found in one pass (Boyer-Moore majority vote) and checked in another
+    let mut candidate = (0.0, 0usize);
+    for &x in v.iter() {
+        if candidate.1 == 0 {
+            candidate = (x, 1);
+        } else if x == candidate.0 {
+            candidate.1 += 1;
+        } else {
+            candidate.1 -= 1;
+        }
+    }
+    let count = v.iter().filter(|&&x| x == candidate.0).count();
+    if 2 * count > v.len() {
+        return (candidate.0, count);
+    }
+    // otherwise sorted, the longest run
+    v.sort_unstable_by(f64::total_cmp);
+    let mut best = (0.0, 0);
+    for run in v.chunk_by(|a, b| a == b) {
+        if run.len() > best.1 {
+            best = (run[0], run.len());
+        }
+    }
+    best
+}
+
+/// The rows of `x` minus `offset`, compacted into `cols`/`vals` (the entries that differ
+/// from `offset`, columns ascending), row `r` at `bounds[r]` counted from `base`. Returns
+/// false if they do not fit.
+fn compact_rows(
+    x: ArrayView2<f64>,
+    offset: &[f64],
+    cols: &mut [u32],
+    vals: &mut [f64],
+    bounds: &mut [(usize, usize)],
+    base: usize,
+) -> bool {
+    let d = offset.len();
+    let mut len = 0;
+    for (row, bound) in x.rows().into_iter().zip(bounds) {
+        if len + d > cols.len() {
+            return false;
+        }
+        // without branches (whether an entry differs is a coin toss the branch
+        // predictor loses): write every entry, advance past the ones that differ. At
+        // entry k at most k were kept, so the writes stay within the row's d places.
+        let (cols, vals) = (&mut cols[len..len + d], &mut vals[len..len + d]);
+        let mut kept = 0;
+        for (k, (&x, &c)) in row.iter().zip(offset).enumerate() {
+            cols[kept] = k as u32;
+            vals[kept] = x - c;
+            kept += usize::from(x != c);
+        }
+        *bound = (base + len, base + len + kept);
+        len += kept;
+    }
+    true
 }
 
 /// A block of a batch's rows of `S`, regrouped by column (a counting sort): what
@@ -269,7 +315,7 @@ impl ColumnBuckets {
         self.end.resize(width + 1, 0);
         // counts, shifted by one, then their running sum: end[k] = start of bucket k
         for &i in rows {
-            for &k in &s.cols[s.ptr[i]..s.ptr[i + 1]] {
+            for &k in &s.cols[s.span(i)] {
                 self.end[k as usize + 1] += 1;
             }
         }
@@ -283,7 +329,7 @@ impl ColumnBuckets {
         }
         // place each entry at its bucket's cursor; the cursor ends as the bucket's end
         for (r, &i) in (first..).zip(rows) {
-            let span = s.ptr[i]..s.ptr[i + 1];
+            let span = s.span(i);
             for (&k, &v) in s.cols[span.clone()].iter().zip(&s.vals[span]) {
                 let at = &mut self.end[k as usize];
                 self.rows[*at] = r as u32;
@@ -441,20 +487,70 @@ mod tests {
     }
 
     #[test]
+    fn mode_with_and_without_a_majority() {
+        assert_eq!(mode(&mut []), (0.0, 0));
+        assert_eq!(mode(&mut [3.0]), (3.0, 1));
+        assert_eq!(mode(&mut [1.0, 2.0, 2.0, 1.0, 2.0]), (2.0, 3));
+        // no majority: the longest run, ties to the smallest value
+        assert_eq!(mode(&mut [5.0, 1.0, 5.0, 1.0, 7.0, 8.0]), (1.0, 2));
+        assert_eq!(mode(&mut [9.0, 4.0, 4.0, 2.0, 9.0, 9.0, 0.5]), (9.0, 3));
+        // exactly half is not a majority: still the smallest of the tied values
+        assert_eq!(mode(&mut [6.0, 6.0, -1.0, -1.0]), (-1.0, 2));
+    }
+
+    #[test]
     fn rows_rebuild_the_matrix() {
         let x = array![[1.5, -2.0, 0.0], [-3.0, -2.0, 7.0], [1.5, 4.0, 0.0]];
         let s = OffsetSparse::new(x.view(), vec![1.5, -2.0, 0.0], 0.5);
         assert_eq!(s.size(), (3, 3));
-        let mut back = Array2::from_shape_fn((3, 3), |(_, k)| s.offset()[k]);
-        for i in 0..3 {
+        assert_eq!(s.row(0).0, &[] as &[u32]);
+        assert_eq!(s.row(1), (&[0u32, 2][..], &[-4.5, 7.0][..]));
+        assert_eq!(rebuilt(&s, 3), x);
+    }
+
+    /// `S + 1 c^T` for a sparse form of `d` columns.
+    fn rebuilt(s: &OffsetSparse, d: usize) -> Array2<f64> {
+        let n = s.size().0;
+        let mut back = Array2::from_shape_fn((n, d), |(_, k)| s.offset()[k]);
+        for i in 0..n {
             let (cols, vals) = s.row(i);
             for (&k, &v) in cols.iter().zip(vals) {
                 back[[i, k as usize]] += v;
             }
         }
-        assert_eq!(back, x);
-        assert_eq!(s.row(0).0, &[] as &[u32]);
-        assert_eq!(s.row(1), (&[0u32, 2][..], &[-4.5, 7.0][..]));
+        back
+    }
+
+    #[test]
+    fn halves_and_underestimates_build_the_same_rows() {
+        // 41 rows, denser in the second half than the estimate says
+        let x = Array2::from_shape_fn((41, 9), |(i, k)| {
+            if (i * 7 + k * 3) % 5 < 1 + i / 20 {
+                (i * 10 + k) as f64
+            } else {
+                -1.0
+            }
+        });
+        let offset = vec![-1.0; 9];
+        for helper in [false, true] {
+            for density in [0.0, 0.3, 1.0] {
+                let build = || OffsetSparse::new(x.view(), offset.clone(), density);
+                let s = if helper {
+                    crate::par::with_helper(build)
+                } else {
+                    build()
+                };
+                assert_eq!(rebuilt(&s, 9), x, "helper {helper}, density {density}");
+                for i in 0..41 {
+                    let cols = s.row(i).0;
+                    assert!(cols.windows(2).all(|w| w[0] < w[1]), "row {i} ascending");
+                    assert!(
+                        s.row(i).1.iter().all(|&v| v != 0.0),
+                        "row {i} only differences"
+                    );
+                }
+            }
+        }
     }
 
     #[test]
