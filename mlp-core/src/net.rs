@@ -215,14 +215,29 @@ pub(crate) struct Workspace {
     dhidden: Array2<f64>,
     /// Each row's cross-entropy, `(n,)`.
     row_loss: Vec<f64>,
-    /// `c W1` `(H,)` for a sparse batch (see `sparse.rs`).
-    shift: Vec<f64>,
+    /// `c W1` `(H,)` for a sparse batch (see `sparse.rs`), one per half of the rows.
+    shift: [Vec<f64>; 2],
     /// A sparse batch regrouped by column, one per half of the batch's rows.
     buckets: [ColumnBuckets; 2],
     /// A row of `dW1`, for each thread of the sparse step.
     dw1_row: [Vec<f64>; 2],
-    /// `sum(W1^2)` for the `W1` the last [`sgd_step`] left (see there).
+    /// What the last [`sgd_step`] computed for the next one (see there).
+    carried: Carried,
+    /// `c W1` for a sparse batch in two parts (the rows of `W1` each thread updated),
+    /// from the last [`sgd_step`] if `carried.shift`; and their sum.
+    shift_parts: [Vec<f64>; 2],
+    shift_sum: Vec<f64>,
+}
+
+/// What an [`sgd_step`] computes for the next step's loss and forward pass while it
+/// updates `W1`. Only valid while nothing else changes the parameters in between (as in
+/// training); a new [`Workspace`] has none of it.
+#[derive(Clone, Copy, Debug, Default)]
+struct Carried {
+    /// `sum(W1^2)` in numpy's pairwise order.
     w1_squares: Option<f64>,
+    /// Whether `Workspace::shift_parts` hold `c W1` for the current `W1`.
+    shift: bool,
 }
 
 impl Workspace {
@@ -232,10 +247,12 @@ impl Workspace {
             scores: Array2::zeros((n, classes)),
             dhidden: Array2::zeros((n, hidden)),
             row_loss: vec![0.0; n],
-            shift: vec![0.0; hidden],
+            shift: Default::default(),
             buckets: Default::default(),
             dw1_row: Default::default(),
-            w1_squares: None,
+            carried: Carried::default(),
+            shift_parts: Default::default(),
+            shift_sum: Vec::new(),
         }
     }
 
@@ -344,6 +361,7 @@ impl TwoLayerMLP {
             Rows::Dense(x),
             &mut hidden.view_mut(),
             &mut scores.view_mut(),
+            &mut Vec::new(),
         );
         Ok(scores)
     }
@@ -511,12 +529,20 @@ impl TwoLayerMLP {
         let (h, c) = (self.hidden_size(), self.output_size());
         let mut hidden = Array2::zeros((BLOCK.min(x.len()), h));
         let mut scores = Array2::zeros((BLOCK.min(x.len()), c));
+        let mut shift = Vec::new();
         for (start, ob) in (0..x.len()).step_by(BLOCK).zip(out.chunks_mut(BLOCK)) {
             let rows = ob.len();
             let xb = x.slice(start, start + rows);
             let mut hb = hidden.slice_mut(ndarray::s![..rows, ..]);
             let mut sb = scores.slice_mut(ndarray::s![..rows, ..]);
-            forward_rows(self.params.views(), self.activation, xb, &mut hb, &mut sb);
+            forward_rows(
+                self.params.views(),
+                self.activation,
+                xb,
+                &mut hb,
+                &mut sb,
+                &mut shift,
+            );
             for (row, o) in sb.rows().into_iter().zip(ob.iter_mut()) {
                 *o = argmax(row);
             }
@@ -535,7 +561,7 @@ impl TwoLayerMLP {
         let x = Rows::Sparse {
             s,
             rows,
-            shift: &shift,
+            shift: Some(&shift),
         };
         self.accuracy_unchecked(x, y)
     }
@@ -611,11 +637,11 @@ pub(crate) enum Rows<'a> {
     /// `X`'s rows in place.
     Dense(ArrayView2<'a, f64>),
     /// Rows `rows` of `X = S + 1 c^T` (see `sparse.rs`), with `shift = c W1` for the
-    /// current `W1`.
+    /// current `W1` if it is known (else the forward pass computes it).
     Sparse {
         s: &'a OffsetSparse,
         rows: &'a [usize],
-        shift: &'a [f64],
+        shift: Option<&'a [f64]>,
     },
 }
 
@@ -653,6 +679,7 @@ fn forward_rows(
     x: Rows,
     hidden: &mut ArrayViewMut2<f64>,
     scores: &mut ArrayViewMut2<f64>,
+    shift_buf: &mut Vec<f64>,
 ) {
     let b1 = contiguous(p.b1);
     match x {
@@ -668,18 +695,21 @@ fn forward_rows(
             }
         }
         Rows::Sparse { s, rows, shift } => {
-            // z1 = S W1 + c W1 from the stored entries; + b1 and the activation (with
-            // the vectorised exp, see fastexp.rs)
+            // z1 = S W1 + c W1 from the stored entries (and c W1 with it if not given);
+            // + b1 and the activation (with the vectorised exp, see fastexp.rs)
             let w1 = contiguous(p.w1);
             hidden.fill(0.0);
-            match hidden.as_slice_mut() {
-                Some(z) => s.rows_times(rows, &w1, z),
-                None => {
-                    for (row, &i) in hidden.rows_mut().into_iter().zip(rows) {
-                        with_slice(row, |z| s.rows_times(&[i], &w1, z));
-                    }
+            let shift = match shift {
+                Some(shift) => {
+                    with_rows_slice(hidden, |z| s.rows_times(rows, &w1, z, None));
+                    shift
                 }
-            }
+                None => {
+                    shift_buf.resize(p.w1.ncols(), 0.0);
+                    with_rows_slice(hidden, |z| s.rows_times(rows, &w1, z, Some(shift_buf)));
+                    shift_buf
+                }
+            };
             for row in hidden.rows_mut() {
                 with_slice(row, |z| crate::fastexp::activate(act, z, shift, &b1));
             }
@@ -702,8 +732,9 @@ fn rows_pass(p: ParamViews, act: Activation, x: Rows, y: &[usize], n: f64, w: Wo
         row_loss,
         buckets,
         first,
+        shift,
     } = w;
-    forward_rows(p, act, x, &mut hidden, &mut scores);
+    forward_rows(p, act, x, &mut hidden, &mut scores, shift);
     if let Rows::Sparse { s, rows, .. } = x {
         // regrouped by column for dW1 while the rows are in this core's cache
         buckets.fill(s, rows, first);
@@ -758,6 +789,8 @@ struct WorkspaceRows<'w> {
     /// the batch.
     buckets: &'w mut ColumnBuckets,
     first: usize,
+    /// Room for `c W1` of a sparse batch.
+    shift: &'w mut Vec<f64>,
 }
 
 impl Workspace {
@@ -770,6 +803,7 @@ impl Workspace {
             row_loss: &mut self.row_loss,
             buckets: &mut self.buckets[0],
             first: 0,
+            shift: &mut self.shift[0],
         }
     }
 
@@ -779,6 +813,7 @@ impl Workspace {
         let (d0, d1) = self.dhidden.view_mut().split_at(Axis(0), half);
         let (l0, l1) = self.row_loss.split_at_mut(half);
         let [b0, b1] = &mut self.buckets;
+        let [c0, c1] = &mut self.shift;
         (
             WorkspaceRows {
                 hidden: h0,
@@ -787,6 +822,7 @@ impl Workspace {
                 row_loss: l0,
                 buckets: b0,
                 first: 0,
+                shift: c0,
             },
             WorkspaceRows {
                 hidden: h1,
@@ -795,6 +831,7 @@ impl Workspace {
                 row_loss: l1,
                 buckets: b1,
                 first: half,
+                shift: c1,
             },
         )
     }
@@ -813,7 +850,16 @@ fn loss_and_grads(
     ws: &mut Workspace,
     grads: &mut Grads,
 ) -> f64 {
-    let (loss, _) = loss_and_grads_but_w1(p, act, Input::Rows(x), y, reg, None, ws, grads);
+    let (loss, _) = loss_and_grads_but_w1(
+        p,
+        act,
+        Input::Rows(x),
+        y,
+        reg,
+        Carried::default(),
+        ws,
+        grads,
+    );
     // dW2 = hidden^T dscores + reg W2 (H, C)
     matmul_into(ws.hidden.t(), ws.scores.view(), &mut grads.w2.view_mut());
     axpy(grads.w2.view_mut(), reg, p.w2);
@@ -834,7 +880,7 @@ enum Batch<'a> {
 /// Everything of [`loss_and_grads`] but `dW1` and `dW2`: returns the loss and the
 /// batch; `ws.dhidden` holds `dL/dz1` and `ws.scores` `dL/dscores`, from which
 /// `dW1 = X^T dz1 + reg W1` and `dW2 = hidden^T dscores + reg W2` follow.
-/// `w1_squares` is `sum(W1^2)` if known (numpy's pairwise sum).
+/// `carried` is what the last SGD step computed for this one, if anything.
 #[allow(clippy::too_many_arguments)]
 fn loss_and_grads_but_w1<'x>(
     p: ParamViews,
@@ -842,7 +888,7 @@ fn loss_and_grads_but_w1<'x>(
     input: Input<'x>,
     y: &[usize],
     reg: f64,
-    w1_squares: Option<f64>,
+    carried: Carried,
     ws: &mut Workspace,
     grads: &mut Grads,
 ) -> (f64, Batch<'x>) {
@@ -891,27 +937,34 @@ fn loss_and_grads_but_w1<'x>(
             Batch::Dense(buf.view())
         }
         Input::Sparse { s, idx } => {
-            let mut shift = std::mem::take(&mut ws.shift);
-            shift.resize(p.w1.ncols(), 0.0);
-            s.offset_times(&contiguous(p.w1), &mut shift);
+            // c W1 from the parts the last step left, else each thread computes it
+            // within its forward products
+            let mut sum = std::mem::take(&mut ws.shift_sum);
+            if carried.shift {
+                let [p0, p1] = &ws.shift_parts;
+                sum.clear();
+                sum.extend(p0.iter().zip(p1).map(|(a, b)| a + b));
+            }
             pass(
                 Rows::Sparse {
                     s,
                     rows: idx,
-                    shift: &shift,
+                    shift: carried.shift.then_some(&sum[..]),
                 },
                 ws,
             );
+            ws.shift_sum = sum;
             if split.is_none() {
                 // all rows went to the first buckets: none are left in the second
                 ws.buckets[1].fill(s, &[], 0);
             }
-            ws.shift = shift;
             Batch::Sparse(s)
         }
     };
     let data_loss = pairwise_sum(&ws.row_loss, |l| l) / n as f64;
-    let w1_squares = w1_squares.unwrap_or_else(|| sum_of_squares_split(p.w1));
+    let w1_squares = carried
+        .w1_squares
+        .unwrap_or_else(|| sum_of_squares_split(p.w1));
     let loss = data_loss + 0.5 * reg * w1_squares + 0.5 * reg * sum_of_squares(p.w2);
 
     // db2 = sum_rows dscores (C,)
@@ -927,9 +980,9 @@ fn loss_and_grads_but_w1<'x>(
 /// and the same for its half of `dW2`'s rows. Returns the loss (before the step) and
 /// `|dW1|` (Frobenius).
 ///
-/// `sum(W1^2)` for the next step's loss is taken here, each thread over the half of
-/// `W1` it has just updated, and kept in `ws`: only valid while nothing else changes
-/// the parameters between two steps (as in training).
+/// What the next step needs of the new `W1` is taken here, by each thread over the
+/// half it has just updated, and kept in `ws` (see [`Carried`]): `sum(W1^2)` for the
+/// loss and, for a sparse batch, `c W1` for the forward pass.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn sgd_step(
     params: &mut Params,
@@ -941,9 +994,9 @@ pub(crate) fn sgd_step(
     ws: &mut Workspace,
     grads: &mut Grads,
 ) -> (f64, f64) {
-    let w1_squares = ws.w1_squares.take();
+    let carried = std::mem::take(&mut ws.carried);
     let (loss, batch) =
-        loss_and_grads_but_w1(params.views(), act, input, y, reg, w1_squares, ws, grads);
+        loss_and_grads_but_w1(params.views(), act, input, y, reg, carried, ws, grads);
     let (d, h) = params.w1.dim();
     let half = row_split(d, y.len() * h);
     // the W1 squares come out in numpy's order (pairwise_sum's) if the halves are its
@@ -973,6 +1026,7 @@ pub(crate) fn sgd_step(
     let (w2a, w2b) = params.w2.view_mut().split_at(Axis(0), j_half);
     let (g2a, g2b) = grads.w2.view_mut().split_at(Axis(0), j_half);
     let (w2a, w2b) = ((0, w2a, g2a), (j_half, w2b, g2b));
+    let sparse = matches!(batch, Batch::Sparse(_));
     let ((s0, q0), (s1, q1)) = match batch {
         Batch::Dense(x) => {
             let dz = ws.dhidden.view();
@@ -1009,43 +1063,54 @@ pub(crate) fn sgd_step(
             let dz = contiguous(ws.dhidden.view());
             let db1 = contiguous(grads.b1.view());
             let [b0, b1] = &ws.buckets;
-            let w1_step = |k0: usize, mut w: ArrayViewMut2<f64>, g: &mut Vec<f64>| {
-                g.resize(h, 0.0);
-                let g = g.as_mut_slice();
-                let mut squares = SquaresLanes::<16>::new();
-                let mut update = |j: usize, w: &mut [f64]| {
-                    g.fill(0.0);
-                    let parts = [b0.bucket(k0 + j), b1.bucket(k0 + j)];
-                    gather_dot_cols(&dz, h, 0, &parts, g);
-                    let c = s.offset()[k0 + j];
-                    for ((g, w), &db) in g.iter_mut().zip(w).zip(db1.iter()) {
-                        *g = (*g + c * db) + reg * *w;
-                        *w += -learning_rate * *g;
-                    }
-                    squares.add(g);
-                };
-                match w.as_slice_mut() {
-                    Some(ws) if h > 0 => ws
-                        .chunks_exact_mut(h)
-                        .enumerate()
-                        .for_each(|(j, w)| update(j, w)),
-                    _ => {
-                        for (j, w) in w.rows_mut().into_iter().enumerate() {
-                            with_slice(w, |w| update(j, w));
+            // Each thread also sums c[k] W1[k] over its updated rows: the next step's
+            // c W1 is the two parts' sum.
+            let w1_step =
+                |k0: usize, mut w: ArrayViewMut2<f64>, g: &mut Vec<f64>, shift: &mut Vec<f64>| {
+                    g.resize(h, 0.0);
+                    let g = g.as_mut_slice();
+                    shift.clear();
+                    shift.resize(h, 0.0);
+                    let mut squares = SquaresLanes::<16>::new();
+                    let mut update = |j: usize, w: &mut [f64]| {
+                        g.fill(0.0);
+                        let parts = [b0.bucket(k0 + j), b1.bucket(k0 + j)];
+                        gather_dot_cols(&dz, h, 0, &parts, g);
+                        let c = s.offset()[k0 + j];
+                        for ((g, w), &db) in g.iter_mut().zip(w.iter_mut()).zip(db1.iter()) {
+                            *g = (*g + c * db) + reg * *w;
+                            *w += -learning_rate * *g;
+                        }
+                        squares.add(g);
+                        if c != 0.0 {
+                            for (s, &w) in shift.iter_mut().zip(w.iter()) {
+                                *s += c * w;
+                            }
+                        }
+                    };
+                    match w.as_slice_mut() {
+                        Some(ws) if h > 0 => ws
+                            .chunks_exact_mut(h)
+                            .enumerate()
+                            .for_each(|(j, w)| update(j, w)),
+                        _ => {
+                            for (j, w) in w.rows_mut().into_iter().enumerate() {
+                                with_slice(w, |w| update(j, w));
+                            }
                         }
                     }
-                }
-                squares.total()
-            };
+                    squares.total()
+                };
             let [g0, g1] = &mut ws.dw1_row;
+            let [c0, c1] = &mut ws.shift_parts;
             let half = half.unwrap_or(d);
             let (mut w0, mut w1) = params.w1.view_mut().split_at(Axis(0), half);
             let first = || {
-                let squares = w1_step(0, w0.view_mut(), g0);
+                let squares = w1_step(0, w0.view_mut(), g0, c0);
                 share(squares, w0.view(), w2a)
             };
             let second = || {
-                let squares = w1_step(half, w1.view_mut(), g1);
+                let squares = w1_step(half, w1.view_mut(), g1, c1);
                 share(squares, w1.view(), w2b)
             };
             if half < d {
@@ -1055,9 +1120,10 @@ pub(crate) fn sgd_step(
             }
         }
     };
-    if numpy_halves {
-        ws.w1_squares = Some(q0 + q1);
-    }
+    ws.carried = Carried {
+        w1_squares: numpy_halves.then_some(q0 + q1),
+        shift: sparse,
+    };
     params.b1.scaled_add(-learning_rate, &grads.b1);
     params.b2.scaled_add(-learning_rate, &grads.b2);
     (loss, (s0 + s1).sqrt())
@@ -1092,13 +1158,27 @@ fn contiguous<'a, D: ndarray::Dimension>(
 }
 
 /// Run `f` on `row` as a slice (through a copy if the row is not contiguous).
-fn with_slice<R>(mut row: ndarray::ArrayViewMut1<f64>, f: impl FnOnce(&mut [f64]) -> R) -> R {
+pub(crate) fn with_slice<R>(
+    mut row: ndarray::ArrayViewMut1<f64>,
+    f: impl FnOnce(&mut [f64]) -> R,
+) -> R {
     if let Some(r) = row.as_slice_mut() {
         return f(r);
     }
     let mut copy = row.to_vec();
     let result = f(&mut copy);
     row.assign(&ArrayView1::from(&copy));
+    result
+}
+
+/// [`with_slice`] for a matrix: its entries in row-major order.
+fn with_rows_slice<R>(a: &mut ArrayViewMut2<f64>, f: impl FnOnce(&mut [f64]) -> R) -> R {
+    if let Some(r) = a.as_slice_mut() {
+        return f(r);
+    }
+    let mut copy = a.as_standard_layout().into_owned();
+    let result = f(copy.as_slice_mut().expect("standard layout"));
+    a.assign(&copy);
     result
 }
 
