@@ -23,7 +23,7 @@ use crate::error::{MlpError, Result, check_non_negative, check_nonzero};
 use crate::gradcheck::eval_numerical_gradient;
 use crate::matmul::{PARALLEL_MIN_WORK, matmul_into, par_matmul_into};
 use crate::rng::NumpyRng;
-use crate::sparse::{ColumnBuckets, OffsetSparse, gather_dot_cols};
+use crate::sparse::{ColumnBuckets, OffsetSparse, column_products};
 
 /// The hidden layer's nonlinearity.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -1062,43 +1062,32 @@ pub(crate) fn sgd_step(
             // (dW1 is not stored: only its norm is returned)
             let dz = contiguous(ws.dhidden.view());
             let db1 = contiguous(grads.b1.view());
-            let [b0, b1] = &ws.buckets;
+            let buckets = &ws.buckets;
             // Each thread also sums c[k] W1[k] over its updated rows: the next step's
             // c W1 is the two parts' sum.
             let w1_step =
                 |k0: usize, mut w: ArrayViewMut2<f64>, g: &mut Vec<f64>, shift: &mut Vec<f64>| {
                     g.resize(h, 0.0);
-                    let g = g.as_mut_slice();
                     shift.clear();
                     shift.resize(h, 0.0);
                     let mut squares = SquaresLanes::<16>::new();
-                    let mut update = |j: usize, w: &mut [f64]| {
-                        g.fill(0.0);
-                        let parts = [b0.bucket(k0 + j), b1.bucket(k0 + j)];
-                        gather_dot_cols(&dz, h, 0, &parts, g);
-                        let c = s.offset()[k0 + j];
-                        for ((g, w), &db) in g.iter_mut().zip(w.iter_mut()).zip(db1.iter()) {
-                            *g = (*g + c * db) + reg * *w;
-                            *w += -learning_rate * *g;
-                        }
-                        squares.add(g);
-                        if c != 0.0 {
-                            for (s, &w) in shift.iter_mut().zip(w.iter()) {
-                                *s += c * w;
+                    let rows = w.nrows();
+                    with_rows_slice(&mut w, |w| {
+                        column_products(buckets, k0, rows, &dz, g, |j, g| {
+                            let w = &mut w[j * h..(j + 1) * h];
+                            let c = s.offset()[k0 + j];
+                            for ((g, w), &db) in g.iter_mut().zip(w.iter_mut()).zip(db1.iter()) {
+                                *g = (*g + c * db) + reg * *w;
+                                *w += -learning_rate * *g;
                             }
-                        }
-                    };
-                    match w.as_slice_mut() {
-                        Some(ws) if h > 0 => ws
-                            .chunks_exact_mut(h)
-                            .enumerate()
-                            .for_each(|(j, w)| update(j, w)),
-                        _ => {
-                            for (j, w) in w.rows_mut().into_iter().enumerate() {
-                                with_slice(w, |w| update(j, w));
+                            squares.add(g);
+                            if c != 0.0 {
+                                for (s, &w) in shift.iter_mut().zip(w.iter()) {
+                                    *s += c * w;
+                                }
                             }
-                        }
-                    }
+                        })
+                    });
                     squares.total()
                 };
             let [g0, g1] = &mut ws.dw1_row;

@@ -166,6 +166,56 @@ impl OffsetSparse {
         rows: &[usize],
         w1: &[f64],
         out: &mut [f64],
+        shift: Option<&mut [f64]>,
+    ) {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx512f") {
+                // SAFETY: the CPU has the features the function is compiled for.
+                return unsafe { self.rows_times_avx512(rows, w1, out, shift) };
+            }
+            if std::arch::is_x86_feature_detected!("avx2")
+                && std::arch::is_x86_feature_detected!("fma")
+            {
+                // SAFETY: as above.
+                return unsafe { self.rows_times_avx2(rows, w1, out, shift) };
+            }
+        }
+        self.rows_times_tiled::<16>(rows, w1, out, shift)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    fn rows_times_avx512(
+        &self,
+        rows: &[usize],
+        w1: &[f64],
+        out: &mut [f64],
+        shift: Option<&mut [f64]>,
+    ) {
+        self.rows_times_tiled::<64>(rows, w1, out, shift)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    fn rows_times_avx2(
+        &self,
+        rows: &[usize],
+        w1: &[f64],
+        out: &mut [f64],
+        shift: Option<&mut [f64]>,
+    ) {
+        self.rows_times_tiled::<32>(rows, w1, out, shift)
+    }
+
+    /// [`Self::rows_times`] with [`gather_dot`]'s tiles of `T` inlined (compiled once
+    /// per instruction set, so that no row pays for a call and a dispatch).
+    #[inline(always)]
+    fn rows_times_tiled<const T: usize>(
+        &self,
+        rows: &[usize],
+        w1: &[f64],
+        out: &mut [f64],
         mut shift: Option<&mut [f64]>,
     ) {
         let (d, h) = (self.offset.len(), shift.as_deref().map_or(0, <[f64]>::len));
@@ -205,7 +255,7 @@ impl OffsetSparse {
                         .take_while(|&&k| (k as usize) < k1)
                         .count();
                     let part = (&self.cols[start..start + n], &self.vals[start..start + n]);
-                    gather_dot_cols(w1, h, 0, &[part], z);
+                    gather_dot_tiled::<T>(w1, h, 0, &[part], z);
                     *a = start + n;
                 }
                 if g == 0
@@ -217,7 +267,7 @@ impl OffsetSparse {
                         .count();
                     let range = next_offset..next_offset + n;
                     let part = (&self.offset_cols[range.clone()], &self.offset_vals[range]);
-                    gather_dot_cols(w1, h, 0, &[part], shift);
+                    gather_dot_tiled::<T>(w1, h, 0, &[part], shift);
                     next_offset += n;
                 }
             }
@@ -377,6 +427,78 @@ impl ColumnBuckets {
         let start = if k == 0 { 0 } else { self.end[k - 1] };
         let r = start..self.end[k];
         (&self.rows[r.clone()], &self.vals[r])
+    }
+}
+
+/// For each column `k0 + j`, `j < n`: `g = sum over the entries (row r, value v) of
+/// the column in `buckets` (in their order) of v dz[r]` (`dz` `(_, H)` row-major, `g`
+/// `(H,)`), each `g[t]` one chain of multiply-adds as in [`gather_dot`], then `f(j, g)`.
+/// Compiled once per instruction set with `f` inlined, so that neither the products
+/// nor `f`'s loops pay a call or a dispatch per column.
+pub(crate) fn column_products<F: FnMut(usize, &mut [f64])>(
+    buckets: &[ColumnBuckets; 2],
+    k0: usize,
+    n: usize,
+    dz: &[f64],
+    g: &mut [f64],
+    f: F,
+) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            // SAFETY: the CPU has the features the function is compiled for.
+            return unsafe { column_products_avx512(buckets, k0, n, dz, g, f) };
+        }
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+        {
+            // SAFETY: as above.
+            return unsafe { column_products_avx2(buckets, k0, n, dz, g, f) };
+        }
+    }
+    column_products_tiled::<16, F>(buckets, k0, n, dz, g, f)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma")]
+fn column_products_avx512<F: FnMut(usize, &mut [f64])>(
+    buckets: &[ColumnBuckets; 2],
+    k0: usize,
+    n: usize,
+    dz: &[f64],
+    g: &mut [f64],
+    f: F,
+) {
+    column_products_tiled::<64, F>(buckets, k0, n, dz, g, f)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn column_products_avx2<F: FnMut(usize, &mut [f64])>(
+    buckets: &[ColumnBuckets; 2],
+    k0: usize,
+    n: usize,
+    dz: &[f64],
+    g: &mut [f64],
+    f: F,
+) {
+    column_products_tiled::<32, F>(buckets, k0, n, dz, g, f)
+}
+
+#[inline(always)]
+fn column_products_tiled<const T: usize, F: FnMut(usize, &mut [f64])>(
+    [b0, b1]: &[ColumnBuckets; 2],
+    k0: usize,
+    n: usize,
+    dz: &[f64],
+    g: &mut [f64],
+    mut f: F,
+) {
+    let h = g.len();
+    for j in 0..n {
+        g.fill(0.0);
+        let parts = [b0.bucket(k0 + j), b1.bucket(k0 + j)];
+        gather_dot_tiled::<T>(dz, h, 0, &parts, g);
+        f(j, g);
     }
 }
 
