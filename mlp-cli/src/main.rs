@@ -55,7 +55,8 @@ impl From<ActivationArg> for Activation {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 enum KernelArg {
-    /// Sparse when the inputs are mostly one value per column (MNIST), else dense
+    /// Sparse when the inputs are mostly one value per column (MNIST) and the run has
+    /// 2 epochs or more, else dense
     Auto,
     /// The dense matrix products
     Dense,

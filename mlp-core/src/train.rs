@@ -14,9 +14,9 @@ use crate::sparse::{OffsetSparse, fast_fma};
 const SPARSE_MAX_DENSITY: f64 = 0.25;
 
 /// Shorter runs than this keep the dense products under [`InputKernel::Auto`]: on MNIST
-/// one epoch took 0.33 s sparse (0.15 s of it building the sparse forms) against 0.25 s
-/// dense, two about the same, twenty 3.3 s against 4.2 s.
-const AUTO_MIN_EPOCHS: usize = 3;
+/// one epoch took 0.245 s sparse (about 0.09 s of it building the sparse forms) against
+/// 0.25 s dense, two 0.354 s against 0.45 s.
+const AUTO_MIN_EPOCHS: usize = 2;
 
 /// How training computes the first layer's products `X W1` and `X^T dZ1`.
 ///
@@ -27,9 +27,9 @@ const AUTO_MIN_EPOCHS: usize = 3;
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum InputKernel {
     /// Sparse when at most a quarter of the entries differ from their column's most
-    /// common value, the CPU has fused multiply-add, and the run is long enough (3
-    /// epochs) to repay building the sparse form (about 0.7 of an MNIST epoch); dense
-    /// otherwise.
+    /// common value, the CPU has fused multiply-add, and the run is long enough (2
+    /// epochs) to repay building the sparse form (about a third of an MNIST epoch);
+    /// dense otherwise.
     #[default]
     Auto,
     /// Always the dense matrix products.
