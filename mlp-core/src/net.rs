@@ -215,8 +215,6 @@ pub(crate) struct Workspace {
     dhidden: Array2<f64>,
     /// Each row's cross-entropy, `(n,)`.
     row_loss: Vec<f64>,
-    /// `c W1` `(H,)` for a sparse batch (see `sparse.rs`), one per half of the rows.
-    shift: [Vec<f64>; 2],
     /// A sparse batch regrouped by column, one per half of the batch's rows.
     buckets: [ColumnBuckets; 2],
     /// A row of `dW1`, for each thread of the sparse step.
@@ -224,9 +222,9 @@ pub(crate) struct Workspace {
     /// What the last [`sgd_step`] computed for the next one (see there).
     carried: Carried,
     /// `c W1` for a sparse batch in two parts (the rows of `W1` each thread updated),
-    /// from the last [`sgd_step`] if `carried.shift`; and their sum.
+    /// from the last [`sgd_step`] if `carried.shift`; and `c W1` for the current step.
     shift_parts: [Vec<f64>; 2],
-    shift_sum: Vec<f64>,
+    shift: Vec<f64>,
 }
 
 /// What an [`sgd_step`] computes for the next step's loss and forward pass while it
@@ -247,12 +245,11 @@ impl Workspace {
             scores: Array2::zeros((n, classes)),
             dhidden: Array2::zeros((n, hidden)),
             row_loss: vec![0.0; n],
-            shift: Default::default(),
             buckets: Default::default(),
             dw1_row: Default::default(),
             carried: Carried::default(),
             shift_parts: Default::default(),
-            shift_sum: Vec::new(),
+            shift: Vec::new(),
         }
     }
 
@@ -361,7 +358,6 @@ impl TwoLayerMLP {
             Rows::Dense(x),
             &mut hidden.view_mut(),
             &mut scores.view_mut(),
-            &mut Vec::new(),
         );
         Ok(scores)
     }
@@ -529,20 +525,12 @@ impl TwoLayerMLP {
         let (h, c) = (self.hidden_size(), self.output_size());
         let mut hidden = Array2::zeros((BLOCK.min(x.len()), h));
         let mut scores = Array2::zeros((BLOCK.min(x.len()), c));
-        let mut shift = Vec::new();
         for (start, ob) in (0..x.len()).step_by(BLOCK).zip(out.chunks_mut(BLOCK)) {
             let rows = ob.len();
             let xb = x.slice(start, start + rows);
             let mut hb = hidden.slice_mut(ndarray::s![..rows, ..]);
             let mut sb = scores.slice_mut(ndarray::s![..rows, ..]);
-            forward_rows(
-                self.params.views(),
-                self.activation,
-                xb,
-                &mut hb,
-                &mut sb,
-                &mut shift,
-            );
+            forward_rows(self.params.views(), self.activation, xb, &mut hb, &mut sb);
             for (row, o) in sb.rows().into_iter().zip(ob.iter_mut()) {
                 *o = argmax(row);
             }
@@ -561,7 +549,7 @@ impl TwoLayerMLP {
         let x = Rows::Sparse {
             s,
             rows,
-            shift: Some(&shift),
+            shift: &shift,
         };
         self.accuracy_unchecked(x, y)
     }
@@ -637,11 +625,11 @@ pub(crate) enum Rows<'a> {
     /// `X`'s rows in place.
     Dense(ArrayView2<'a, f64>),
     /// Rows `rows` of `X = S + 1 c^T` (see `sparse.rs`), with `shift = c W1` for the
-    /// current `W1` if it is known (else the forward pass computes it).
+    /// current `W1`.
     Sparse {
         s: &'a OffsetSparse,
         rows: &'a [usize],
-        shift: Option<&'a [f64]>,
+        shift: &'a [f64],
     },
 }
 
@@ -679,7 +667,6 @@ fn forward_rows(
     x: Rows,
     hidden: &mut ArrayViewMut2<f64>,
     scores: &mut ArrayViewMut2<f64>,
-    shift_buf: &mut Vec<f64>,
 ) {
     let b1 = contiguous(p.b1);
     match x {
@@ -695,21 +682,11 @@ fn forward_rows(
             }
         }
         Rows::Sparse { s, rows, shift } => {
-            // z1 = S W1 + c W1 from the stored entries (and c W1 with it if not given);
-            // + b1 and the activation (with the vectorised exp, see fastexp.rs)
+            // z1 = S W1 + c W1 from the stored entries; + b1 and the activation (with
+            // the vectorised exp, see fastexp.rs)
             let w1 = contiguous(p.w1);
             hidden.fill(0.0);
-            let shift = match shift {
-                Some(shift) => {
-                    with_rows_slice(hidden, |z| s.rows_times(rows, &w1, z, None));
-                    shift
-                }
-                None => {
-                    shift_buf.resize(p.w1.ncols(), 0.0);
-                    with_rows_slice(hidden, |z| s.rows_times(rows, &w1, z, Some(shift_buf)));
-                    shift_buf
-                }
-            };
+            with_rows_slice(hidden, |z| s.rows_times(rows, &w1, z));
             for row in hidden.rows_mut() {
                 with_slice(row, |z| crate::fastexp::activate(act, z, shift, &b1));
             }
@@ -732,9 +709,8 @@ fn rows_pass(p: ParamViews, act: Activation, x: Rows, y: &[usize], n: f64, w: Wo
         row_loss,
         buckets,
         first,
-        shift,
     } = w;
-    forward_rows(p, act, x, &mut hidden, &mut scores, shift);
+    forward_rows(p, act, x, &mut hidden, &mut scores);
     if let Rows::Sparse { s, rows, .. } = x {
         // regrouped by column for dW1 while the rows are in this core's cache
         buckets.fill(s, rows, first);
@@ -789,13 +765,13 @@ struct WorkspaceRows<'w> {
     /// the batch.
     buckets: &'w mut ColumnBuckets,
     first: usize,
-    /// Room for `c W1` of a sparse batch.
-    shift: &'w mut Vec<f64>,
 }
 
 impl Workspace {
-    /// All rows, or the rows before and after `half`.
+    /// All rows (a sparse batch's then all go to the first buckets), or the rows
+    /// before and after `half`.
     fn all_rows(&mut self) -> WorkspaceRows<'_> {
+        self.buckets[1].clear();
         WorkspaceRows {
             hidden: self.hidden.view_mut(),
             scores: self.scores.view_mut(),
@@ -803,7 +779,6 @@ impl Workspace {
             row_loss: &mut self.row_loss,
             buckets: &mut self.buckets[0],
             first: 0,
-            shift: &mut self.shift[0],
         }
     }
 
@@ -813,7 +788,6 @@ impl Workspace {
         let (d0, d1) = self.dhidden.view_mut().split_at(Axis(0), half);
         let (l0, l1) = self.row_loss.split_at_mut(half);
         let [b0, b1] = &mut self.buckets;
-        let [c0, c1] = &mut self.shift;
         (
             WorkspaceRows {
                 hidden: h0,
@@ -822,7 +796,6 @@ impl Workspace {
                 row_loss: l0,
                 buckets: b0,
                 first: 0,
-                shift: c0,
             },
             WorkspaceRows {
                 hidden: h1,
@@ -831,7 +804,6 @@ impl Workspace {
                 row_loss: l1,
                 buckets: b1,
                 first: half,
-                shift: c1,
             },
         )
     }
@@ -937,27 +909,23 @@ fn loss_and_grads_but_w1<'x>(
             Batch::Dense(buf.view())
         }
         Input::Sparse { s, idx } => {
-            // c W1 from the parts the last step left, else each thread computes it
-            // within its forward products
-            let mut sum = std::mem::take(&mut ws.shift_sum);
+            // c W1 from the parts the last step left (at the first step, computed)
+            let mut shift = std::mem::take(&mut ws.shift);
             if carried.shift {
                 let [p0, p1] = &ws.shift_parts;
-                sum.clear();
-                sum.extend(p0.iter().zip(p1).map(|(a, b)| a + b));
+                shift.clear();
+                shift.extend(p0.iter().zip(p1).map(|(a, b)| a + b));
+            } else {
+                shift.resize(p.w1.ncols(), 0.0);
+                s.offset_times(&contiguous(p.w1), &mut shift);
             }
-            pass(
-                Rows::Sparse {
-                    s,
-                    rows: idx,
-                    shift: carried.shift.then_some(&sum[..]),
-                },
-                ws,
-            );
-            ws.shift_sum = sum;
-            if split.is_none() {
-                // all rows went to the first buckets: none are left in the second
-                ws.buckets[1].fill(s, &[], 0);
-            }
+            let rows = Rows::Sparse {
+                s,
+                rows: idx,
+                shift: &shift,
+            };
+            pass(rows, ws);
+            ws.shift = shift;
             Batch::Sparse(s)
         }
     };
@@ -1147,10 +1115,7 @@ fn contiguous<'a, D: ndarray::Dimension>(
 }
 
 /// Run `f` on `row` as a slice (through a copy if the row is not contiguous).
-pub(crate) fn with_slice<R>(
-    mut row: ndarray::ArrayViewMut1<f64>,
-    f: impl FnOnce(&mut [f64]) -> R,
-) -> R {
+fn with_slice<R>(mut row: ndarray::ArrayViewMut1<f64>, f: impl FnOnce(&mut [f64]) -> R) -> R {
     if let Some(r) = row.as_slice_mut() {
         return f(r);
     }

@@ -50,7 +50,7 @@ impl OffsetSparse {
         let (n, d) = x.dim();
         let step = n.div_ceil(SAMPLE_ROWS).max(1);
         let rows = n.div_ceil(step);
-        // the sample column by column, each column sorted: the mode is the longest run
+        // the sample column by column, for each column's mode
         let mut columns = vec![0.0; rows * d];
         for (r, row) in x.rows().into_iter().step_by(step).enumerate() {
             for (k, &v) in row.iter().enumerate() {
@@ -150,8 +150,7 @@ impl OffsetSparse {
         (&self.cols[r.clone()], &self.vals[r])
     }
 
-    /// `out += S[rows] W1`, `out` `(rows.len(), H)` and `W1` `(D, H)` row-major; and
-    /// `shift = c W1` `(H,)` if asked for (the same as [`Self::offset_times`]).
+    /// `out += S[rows] W1`, `out` `(rows.len(), H)` and `W1` `(D, H)` row-major.
     ///
     /// Each row is the same chain of multiply-adds as [`gather_dot`] over the whole
     /// row, taken in blocks of input columns for a group of rows at a time, so that a
@@ -159,84 +158,51 @@ impl OffsetSparse {
     /// group before the next block is fetched. With 64 hidden units, blocks of 96
     /// rows of `W1` (48 KB) measured best: the forward products of a training step
     /// took 20% less time than row by row, and 16% less again with the group's
-    /// entries prefetched (blocks of 48 and 128 rows: 5-10% slower than 96). `c W1`
-    /// is taken block by block with the first group, while the block is at hand.
-    pub(crate) fn rows_times(
-        &self,
-        rows: &[usize],
-        w1: &[f64],
-        out: &mut [f64],
-        shift: Option<&mut [f64]>,
-    ) {
+    /// entries prefetched (blocks of 48 and 128 rows: 5-10% slower than 96).
+    pub(crate) fn rows_times(&self, rows: &[usize], w1: &[f64], out: &mut [f64]) {
         #[cfg(target_arch = "x86_64")]
         {
             if std::arch::is_x86_feature_detected!("avx512f") {
                 // SAFETY: the CPU has the features the function is compiled for.
-                return unsafe { self.rows_times_avx512(rows, w1, out, shift) };
+                return unsafe { self.rows_times_avx512(rows, w1, out) };
             }
             if std::arch::is_x86_feature_detected!("avx2")
                 && std::arch::is_x86_feature_detected!("fma")
             {
                 // SAFETY: as above.
-                return unsafe { self.rows_times_avx2(rows, w1, out, shift) };
+                return unsafe { self.rows_times_avx2(rows, w1, out) };
             }
         }
-        self.rows_times_tiled::<16>(rows, w1, out, shift)
+        self.rows_times_tiled::<16>(rows, w1, out)
     }
 
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f,avx2,fma")]
-    fn rows_times_avx512(
-        &self,
-        rows: &[usize],
-        w1: &[f64],
-        out: &mut [f64],
-        shift: Option<&mut [f64]>,
-    ) {
-        self.rows_times_tiled::<64>(rows, w1, out, shift)
+    fn rows_times_avx512(&self, rows: &[usize], w1: &[f64], out: &mut [f64]) {
+        self.rows_times_tiled::<64>(rows, w1, out)
     }
 
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2,fma")]
-    fn rows_times_avx2(
-        &self,
-        rows: &[usize],
-        w1: &[f64],
-        out: &mut [f64],
-        shift: Option<&mut [f64]>,
-    ) {
-        self.rows_times_tiled::<32>(rows, w1, out, shift)
+    fn rows_times_avx2(&self, rows: &[usize], w1: &[f64], out: &mut [f64]) {
+        self.rows_times_tiled::<32>(rows, w1, out)
     }
 
     /// [`Self::rows_times`] with [`gather_dot`]'s tiles of `T` inlined (compiled once
     /// per instruction set, so that no row pays for a call and a dispatch).
     #[inline(always)]
-    fn rows_times_tiled<const T: usize>(
-        &self,
-        rows: &[usize],
-        w1: &[f64],
-        out: &mut [f64],
-        mut shift: Option<&mut [f64]>,
-    ) {
-        let (d, h) = (self.offset.len(), shift.as_deref().map_or(0, <[f64]>::len));
+    fn rows_times_tiled<const T: usize>(&self, rows: &[usize], w1: &[f64], out: &mut [f64]) {
+        let d = self.offset.len();
         let h = if rows.is_empty() {
-            h
+            0
         } else {
             out.len() / rows.len()
         };
-        if let Some(shift) = shift.as_deref_mut() {
-            shift.fill(0.0);
-        }
         if h == 0 {
             return;
         }
         let block = (W1_BLOCK_BYTES / (8 * h)).max(8);
-        let mut next_offset = 0; // in offset_cols, for the shift
-        for (g, (rows, out)) in rows
-            .chunks(ROW_GROUP)
-            .zip(out.chunks_mut(ROW_GROUP * h))
-            .enumerate()
-        {
+        for (rows, out) in rows.chunks(ROW_GROUP).zip(out.chunks_mut(ROW_GROUP * h)) {
             for &i in rows {
                 self.prefetch_row(i);
             }
@@ -257,18 +223,6 @@ impl OffsetSparse {
                     let part = (&self.cols[start..start + n], &self.vals[start..start + n]);
                     gather_dot_tiled::<T>(w1, h, 0, &[part], z);
                     *a = start + n;
-                }
-                if g == 0
-                    && let Some(shift) = shift.as_deref_mut()
-                {
-                    let n = self.offset_cols[next_offset..]
-                        .iter()
-                        .take_while(|&&k| (k as usize) < k1)
-                        .count();
-                    let range = next_offset..next_offset + n;
-                    let part = (&self.offset_cols[range.clone()], &self.offset_vals[range]);
-                    gather_dot_tiled::<T>(w1, h, 0, &[part], shift);
-                    next_offset += n;
                 }
             }
         }
@@ -352,6 +306,7 @@ fn compact_rows(
 ) -> bool {
     let d = offset.len();
     let mut len = 0;
+    let mut copy = Vec::new(); // a row that is not contiguous
     for (row, bound) in x.rows().into_iter().zip(bounds) {
         if len + d > cols.len() {
             return false;
@@ -359,7 +314,11 @@ fn compact_rows(
         let (cols, vals) = (&mut cols[len..len + d], &mut vals[len..len + d]);
         let kept = match row.as_slice() {
             Some(row) => compact_row(row, offset, cols, vals),
-            None => compact_row(&row.to_vec(), offset, cols, vals),
+            None => {
+                copy.clear();
+                copy.extend(row.iter());
+                compact_row(&copy, offset, cols, vals)
+            }
         };
         *bound = (base + len, base + len + kept);
         len += kept;
@@ -516,8 +475,13 @@ impl ColumnBuckets {
         self.end.pop();
     }
 
+    /// Empty buckets, until the next fill.
+    pub(crate) fn clear(&mut self) {
+        self.end.clear();
+    }
+
     /// Bucket `k` (column `k`): rows within the batch and values. Empty before the
-    /// first fill.
+    /// first fill and after [`Self::clear`].
     pub(crate) fn bucket(&self, k: usize) -> (&[u32], &[f64]) {
         if k >= self.end.len() {
             return (&[], &[]);
@@ -861,17 +825,13 @@ mod tests {
                 .map(|e| ((e * 31) % 101) as f64 * 0.013 - 0.6)
                 .collect();
             let mut out = vec![0.0; n * h];
-            let mut shift = vec![f64::NAN; h];
-            s.rows_times(&rows, &w1, &mut out, Some(&mut shift));
+            s.rows_times(&rows, &w1, &mut out);
             for (r, &i) in rows.iter().enumerate() {
                 let mut want = vec![0.0; h];
                 let (cols, vals) = s.row(i);
                 gather_dot(&w1, cols, vals, &mut want);
                 assert_eq!(&out[r * h..(r + 1) * h], &want[..], "h {h} row {i}");
             }
-            let mut want = vec![0.0; h];
-            s.offset_times(&w1, &mut want);
-            assert_eq!(shift, want, "h {h}");
         }
     }
 
@@ -897,6 +857,9 @@ mod tests {
         assert_eq!(b.bucket(1), (&[][..], &[][..]));
         assert_eq!(b.bucket(3), (&[][..], &[][..]));
         b.fill(&s, &[], 0);
+        assert_eq!(b.bucket(2), (&[][..], &[][..]));
+        b.fill(&s, &[1], 0);
+        b.clear();
         assert_eq!(b.bucket(2), (&[][..], &[][..]));
     }
 }
