@@ -9,6 +9,7 @@
 //! multiply-add, so every instruction set gives the same doubles.
 
 use crate::net::Activation;
+use crate::simd::{Kernel, dispatch};
 
 /// `1.5 * 2^52`: adding it rounds a double to an integer, left in the low bits.
 const ROUND: f64 = 6755399441055744.0;
@@ -70,21 +71,20 @@ pub(crate) fn exp(x: f64) -> f64 {
 
 /// `z = act(z + c + b)` element by element, with [`exp`] for sigmoid.
 pub(crate) fn activate(act: Activation, z: &mut [f64], c: &[f64], b: &[f64]) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
-        {
-            // SAFETY: the CPU has the features the function is compiled for.
-            return unsafe { activate_avx2(act, z, c, b) };
+    struct Activate<'a> {
+        act: Activation,
+        z: &'a mut [f64],
+        c: &'a [f64],
+        b: &'a [f64],
+    }
+    impl Kernel for Activate<'_> {
+        type Output = ();
+        #[inline(always)]
+        fn run<const T: usize>(self) {
+            activate_any(self.act, self.z, self.c, self.b)
         }
     }
-    activate_any(act, z, c, b)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-fn activate_avx2(act: Activation, z: &mut [f64], c: &[f64], b: &[f64]) {
-    activate_any(act, z, c, b)
+    dispatch(Activate { act, z, c, b })
 }
 
 #[inline(always)]

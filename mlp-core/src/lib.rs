@@ -37,6 +37,7 @@ mod par;
 pub mod plot;
 mod pyfmt;
 mod rng;
+mod simd;
 mod sparse;
 mod toy;
 mod train;

@@ -17,6 +17,8 @@
 
 use ndarray::ArrayView2;
 
+use crate::simd::{Kernel, dispatch};
+
 /// Rows sampled (evenly spaced) to choose the column values and estimate the density.
 const SAMPLE_ROWS: usize = 1024;
 
@@ -160,32 +162,25 @@ impl OffsetSparse {
     /// took 20% less time than row by row, and 16% less again with the group's
     /// entries prefetched (blocks of 48 and 128 rows: 5-10% slower than 96).
     pub(crate) fn rows_times(&self, rows: &[usize], w1: &[f64], out: &mut [f64]) {
-        #[cfg(target_arch = "x86_64")]
-        {
-            if std::arch::is_x86_feature_detected!("avx512f") {
-                // SAFETY: the CPU has the features the function is compiled for.
-                return unsafe { self.rows_times_avx512(rows, w1, out) };
-            }
-            if std::arch::is_x86_feature_detected!("avx2")
-                && std::arch::is_x86_feature_detected!("fma")
-            {
-                // SAFETY: as above.
-                return unsafe { self.rows_times_avx2(rows, w1, out) };
+        struct RowsTimes<'a> {
+            s: &'a OffsetSparse,
+            rows: &'a [usize],
+            w1: &'a [f64],
+            out: &'a mut [f64],
+        }
+        impl Kernel for RowsTimes<'_> {
+            type Output = ();
+            #[inline(always)]
+            fn run<const T: usize>(self) {
+                self.s.rows_times_tiled::<T>(self.rows, self.w1, self.out)
             }
         }
-        self.rows_times_tiled::<16>(rows, w1, out)
-    }
-
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx512f,avx2,fma")]
-    fn rows_times_avx512(&self, rows: &[usize], w1: &[f64], out: &mut [f64]) {
-        self.rows_times_tiled::<64>(rows, w1, out)
-    }
-
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2,fma")]
-    fn rows_times_avx2(&self, rows: &[usize], w1: &[f64], out: &mut [f64]) {
-        self.rows_times_tiled::<32>(rows, w1, out)
+        dispatch(RowsTimes {
+            s: self,
+            rows,
+            w1,
+            out,
+        })
     }
 
     /// [`Self::rows_times`] with [`gather_dot`]'s tiles of `T` inlined (compiled once
@@ -221,7 +216,7 @@ impl OffsetSparse {
                         .take_while(|&&k| (k as usize) < k1)
                         .count();
                     let part = (&self.cols[start..start + n], &self.vals[start..start + n]);
-                    gather_dot_tiled::<T>(w1, h, 0, &[part], z);
+                    gather_dot_tiled::<T>(w1, &[part], z);
                     *a = start + n;
                 }
             }
@@ -505,63 +500,42 @@ pub(crate) fn column_products<F: FnMut(usize, &mut [f64])>(
     g: &mut [f64],
     f: F,
 ) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if std::arch::is_x86_feature_detected!("avx512f") {
-            // SAFETY: the CPU has the features the function is compiled for.
-            return unsafe { column_products_avx512(buckets, k0, n, dz, g, f) };
-        }
-        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
-        {
-            // SAFETY: as above.
-            return unsafe { column_products_avx2(buckets, k0, n, dz, g, f) };
+    struct ColumnProducts<'a, F> {
+        buckets: &'a [ColumnBuckets; 2],
+        k0: usize,
+        n: usize,
+        dz: &'a [f64],
+        g: &'a mut [f64],
+        f: F,
+    }
+    impl<F: FnMut(usize, &mut [f64])> Kernel for ColumnProducts<'_, F> {
+        type Output = ();
+        #[inline(always)]
+        fn run<const T: usize>(self) {
+            let ColumnProducts {
+                buckets: [b0, b1],
+                k0,
+                n,
+                dz,
+                g,
+                mut f,
+            } = self;
+            for j in 0..n {
+                g.fill(0.0);
+                let parts = [b0.bucket(k0 + j), b1.bucket(k0 + j)];
+                gather_dot_tiled::<T>(dz, &parts, g);
+                f(j, g);
+            }
         }
     }
-    column_products_tiled::<16, F>(buckets, k0, n, dz, g, f)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx2,fma")]
-fn column_products_avx512<F: FnMut(usize, &mut [f64])>(
-    buckets: &[ColumnBuckets; 2],
-    k0: usize,
-    n: usize,
-    dz: &[f64],
-    g: &mut [f64],
-    f: F,
-) {
-    column_products_tiled::<64, F>(buckets, k0, n, dz, g, f)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-fn column_products_avx2<F: FnMut(usize, &mut [f64])>(
-    buckets: &[ColumnBuckets; 2],
-    k0: usize,
-    n: usize,
-    dz: &[f64],
-    g: &mut [f64],
-    f: F,
-) {
-    column_products_tiled::<32, F>(buckets, k0, n, dz, g, f)
-}
-
-#[inline(always)]
-fn column_products_tiled<const T: usize, F: FnMut(usize, &mut [f64])>(
-    [b0, b1]: &[ColumnBuckets; 2],
-    k0: usize,
-    n: usize,
-    dz: &[f64],
-    g: &mut [f64],
-    mut f: F,
-) {
-    let h = g.len();
-    for j in 0..n {
-        g.fill(0.0);
-        let parts = [b0.bucket(k0 + j), b1.bucket(k0 + j)];
-        gather_dot_tiled::<T>(dz, h, 0, &parts, g);
-        f(j, g);
-    }
+    dispatch(ColumnProducts {
+        buckets,
+        k0,
+        n,
+        dz,
+        g,
+        f,
+    })
 }
 
 /// A sparse row (or part of one): column indices and values.
@@ -569,31 +543,26 @@ pub(crate) type Entries<'a> = (&'a [u32], &'a [f64]);
 
 /// `out[j] += sum_e vals[e] * m[idx[e] * h + j]` for `j < h = out.len()`: a sparse row
 /// times the row-major matrix `m` `(_, h)`. Each `out[j]` is one chain of fused
-/// multiply-adds in `e` order, whatever the instruction set, so every path below gives
-/// the same result. The rows of `m` named by `idx` must exist.
+/// multiply-adds in `e` order, whatever the instruction set, so every path gives the
+/// same result. The rows of `m` named by `idx` must exist.
 pub(crate) fn gather_dot(m: &[f64], idx: &[u32], vals: &[f64], out: &mut [f64]) {
-    gather_dot_cols(m, out.len(), 0, &[(idx, vals)], out)
-}
-
-/// [`gather_dot`] for columns `j0..j0 + out.len()` of a matrix `m` `(_, h)`, and a row
-/// given in parts: `out[j] += sum over the parts' entries e of vals[e] * m[idx[e] * h +
-/// j0 + j]`, each `out[j]` one chain in the parts' order.
-pub(crate) fn gather_dot_cols(m: &[f64], h: usize, j0: usize, parts: &[Entries], out: &mut [f64]) {
-    debug_assert!(parts.iter().all(|(idx, vals)| idx.len() == vals.len()));
-    debug_assert!(j0 + out.len() <= h);
-    #[cfg(target_arch = "x86_64")]
-    {
-        if std::arch::is_x86_feature_detected!("avx512f") {
-            // SAFETY: the CPU has the features the function is compiled for.
-            return unsafe { gather_dot_avx512(m, h, j0, parts, out) };
-        }
-        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
-        {
-            // SAFETY: as above.
-            return unsafe { gather_dot_avx2(m, h, j0, parts, out) };
+    struct GatherDot<'a> {
+        m: &'a [f64],
+        entries: Entries<'a>,
+        out: &'a mut [f64],
+    }
+    impl Kernel for GatherDot<'_> {
+        type Output = ();
+        #[inline(always)]
+        fn run<const T: usize>(self) {
+            gather_dot_tiled::<T>(self.m, &[self.entries], self.out)
         }
     }
-    gather_dot_tiled::<16>(m, h, j0, parts, out)
+    dispatch(GatherDot {
+        m,
+        entries: (idx, vals),
+        out,
+    })
 }
 
 /// Whether [`gather_dot`] runs on fused multiply-add hardware (elsewhere `mul_add` is a
@@ -609,49 +578,28 @@ pub(crate) fn fast_fma() -> bool {
     }
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx2,fma")]
-fn gather_dot_avx512(m: &[f64], h: usize, j0: usize, parts: &[Entries], out: &mut [f64]) {
-    // 64 running sums: eight 512-bit registers, enough independent chains to keep both
-    // FMA pipes busy
-    gather_dot_tiled::<64>(m, h, j0, parts, out)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-fn gather_dot_avx2(m: &[f64], h: usize, j0: usize, parts: &[Entries], out: &mut [f64]) {
-    // 32 running sums: eight of the sixteen 256-bit registers
-    gather_dot_tiled::<32>(m, h, j0, parts, out)
-}
-
-/// [`gather_dot_cols`] over column tiles of `T` (kept in registers), then of 8, then
-/// of 1.
+/// [`gather_dot`] for a row given in parts (one chain through the parts in order), over
+/// column tiles of `T` (kept in registers), then of 8, then of 1.
 #[inline(always)]
-fn gather_dot_tiled<const T: usize>(
-    m: &[f64],
-    h: usize,
-    j0: usize,
-    parts: &[Entries],
-    out: &mut [f64],
-) {
-    let w = out.len();
+fn gather_dot_tiled<const T: usize>(m: &[f64], parts: &[Entries], out: &mut [f64]) {
+    let h = out.len();
     let mut j = 0;
-    while j + T <= w {
-        gather_dot_tile::<T>(m, h, j0 + j, parts, &mut out[j..j + T]);
+    while j + T <= h {
+        gather_dot_tile::<T>(m, h, j, parts, &mut out[j..j + T]);
         j += T;
     }
-    while j + 8 <= w {
-        gather_dot_tile::<8>(m, h, j0 + j, parts, &mut out[j..j + 8]);
+    while j + 8 <= h {
+        gather_dot_tile::<8>(m, h, j, parts, &mut out[j..j + 8]);
         j += 8;
     }
-    while j < w {
-        gather_dot_tile::<1>(m, h, j0 + j, parts, &mut out[j..j + 1]);
+    while j < h {
+        gather_dot_tile::<1>(m, h, j, parts, &mut out[j..j + 1]);
         j += 1;
     }
 }
 
-/// Columns `j..j + T` of a matrix `m` `(_, h)` in [`gather_dot_cols`] (`out` is those
-/// `T`), summed in registers.
+/// Columns `j..j + T` of [`gather_dot_tiled`] (`out` is those `T`), summed in
+/// registers.
 #[inline(always)]
 fn gather_dot_tile<const T: usize>(
     m: &[f64],
