@@ -1018,11 +1018,7 @@ pub(crate) fn sgd_step(
                 let squares = w1_step(x1, w1.view_mut(), g1.view_mut());
                 share(squares, w1.view(), w2b)
             };
-            if half < d {
-                crate::par::join(first, second)
-            } else {
-                (first(), second())
-            }
+            crate::par::join_if(half < d, first, second)
         }
         Batch::Sparse(s) => {
             // dW1 = S^T dz1 + c db1^T + reg W1, one row (input column) at a time from
@@ -1070,11 +1066,7 @@ pub(crate) fn sgd_step(
                 let squares = w1_step(half, w1.view_mut(), g1, c1);
                 share(squares, w1.view(), w2b)
             };
-            if half < d {
-                crate::par::join(first, second)
-            } else {
-                (first(), second())
-            }
+            crate::par::join_if(half < d, first, second)
         }
     };
     ws.carried = Carried {

@@ -100,6 +100,17 @@ fn helper_loop(slot: &Slot) {
     }
 }
 
+/// [`join`] when `parallel`, else `a` then `b` on this thread.
+pub(crate) fn join_if<A, B, RA, RB>(parallel: bool, a: A, b: B) -> (RA, RB)
+where
+    A: FnOnce() -> RA + Send,
+    B: FnOnce() -> RB + Send,
+    RA: Send,
+    RB: Send,
+{
+    if parallel { join(a, b) } else { (a(), b()) }
+}
+
 /// Run `a` and `b`, in parallel when a helper is available (`b` on the helper),
 /// and return both results. A panic in either is propagated after both finished.
 pub(crate) fn join<A, B, RA, RB>(a: A, b: B) -> (RA, RB)
