@@ -710,6 +710,13 @@ fn rows_pass(p: ParamViews, act: Activation, x: Rows, y: &[usize], n: f64, w: Wo
         buckets,
         first,
     } = w;
+    // these rows were read by the other core since this one last wrote them (the
+    // dW1 and dW2 products read all rows): ask for them back, writable, at once
+    for a in [&hidden, &scores, &dhidden] {
+        if let Some(v) = a.as_slice() {
+            crate::sparse::prefetch_for_write(v);
+        }
+    }
     forward_rows(p, act, x, &mut hidden, &mut scores);
     if let Rows::Sparse { s, rows, .. } = x {
         // regrouped by column for dW1 while the rows are in this core's cache
@@ -1037,20 +1044,34 @@ pub(crate) fn sgd_step(
                     let mut squares = SquaresLanes::<16>::new();
                     let rows = w.nrows();
                     with_rows_slice(&mut w, |w| {
-                        column_products(buckets, k0, rows, &dz, g, |j, g| {
-                            let w = &mut w[j * h..(j + 1) * h];
-                            let c = s.offset()[k0 + j];
-                            for ((g, w), &db) in g.iter_mut().zip(w.iter_mut()).zip(db1.iter()) {
-                                *g = (*g + c * db) + reg * *w;
-                                *w += -learning_rate * *g;
-                            }
-                            squares.add(g);
-                            if c != 0.0 {
-                                for (s, &w) in shift.iter_mut().zip(w.iter()) {
-                                    *s += c * w;
+                        column_products(
+                            buckets,
+                            k0,
+                            rows,
+                            &dz,
+                            g,
+                            #[inline(always)]
+                            |j, g| {
+                                // ask for the row two ahead in this core's cache, writable:
+                                // the other core has read it since the last update
+                                if let Some(ahead) = w.get((j + 2) * h..(j + 3) * h) {
+                                    crate::sparse::prefetch_for_write(ahead);
                                 }
-                            }
-                        })
+                                let w = &mut w[j * h..(j + 1) * h];
+                                let c = s.offset()[k0 + j];
+                                for ((g, w), &db) in g.iter_mut().zip(w.iter_mut()).zip(db1.iter())
+                                {
+                                    *g = (*g + c * db) + reg * *w;
+                                    *w += -learning_rate * *g;
+                                }
+                                squares.add(g);
+                                if c != 0.0 {
+                                    for (s, &w) in shift.iter_mut().zip(w.iter()) {
+                                        *s += c * w;
+                                    }
+                                }
+                            },
+                        )
                     });
                     squares.total()
                 };
