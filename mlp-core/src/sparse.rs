@@ -261,16 +261,16 @@ impl OffsetSparse {
 /// arrives owned, so the write that follows does not wait for the other core to let go
 /// of it), on CPUs that have the instruction; nothing elsewhere.
 #[inline(always)]
-pub(crate) fn prefetch_for_write(v: &[f64]) {
+pub(crate) fn prefetch_for_write<T>(v: &[T]) {
     #[cfg(target_arch = "x86_64")]
     if *HAS_PREFETCHW {
-        for line in v.iter().step_by(8) {
+        for line in v.iter().step_by((64 / size_of::<T>().max(1)).max(1)) {
             // SAFETY: a prefetch does not access memory architecturally, and the CPU
             // has the instruction (CPUID 8000_0001h ECX bit 8)
             unsafe {
                 std::arch::asm!(
                     "prefetchw [{}]",
-                    in(reg) line as *const f64,
+                    in(reg) line as *const T,
                     options(nostack, preserves_flags, readonly)
                 )
             };
