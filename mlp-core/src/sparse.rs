@@ -211,12 +211,16 @@ impl OffsetSparse {
                 k1 = (k1 + block).min(d);
                 for ((a, &i), z) in at.iter_mut().zip(rows).zip(out.chunks_exact_mut(h)) {
                     let (start, end) = (*a, self.bounds[i].1);
-                    let n = self.cols[start..end]
-                        .iter()
-                        .take_while(|&&k| (k as usize) < k1)
-                        .count();
-                    let part = (&self.cols[start..start + n], &self.vals[start..start + n]);
-                    gather_dot_tiled::<T>(w1, &[part], z);
+                    let (cols, vals) = (&self.cols[start..end], &self.vals[start..end]);
+                    // the row's entries before column k1, found by the first tile's pass
+                    let n = if T <= h {
+                        gather_dot_tile_until::<T>(w1, h, cols, vals, k1 as u32, &mut z[..T])
+                    } else {
+                        cols.iter().take_while(|&&k| (k as usize) < k1).count()
+                    };
+                    let part = (&cols[..n], &vals[..n]);
+                    let done = if T <= h { T } else { 0 };
+                    gather_dot_tiled_from::<T>(w1, &[part], z, done);
                     *a = start + n;
                 }
             }
@@ -611,8 +615,14 @@ pub(crate) fn fast_fma() -> bool {
 /// column tiles of `T` (kept in registers), then of 8, then of 1.
 #[inline(always)]
 fn gather_dot_tiled<const T: usize>(m: &[f64], parts: &[Entries], out: &mut [f64]) {
+    gather_dot_tiled_from::<T>(m, parts, out, 0)
+}
+
+/// [`gather_dot_tiled`] for the columns from `j` on.
+#[inline(always)]
+fn gather_dot_tiled_from<const T: usize>(m: &[f64], parts: &[Entries], out: &mut [f64], j: usize) {
     let h = out.len();
-    let mut j = 0;
+    let mut j = j;
     while j + T <= h {
         gather_dot_tile::<T>(m, h, j, parts, &mut out[j..j + T]);
         j += T;
@@ -625,6 +635,35 @@ fn gather_dot_tiled<const T: usize>(m: &[f64], parts: &[Entries], out: &mut [f64
         gather_dot_tile::<1>(m, h, j, parts, &mut out[j..j + 1]);
         j += 1;
     }
+}
+
+/// The first `T` columns of [`gather_dot_tiled`] (`out` is those `T`) over the entries
+/// before column `k1` (`cols` ascending): returns how many there were.
+#[inline(always)]
+fn gather_dot_tile_until<const T: usize>(
+    m: &[f64],
+    h: usize,
+    cols: &[u32],
+    vals: &[f64],
+    k1: u32,
+    out: &mut [f64],
+) -> usize {
+    let mut acc = [0.0; T];
+    acc.copy_from_slice(out);
+    let mut n = 0;
+    for (&i, &v) in cols.iter().zip(vals) {
+        if i >= k1 {
+            break;
+        }
+        let start = i as usize * h;
+        let row = &m[start..start + T];
+        for t in 0..T {
+            acc[t] = v.mul_add(row[t], acc[t]);
+        }
+        n += 1;
+    }
+    out.copy_from_slice(&acc);
+    n
 }
 
 /// Columns `j..j + T` of [`gather_dot_tiled`] (`out` is those `T`), summed in
