@@ -599,12 +599,19 @@ fn argmax(row: ArrayView1<f64>) -> usize {
 /// Reject NaN and infinities, naming the first one found.
 pub(crate) fn check_finite(what: &'static str, x: ArrayView2<f64>) -> Result<()> {
     // the common case first: a pass over contiguous memory without early exits (which
-    // vectorises); the indexed search below only runs to name a bad entry
-    if let Some(v) = x.as_slice_memory_order()
-        && v.chunks(64)
+    // vectorises), in two halves on two threads for a large X (it is bound by memory
+    // bandwidth: 28 ms on one core for MNIST's 50,000 rows); the indexed search below
+    // only runs to name a bad entry
+    let finite = |v: &[f64]| {
+        v.chunks(64)
             .all(|c| c.iter().fold(true, |ok, x| ok & x.is_finite()))
-    {
-        return Ok(());
+    };
+    if let Some(v) = x.as_slice_memory_order() {
+        let (a, b) = v.split_at(v.len() / 2);
+        let (a, b) = crate::par::join_if(v.len() >= PARALLEL_MIN_WORK, || finite(a), || finite(b));
+        if a && b {
+            return Ok(());
+        }
     }
     for ((row, col), &value) in x.indexed_iter() {
         if !value.is_finite() {

@@ -230,11 +230,13 @@ impl TwoLayerMLP {
     ) -> Result<Stats> {
         let (x, y, x_val, y_val) = (x.into(), y.into(), x_val.into(), y_val.into());
         config.validate()?;
-        self.check_xy("train (training set)", x, y)?;
-        self.check_xy("train (validation set)", x_val, y_val)?;
-        // A spinning helper thread takes the second half of each split (see par.rs).
-        let trainer = Trainer::new(self, x, y, config);
-        crate::par::with_helper(|| trainer.run(rng, x_val, y_val, reporter))
+        // A spinning helper thread takes the second half of each split (see par.rs),
+        // the checks of the data's values included.
+        crate::par::with_helper(|| {
+            self.check_xy("train (training set)", x, y)?;
+            self.check_xy("train (validation set)", x_val, y_val)?;
+            Trainer::new(self, x, y, config).run(rng, x_val, y_val, reporter)
+        })
     }
 }
 
