@@ -457,15 +457,13 @@ fn compact_row_avx2(row: &[f64], offset: &[f64], cols: &mut [u32], vals: &mut [f
     compact_row_from(k, kept, row, offset, cols, vals)
 }
 
-/// A block of a batch's rows of `S`, regrouped by column: what `S^T dZ` needs. Each
-/// column has room for one entry per row (no counting pass first). Reused from step to
-/// step.
+/// A block of a batch's rows of `S`, regrouped by column (a counting sort): what
+/// `S^T dZ` needs. Reused from step to step.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct ColumnBuckets {
-    /// Room per column: the number of rows of the last fill.
-    room: usize,
-    /// After [`Self::fill`], bucket `k` holds `len[k]` entries from `k * room` on.
-    len: Vec<usize>,
+    /// After [`Self::fill`], bucket `k` ends at `end[k]` and starts where the previous
+    /// one ends (0 for the first).
+    end: Vec<usize>,
     /// Each entry's row within the batch, and its value.
     rows: Vec<u32>,
     vals: Vec<f64>,
@@ -476,38 +474,48 @@ impl ColumnBuckets {
     /// rows `first..` of the batch.
     pub(crate) fn fill(&mut self, s: &OffsetSparse, rows: &[usize], first: usize) {
         let width = s.offset.len();
-        let room = rows.len();
-        self.room = room;
-        self.len.clear();
-        self.len.resize(width, 0);
-        if self.rows.len() < width * room {
-            self.rows.resize(width * room, 0);
-            self.vals.resize(width * room, 0.0);
+        self.end.clear();
+        self.end.resize(width + 1, 0);
+        // counts, shifted by one, then their running sum: end[k] = start of bucket k
+        for &i in rows {
+            for &k in &s.cols[s.span(i)] {
+                self.end[k as usize + 1] += 1;
+            }
         }
+        for k in 1..=width {
+            self.end[k] += self.end[k - 1];
+        }
+        let total = self.end[width];
+        if self.rows.len() < total {
+            self.rows.resize(total, 0);
+            self.vals.resize(total, 0.0);
+        }
+        // place each entry at its bucket's cursor; the cursor ends as the bucket's end
         for (r, &i) in (first..).zip(rows) {
             let span = s.span(i);
             for (&k, &v) in s.cols[span.clone()].iter().zip(&s.vals[span]) {
-                let len = &mut self.len[k as usize];
-                let at = k as usize * room + *len;
-                self.rows[at] = r as u32;
-                self.vals[at] = v;
-                *len += 1;
+                let at = &mut self.end[k as usize];
+                self.rows[*at] = r as u32;
+                self.vals[*at] = v;
+                *at += 1;
             }
         }
+        self.end.pop();
     }
 
     /// Empty buckets, until the next fill.
     pub(crate) fn clear(&mut self) {
-        self.len.clear();
+        self.end.clear();
     }
 
     /// Bucket `k` (column `k`): rows within the batch and values. Empty before the
     /// first fill and after [`Self::clear`].
     pub(crate) fn bucket(&self, k: usize) -> (&[u32], &[f64]) {
-        let Some(&len) = self.len.get(k) else {
+        if k >= self.end.len() {
             return (&[], &[]);
-        };
-        let r = k * self.room..k * self.room + len;
+        }
+        let start = if k == 0 { 0 } else { self.end[k - 1] };
+        let r = start..self.end[k];
         (&self.rows[r.clone()], &self.vals[r])
     }
 }
