@@ -656,14 +656,20 @@ fn gather_dot_tile_until<const T: usize>(
             break;
         }
         let start = i as usize * h;
-        let row = &m[start..start + T];
-        for t in 0..T {
-            acc[t] = v.mul_add(row[t], acc[t]);
-        }
+        add_scaled(&mut acc, v, &m[start..start + T]);
         n += 1;
     }
     out.copy_from_slice(&acc);
     n
+}
+
+/// `acc += v row`, one fused multiply-add per element: the step of every chain of the
+/// gathers.
+#[inline(always)]
+fn add_scaled<const T: usize>(acc: &mut [f64; T], v: f64, row: &[f64]) {
+    for t in 0..T {
+        acc[t] = v.mul_add(row[t], acc[t]);
+    }
 }
 
 /// Columns `j..j + T` of [`gather_dot_tiled`] (`out` is those `T`), summed in
@@ -681,10 +687,7 @@ fn gather_dot_tile<const T: usize>(
     for &(idx, vals) in parts {
         for (&i, &v) in idx.iter().zip(vals) {
             let start = i as usize * h + j;
-            let row = &m[start..start + T];
-            for t in 0..T {
-                acc[t] = v.mul_add(row[t], acc[t]);
-            }
+            add_scaled(&mut acc, v, &m[start..start + T]);
         }
     }
     out.copy_from_slice(&acc);
