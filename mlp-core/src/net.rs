@@ -744,7 +744,7 @@ fn rows_pass(p: ParamViews, act: Activation, x: Rows, y: &[usize], n: f64, w: Wo
     // dW1 and dW2 products read all rows): ask for them back, writable, at once
     for a in [&hidden, &scores, &dhidden] {
         if let Some(v) = a.as_slice() {
-            crate::sparse::prefetch_for_write(v);
+            crate::simd::prefetch_write(v);
         }
     }
     forward_rows(p, act, x, &mut hidden, &mut scores);
@@ -1085,7 +1085,7 @@ pub(crate) fn sgd_step(
                                 // ask for the row two ahead in this core's cache, writable:
                                 // the other core has read it since the last update
                                 if let Some(ahead) = w.get((j + 2) * h..(j + 3) * h) {
-                                    crate::sparse::prefetch_for_write(ahead);
+                                    crate::simd::prefetch_write(ahead);
                                 }
                                 let w = &mut w[j * h..(j + 1) * h];
                                 let c = s.offset()[k0 + j];

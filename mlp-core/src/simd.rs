@@ -1,6 +1,7 @@
 //! Where the vectorised kernels get their instruction set: [`dispatch`] runs a
 //! [`Kernel`] compiled for AVX-512, for AVX2 with FMA, or for the baseline CPU,
-//! whichever this CPU has (checked at run time), so each kernel is written once.
+//! whichever this CPU has (checked at run time), so each kernel is written once; and
+//! the cache hints (prefetches) the kernels give.
 
 /// A piece of work to compile once per instruction set.
 pub(crate) trait Kernel {
@@ -40,3 +41,55 @@ fn run_avx512<K: Kernel>(kernel: K) -> K::Output {
 fn run_avx2<K: Kernel>(kernel: K) -> K::Output {
     kernel.run::<32>()
 }
+
+/// A pointer into each 64-byte line `v` spans (from its first element on).
+#[cfg(target_arch = "x86_64")]
+fn lines<T>(v: &[T]) -> impl Iterator<Item = *const i8> + '_ {
+    v.iter()
+        .step_by((64 / size_of::<T>().max(1)).max(1))
+        .map(|x| (x as *const T).cast())
+}
+
+/// Ask the CPU to bring `v` into the caches, without waiting.
+#[inline(always)]
+pub(crate) fn prefetch_read<T>(v: &[T]) {
+    #[cfg(target_arch = "x86_64")]
+    for line in lines(v) {
+        use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+        // SAFETY: a prefetch does not access memory architecturally; the address is
+        // inside `v` anyway.
+        unsafe { _mm_prefetch::<_MM_HINT_T0>(line) };
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = v;
+}
+
+/// Ask the CPU to bring `v` into this core's cache for writing (`PREFETCHW`: the line
+/// arrives owned, so the write that follows does not wait for the other core to let go
+/// of it), on CPUs that have the instruction; nothing elsewhere. Inline assembly: the
+/// `prfchw` target feature is not stable in Rust.
+#[inline(always)]
+pub(crate) fn prefetch_write<T>(v: &[T]) {
+    #[cfg(target_arch = "x86_64")]
+    if *HAS_PREFETCHW {
+        for line in lines(v) {
+            // SAFETY: a prefetch does not access memory architecturally, and the CPU
+            // has the instruction (CPUID 8000_0001h ECX bit 8)
+            unsafe {
+                std::arch::asm!(
+                    "prefetchw [{}]",
+                    in(reg) line,
+                    options(nostack, preserves_flags, readonly)
+                )
+            };
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = v;
+}
+
+#[cfg(target_arch = "x86_64")]
+static HAS_PREFETCHW: std::sync::LazyLock<bool> = std::sync::LazyLock::new(|| {
+    use std::arch::x86_64::__cpuid;
+    __cpuid(0x8000_0000).eax >= 0x8000_0001 && __cpuid(0x8000_0001).ecx & (1 << 8) != 0
+});

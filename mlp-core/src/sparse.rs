@@ -17,7 +17,7 @@
 
 use ndarray::ArrayView2;
 
-use crate::simd::{Kernel, dispatch};
+use crate::simd::{Kernel, dispatch, prefetch_read};
 
 /// Rows sampled (evenly spaced) to choose the column values and estimate the density.
 const SAMPLE_ROWS: usize = 1024;
@@ -230,23 +230,9 @@ impl OffsetSparse {
     /// Ask the CPU to bring row `i`'s entries into the caches, without waiting.
     #[inline]
     pub(crate) fn prefetch_row(&self, i: usize) {
-        #[cfg(target_arch = "x86_64")]
-        {
-            use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
-            let r = self.span(i);
-            // one prefetch per 64-byte line: 8 values, 16 column numbers
-            for p in self.vals[r.clone()].iter().step_by(8) {
-                // SAFETY: a prefetch does not access memory architecturally; the
-                // address is inside the vector anyway.
-                unsafe { _mm_prefetch::<_MM_HINT_T0>((p as *const f64).cast()) };
-            }
-            for p in self.cols[r].iter().step_by(16) {
-                // SAFETY: as above.
-                unsafe { _mm_prefetch::<_MM_HINT_T0>((p as *const u32).cast()) };
-            }
-        }
-        #[cfg(not(target_arch = "x86_64"))]
-        let _ = i;
+        let r = self.span(i);
+        prefetch_read(&self.vals[r.clone()]);
+        prefetch_read(&self.cols[r]);
     }
 
     /// `c`, `(D,)`.
@@ -260,35 +246,6 @@ impl OffsetSparse {
         gather_dot(w1, &self.offset_cols, &self.offset_vals, out);
     }
 }
-
-/// Ask the CPU to bring `v` into this core's cache for writing (`PREFETCHW`: the line
-/// arrives owned, so the write that follows does not wait for the other core to let go
-/// of it), on CPUs that have the instruction; nothing elsewhere.
-#[inline(always)]
-pub(crate) fn prefetch_for_write<T>(v: &[T]) {
-    #[cfg(target_arch = "x86_64")]
-    if *HAS_PREFETCHW {
-        for line in v.iter().step_by((64 / size_of::<T>().max(1)).max(1)) {
-            // SAFETY: a prefetch does not access memory architecturally, and the CPU
-            // has the instruction (CPUID 8000_0001h ECX bit 8)
-            unsafe {
-                std::arch::asm!(
-                    "prefetchw [{}]",
-                    in(reg) line as *const T,
-                    options(nostack, preserves_flags, readonly)
-                )
-            };
-        }
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = v;
-}
-
-#[cfg(target_arch = "x86_64")]
-static HAS_PREFETCHW: std::sync::LazyLock<bool> = std::sync::LazyLock::new(|| {
-    use std::arch::x86_64::__cpuid;
-    __cpuid(0x8000_0000).eax >= 0x8000_0001 && __cpuid(0x8000_0001).ecx & (1 << 8) != 0
-});
 
 /// The most common value in `v` (ties to the smallest) and how often it occurs;
 /// `(0, 0)` for no values. Values compare with `==`, as the sparse form does. Reorders
