@@ -546,8 +546,8 @@ impl TwoLayerMLP {
     fn predict_blocks(&self, x: Rows, out: &mut [usize]) {
         const BLOCK: usize = 1000;
         let (h, c) = (self.hidden_size(), self.output_size());
-        let mut hidden = Array2::zeros((BLOCK.min(x.len()), h));
-        let mut scores = Array2::zeros((BLOCK.min(x.len()), c));
+        let mut hidden = aligned_zeros(BLOCK.min(x.len()), h);
+        let mut scores = aligned_zeros(BLOCK.min(x.len()), c);
         for (start, ob) in (0..x.len()).step_by(BLOCK).zip(out.chunks_mut(BLOCK)) {
             let rows = ob.len();
             let xb = x.slice(start, start + rows);
