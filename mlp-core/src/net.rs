@@ -1222,16 +1222,20 @@ impl<const L: usize> SquaresLanes<L> {
 
     #[inline(always)]
     fn add(&mut self, v: &[f64]) {
+        // the lanes in locals while they are summed: through `self` they were stored
+        // and reloaded at every element, and the loop was not vectorised
+        let mut lanes = self.0;
         let chunks = v.chunks_exact(L);
         let rest = chunks.remainder();
         for c in chunks {
-            for (l, &x) in self.0.iter_mut().zip(c) {
+            for (l, &x) in lanes.iter_mut().zip(c) {
                 *l += x * x;
             }
         }
-        for (l, &x) in self.0.iter_mut().zip(rest) {
+        for (l, &x) in lanes.iter_mut().zip(rest) {
             *l += x * x;
         }
+        self.0 = lanes;
     }
 
     fn total(&self) -> f64 {
