@@ -15,15 +15,16 @@ use std::fmt;
 use std::str::FromStr;
 
 use ndarray::{
-    Array1, Array2, ArrayView1, ArrayView2, ArrayViewD, ArrayViewMut2, ArrayViewMutD, AsArray,
-    Axis, Ix1, Ix2, Zip,
+    Array1, Array2, ArrayView1, ArrayView2, ArrayViewD, ArrayViewMut1, ArrayViewMut2,
+    ArrayViewMutD, AsArray, Axis, Ix1, Ix2, Zip,
 };
 
 use crate::error::{MlpError, Result, check_non_negative, check_nonzero};
 use crate::gradcheck::eval_numerical_gradient;
 use crate::matmul::{PARALLEL_MIN_WORK, matmul_into, par_matmul_into};
 use crate::rng::NumpyRng;
-use crate::sparse::{ColumnBuckets, OffsetSparse, column_products};
+use crate::simd::Kernel;
+use crate::sparse::OffsetSparse;
 
 /// The hidden layer's nonlinearity.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -215,10 +216,16 @@ pub(crate) struct Workspace {
     dhidden: Array2<f64>,
     /// Each row's cross-entropy, `(n,)`.
     row_loss: Vec<f64>,
-    /// A sparse batch regrouped by column, one per half of the batch's rows.
-    buckets: [ColumnBuckets; 2],
-    /// A row of `dW1`, for each thread of the sparse step.
-    dw1_row: [Vec<f64>; 2],
+    /// For a sparse batch, each thread's columns of the hidden layer `(n, w)` (see
+    /// [`sparse_sgd_step`]), and its columns of `S^T dz1` `(D, w)`: all zero between
+    /// steps.
+    columns: [Array2<f64>; 2],
+    dw1: [Array2<f64>; 2],
+    /// `W1`'s columns in two blocks `(D, w)`, one per thread of a sparse step: in one
+    /// array the two threads' halves of each row were neighbouring cache lines, and
+    /// the cores took them from each other at every step (the half-width step ran no
+    /// faster on two threads than the whole on one).
+    panels: [Array2<f64>; 2],
     /// What the last [`sgd_step`] computed for the next one (see there).
     carried: Carried,
     /// `c W1` for a sparse batch in two parts (the rows of `W1` each thread updated),
@@ -236,6 +243,9 @@ struct Carried {
     w1_squares: Option<f64>,
     /// Whether `Workspace::shift_parts` hold `c W1` for the current `W1`.
     shift: bool,
+    /// Whether `Workspace::panels` hold the current `W1` (the parameters' copy is then
+    /// up to date only after [`Workspace::sync_w1`]).
+    panels: bool,
 }
 
 /// A zero `(rows, cols)` array in standard layout whose first element starts a
@@ -268,16 +278,37 @@ impl Workspace {
             scores: aligned_zeros(n, classes),
             dhidden: aligned_zeros(n, hidden),
             row_loss: vec![0.0; n],
-            buckets: Default::default(),
-            dw1_row: Default::default(),
+            columns: Default::default(),
+            dw1: Default::default(),
+            panels: Default::default(),
             carried: Carried::default(),
             shift_parts: Default::default(),
             shift: Vec::new(),
         }
     }
 
-    fn rows(&self) -> usize {
-        self.hidden.nrows()
+    /// Bring `w1` up to date with the last sparse steps, which kept it in
+    /// `self.panels` (nothing to do otherwise).
+    pub(crate) fn sync_w1(&self, w1: &mut Array2<f64>) {
+        if self.carried.panels {
+            let mut j0 = 0;
+            for panel in &self.panels {
+                let w = panel.ncols();
+                w1.slice_mut(ndarray::s![.., j0..j0 + w]).assign(panel);
+                j0 += w;
+            }
+        }
+    }
+
+    /// Sized for `n` rows (new buffers if it was not).
+    /// What the last step carried over (see [`Carried`]) is kept.
+    fn fit(&mut self, n: usize, hidden: usize, classes: usize) {
+        if self.hidden.nrows() != n {
+            let old = std::mem::replace(self, Workspace::new(n, hidden, classes));
+            self.carried = old.carried;
+            self.shift_parts = old.shift_parts;
+            self.panels = old.panels;
+        }
     }
 }
 
@@ -716,13 +747,19 @@ fn forward_rows(
             // the vectorised exp, see fastexp.rs)
             let w1 = contiguous(p.w1);
             hidden.fill(0.0);
-            with_rows_slice(hidden, |z| s.rows_times(rows, &w1, z));
+            let h = p.w1.ncols();
+            with_rows_slice(hidden, |z| s.rows_times(rows, &w1, h, 0, z));
             for row in hidden.rows_mut() {
                 with_slice(row, |z| crate::fastexp::activate(act, z, shift, &b1));
             }
         }
     }
-    matmul_into(hidden.view(), p.w2, scores);
+    second_layer(p, hidden.view(), scores);
+}
+
+/// `scores = hidden W2 + b2` for a block of rows.
+fn second_layer(p: ParamViews, hidden: ArrayView2<f64>, scores: &mut ArrayViewMut2<f64>) {
+    matmul_into(hidden, p.w2, scores);
     for mut row in scores.rows_mut() {
         row += &p.b2;
     }
@@ -731,26 +768,30 @@ fn forward_rows(
 /// Forward pass, softmax cross-entropy and the backward pass down to `dL/dz1` for a
 /// block of rows of a batch of `n` rows. Each row's loss goes to `w.row_loss`;
 /// `w.scores` ends as `dL/dscores = (probs - onehot(y)) / n` and `w.dhidden` as `dL/dz1`.
-fn rows_pass(p: ParamViews, act: Activation, x: Rows, y: &[usize], n: f64, w: WorkspaceRows) {
+fn rows_pass(p: ParamViews, act: Activation, x: Rows, y: &[usize], n: f64, mut w: WorkspaceRows) {
+    w.prefetch();
+    forward_rows(p, act, x, &mut w.hidden, &mut w.scores);
+    rows_backward(p, act, y, n, w, false);
+}
+
+/// [`rows_pass`] from `w.hidden` on: softmax cross-entropy (with the second layer
+/// first if `second_layer`) and the backward pass down to `dL/dz1`.
+fn rows_backward(
+    p: ParamViews,
+    act: Activation,
+    y: &[usize],
+    n: f64,
+    w: WorkspaceRows,
+    second: bool,
+) {
     let WorkspaceRows {
-        mut hidden,
+        hidden,
         mut scores,
         mut dhidden,
         row_loss,
-        buckets,
-        first,
     } = w;
-    // these rows were read by the other core since this one last wrote them (the
-    // dW1 and dW2 products read all rows): ask for them back, writable, at once
-    for a in [&hidden, &scores, &dhidden] {
-        if let Some(v) = a.as_slice() {
-            crate::simd::prefetch_write(v);
-        }
-    }
-    forward_rows(p, act, x, &mut hidden, &mut scores);
-    if let Rows::Sparse { s, rows, .. } = x {
-        // regrouped by column for dW1 while the rows are in this core's cache
-        buckets.fill(s, rows, first);
+    if second {
+        second_layer(p, hidden.view(), &mut scores);
     }
     // Softmax cross-entropy, shifted by each row's maximum for stability:
     // loss_i = ln sum_j exp(s_ij - max_i) - (s_iy - max_i)
@@ -798,24 +839,28 @@ struct WorkspaceRows<'w> {
     scores: ArrayViewMut2<'w, f64>,
     dhidden: ArrayViewMut2<'w, f64>,
     row_loss: &'w mut [f64],
-    /// For a sparse batch: its rows regrouped by column, and the first row's place in
-    /// the batch.
-    buckets: &'w mut ColumnBuckets,
-    first: usize,
+}
+
+impl WorkspaceRows<'_> {
+    /// These rows were read by the other core since this one last wrote them (the
+    /// dW1 and dW2 products read all rows): ask for them back, writable, at once.
+    fn prefetch(&self) {
+        for a in [&self.hidden, &self.scores, &self.dhidden] {
+            if let Some(v) = a.as_slice() {
+                crate::simd::prefetch_write(v);
+            }
+        }
+    }
 }
 
 impl Workspace {
-    /// All rows (a sparse batch's then all go to the first buckets), or the rows
-    /// before and after `half`.
+    /// All rows, or the rows before and after `half`.
     fn all_rows(&mut self) -> WorkspaceRows<'_> {
-        self.buckets[1].clear();
         WorkspaceRows {
             hidden: self.hidden.view_mut(),
             scores: self.scores.view_mut(),
             dhidden: self.dhidden.view_mut(),
             row_loss: &mut self.row_loss,
-            buckets: &mut self.buckets[0],
-            first: 0,
         }
     }
 
@@ -824,23 +869,18 @@ impl Workspace {
         let (s0, s1) = self.scores.view_mut().split_at(Axis(0), half);
         let (d0, d1) = self.dhidden.view_mut().split_at(Axis(0), half);
         let (l0, l1) = self.row_loss.split_at_mut(half);
-        let [b0, b1] = &mut self.buckets;
         (
             WorkspaceRows {
                 hidden: h0,
                 scores: s0,
                 dhidden: d0,
                 row_loss: l0,
-                buckets: b0,
-                first: 0,
             },
             WorkspaceRows {
                 hidden: h1,
                 scores: s1,
                 dhidden: d1,
                 row_loss: l1,
-                buckets: b1,
-                first: half,
             },
         )
     }
@@ -859,16 +899,7 @@ fn loss_and_grads(
     ws: &mut Workspace,
     grads: &mut Grads,
 ) -> f64 {
-    let (loss, _) = loss_and_grads_but_w1(
-        p,
-        act,
-        Input::Rows(x),
-        y,
-        reg,
-        Carried::default(),
-        ws,
-        grads,
-    );
+    let loss = loss_and_grads_but_w1(p, act, x, y, reg, Carried::default(), ws, grads);
     // dW2 = hidden^T dscores + reg W2 (H, C)
     matmul_into(ws.hidden.t(), ws.scores.view(), &mut grads.w2.view_mut());
     axpy(grads.w2.view_mut(), reg, p.w2);
@@ -878,116 +909,89 @@ fn loss_and_grads(
     loss
 }
 
-/// The batch a forward pass read, as the backward pass needs it for `dW1`.
-enum Batch<'a> {
-    /// The batch's rows `(n, D)`.
-    Dense(ArrayView2<'a, f64>),
-    /// Rows of a sparse matrix (regrouped by column in the workspace's buckets).
-    Sparse(&'a OffsetSparse),
-}
-
-/// Everything of [`loss_and_grads`] but `dW1` and `dW2`: returns the loss and the
-/// batch; `ws.dhidden` holds `dL/dz1` and `ws.scores` `dL/dscores`, from which
+/// Everything of [`loss_and_grads`] but `dW1` and `dW2` for the batch `x`: returns the
+/// loss; `ws.dhidden` holds `dL/dz1` and `ws.scores` `dL/dscores`, from which
 /// `dW1 = X^T dz1 + reg W1` and `dW2 = hidden^T dscores + reg W2` follow.
 /// `carried` is what the last SGD step computed for this one, if anything.
 #[allow(clippy::too_many_arguments)]
-fn loss_and_grads_but_w1<'x>(
+fn loss_and_grads_but_w1(
     p: ParamViews,
     act: Activation,
-    input: Input<'x>,
+    x: ArrayView2<f64>,
     y: &[usize],
     reg: f64,
     carried: Carried,
     ws: &mut Workspace,
     grads: &mut Grads,
-) -> (f64, Batch<'x>) {
+) -> f64 {
     let n = y.len();
-    if ws.rows() != n {
-        *ws = Workspace::new(n, p.w1.ncols(), p.w2.ncols());
-    }
-    let split = row_split(n, p.w1.nrows() * p.w1.ncols());
+    ws.fit(n, p.w1.ncols(), p.w2.ncols());
     // Up to dL/dz1 every row is independent: two halves on two threads.
-    let pass = |x: Rows, w: &mut Workspace| match split {
-        None => rows_pass(p, act, x, y, n as f64, w.all_rows()),
+    match row_split(n, p.w1.nrows() * p.w1.ncols()) {
+        None => rows_pass(p, act, Rows::Dense(x), y, n as f64, ws.all_rows()),
         Some(half) => {
-            let (x0, x1) = x.split_at(half);
-            let (w0, w1) = w.split_rows(half);
+            let (x0, x1) = Rows::Dense(x).split_at(half);
+            let (w0, w1) = ws.split_rows(half);
             crate::par::join(
                 || rows_pass(p, act, x0, &y[..half], n as f64, w0),
                 || rows_pass(p, act, x1, &y[half..], n as f64, w1),
             );
         }
-    };
-    let batch = match input {
-        Input::Rows(x) => {
-            pass(Rows::Dense(x), ws);
-            Batch::Dense(x)
-        }
-        Input::Gather { src, idx, buf } => {
-            // Each thread gathers the rows it then uses.
-            let gather = |idx: &[usize], mut rows: ArrayViewMut2<f64>| {
-                // touch every source row first: independent loads that overlap their
-                // cache and TLB misses, instead of one miss per row while copying
-                let touched = idx.iter().fold(0.0, |acc, &i| acc + src[[i, 0]]);
-                std::hint::black_box(touched);
-                for (mut row, &i) in rows.rows_mut().into_iter().zip(idx) {
-                    row.assign(&src.row(i));
-                }
-            };
-            match split {
-                None => gather(idx, buf.view_mut()),
-                Some(half) => {
-                    let (b0, b1) = buf.view_mut().split_at(Axis(0), half);
-                    crate::par::join(|| gather(&idx[..half], b0), || gather(&idx[half..], b1));
-                }
-            }
-            let buf: &'x Array2<f64> = buf;
-            pass(Rows::Dense(buf.view()), ws);
-            Batch::Dense(buf.view())
-        }
-        Input::Sparse { s, idx } => {
-            // c W1 from the parts the last step left (at the first step, computed)
-            let mut shift = std::mem::take(&mut ws.shift);
-            if carried.shift {
-                let [p0, p1] = &ws.shift_parts;
-                shift.clear();
-                shift.extend(p0.iter().zip(p1).map(|(a, b)| a + b));
-            } else {
-                shift.resize(p.w1.ncols(), 0.0);
-                s.offset_times(&contiguous(p.w1), &mut shift);
-            }
-            let rows = Rows::Sparse {
-                s,
-                rows: idx,
-                shift: &shift,
-            };
-            pass(rows, ws);
-            ws.shift = shift;
-            Batch::Sparse(s)
-        }
-    };
-    let data_loss = pairwise_sum(&ws.row_loss, |l| l) / n as f64;
+    }
     let w1_squares = carried
         .w1_squares
         .unwrap_or_else(|| sum_of_squares_split(p.w1));
-    let loss = data_loss + 0.5 * reg * w1_squares + 0.5 * reg * sum_of_squares(p.w2);
+    let loss = batch_loss(p, &ws.row_loss, w1_squares, reg);
 
     // db2 = sum_rows dscores (C,)
     sum_rows_into(ws.scores.view(), &mut grads.b2);
     // db1 = sum_rows dz1 (H,)
     sum_rows_into(ws.dhidden.view(), &mut grads.b1);
-    (loss, batch)
+    loss
+}
+
+/// The loss of a batch from its rows' cross-entropies and `sum(W1^2)`:
+/// `mean(row_loss) + reg/2 (sum(W1^2) + sum(W2^2))`, each sum in numpy's order.
+fn batch_loss(p: ParamViews, row_loss: &[f64], w1_squares: f64, reg: f64) -> f64 {
+    let data_loss = pairwise_sum(row_loss, |l| l) / row_loss.len() as f64;
+    data_loss + 0.5 * reg * w1_squares + 0.5 * reg * sum_of_squares(p.w2)
+}
+
+/// Rows `idx` of `src` into `buf`, each thread copying the rows it then uses.
+fn gather_rows<'b>(
+    src: ArrayView2<f64>,
+    idx: &[usize],
+    buf: &'b mut Array2<f64>,
+    hidden: usize,
+) -> ArrayView2<'b, f64> {
+    let gather = |idx: &[usize], mut rows: ArrayViewMut2<f64>| {
+        // touch every source row first: independent loads that overlap their cache
+        // and TLB misses, instead of one miss per row while copying
+        let touched = idx.iter().fold(0.0, |acc, &i| acc + src[[i, 0]]);
+        std::hint::black_box(touched);
+        for (mut row, &i) in rows.rows_mut().into_iter().zip(idx) {
+            row.assign(&src.row(i));
+        }
+    };
+    match row_split(idx.len(), src.ncols() * hidden) {
+        None => gather(idx, buf.view_mut()),
+        Some(half) => {
+            let (b0, b1) = buf.view_mut().split_at(Axis(0), half);
+            crate::par::join(|| gather(&idx[..half], b0), || gather(&idx[half..], b1));
+        }
+    }
+    buf.view()
 }
 
 /// One SGD step on a batch: loss and gradients as [`loss_and_grads`], then
-/// `param -= learning_rate * grad` for all four. Each thread computes its half of the
-/// rows of `dW1` and updates the same rows of `W1` at once, while they are in its cache,
-/// and the same for its half of `dW2`'s rows. Returns the loss (before the step) and
-/// `|dW1|` (Frobenius).
+/// `param -= learning_rate * grad` for all four. Returns the loss (before the step) and
+/// `|dW1|` (Frobenius). A sparse batch takes [`sparse_sgd_step`]; for a dense one, each
+/// thread computes its half of the rows of `dW1` and updates the same rows of `W1` at
+/// once, while they are in its cache, and the same for its half of `dW2`'s rows.
 ///
 /// What the next step needs of the new `W1` is taken here, by each thread over the
 /// half it has just updated, and kept in `ws` (see [`Carried`]): `sum(W1^2)` for the
-/// loss and, for a sparse batch, `c W1` for the forward pass.
+/// loss.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn sgd_step(
     params: &mut Params,
@@ -999,141 +1003,376 @@ pub(crate) fn sgd_step(
     ws: &mut Workspace,
     grads: &mut Grads,
 ) -> (f64, f64) {
-    let carried = std::mem::take(&mut ws.carried);
-    let (loss, batch) =
-        loss_and_grads_but_w1(params.views(), act, input, y, reg, carried, ws, grads);
     let (d, h) = params.w1.dim();
+    let x = match input {
+        Input::Sparse { s, idx } => {
+            return sparse_sgd_step(params, act, (s, idx), y, (reg, learning_rate), ws, grads);
+        }
+        Input::Gather { src, idx, buf } => gather_rows(src, idx, buf, h),
+    };
+    ws.sync_w1(&mut params.w1);
+    let carried = std::mem::take(&mut ws.carried);
+    let loss = loss_and_grads_but_w1(params.views(), act, x, y, reg, carried, ws, grads);
     let half = row_split(d, y.len() * h);
     // the W1 squares come out in numpy's order (pairwise_sum's) if the halves are its
     // first split
     let n = d * h;
     let numpy_halves = half.is_none_or(|half| n > 128 && half * h == n / 2 - (n / 2) % 8);
-    let (hidden, dscores) = (ws.hidden.view(), ws.scores.view());
-    // After its rows of W1, each thread takes its hidden units' rows of W2: dW2 rows =
-    // hidden[:, rows]^T dscores + reg W2 rows, and the update; and |W1 rows|^2.
-    // Returns |dW1 rows|^2 (given) and |W1 rows|^2.
-    let share =
-        |grad_squares: f64,
-         w1: ArrayView2<f64>,
-         (j0, mut w2, mut g2): (usize, ArrayViewMut2<f64>, ArrayViewMut2<f64>)| {
+    let hidden = ws.hidden.view();
+    let dscores = ws.scores.view();
+    let dz = ws.dhidden.view();
+    // Each thread: its rows of W1 (dW1 rows = X[:, rows]^T dz1 + reg W1 rows, |dW1
+    // rows|^2, the update, |W1 rows|^2), then its hidden units' rows of W2.
+    let step =
+        |xs: ArrayView2<f64>, mut w: ArrayViewMut2<f64>, mut g: ArrayViewMut2<f64>, w2: W2Rows| {
+            matmul_into(xs.t(), dz, &mut g);
+            axpy(g.view_mut(), reg, w.view());
+            let squares = sum_of_squares(g.view());
+            axpy(w.view_mut(), -learning_rate, g.view());
             let w1_squares = if numpy_halves {
-                sum_of_squares(w1)
+                sum_of_squares(w.view())
             } else {
                 f64::NAN
             };
-            let cols = hidden.slice(ndarray::s![.., j0..j0 + w2.nrows()]);
-            matmul_into(cols.t(), dscores, &mut g2);
-            axpy(g2.view_mut(), reg, w2.view());
-            axpy(w2.view_mut(), -learning_rate, g2.view());
-            (grad_squares, w1_squares)
+            w2_step(hidden, dscores, w2, reg, learning_rate);
+            (squares, w1_squares)
         };
-    let j_half = if half.is_some() { h / 2 } else { h };
-    let (w2a, w2b) = params.w2.view_mut().split_at(Axis(0), j_half);
-    let (g2a, g2b) = grads.w2.view_mut().split_at(Axis(0), j_half);
-    let (w2a, w2b) = ((0, w2a, g2a), (j_half, w2b, g2b));
-    let sparse = matches!(batch, Batch::Sparse(_));
-    let ((s0, q0), (s1, q1)) = match batch {
-        Batch::Dense(x) => {
-            let dz = ws.dhidden.view();
-            let w1_step =
-                |xs: ArrayView2<f64>, mut w: ArrayViewMut2<f64>, mut g: ArrayViewMut2<f64>| {
-                    matmul_into(xs.t(), dz, &mut g); // dW1 rows = X[:, rows]^T dz1
-                    axpy(g.view_mut(), reg, w.view()); //  + reg W1 rows
-                    let squares = sum_of_squares(g.view());
-                    axpy(w.view_mut(), -learning_rate, g.view());
-                    squares
-                };
-            let half = half.unwrap_or(d);
-            let (x0, x1) = x.split_at(Axis(1), half);
-            let (mut w0, mut w1) = params.w1.view_mut().split_at(Axis(0), half);
-            let (mut g0, mut g1) = grads.w1.view_mut().split_at(Axis(0), half);
-            let first = || {
-                let squares = w1_step(x0, w0.view_mut(), g0.view_mut());
-                share(squares, w0.view(), w2a)
-            };
-            let second = || {
-                let squares = w1_step(x1, w1.view_mut(), g1.view_mut());
-                share(squares, w1.view(), w2b)
-            };
-            crate::par::join_if(half < d, first, second)
-        }
-        Batch::Sparse(s) => {
-            // dW1 = S^T dz1 + c db1^T + reg W1, one row (input column) at a time from
-            // the batch's entries in that column, each row used for the update at once
-            // (dW1 is not stored: only its norm is returned)
-            let dz = contiguous(ws.dhidden.view());
-            let db1 = contiguous(grads.b1.view());
-            let buckets = &ws.buckets;
-            // Each thread also sums c[k] W1[k] over its updated rows: the next step's
-            // c W1 is the two parts' sum.
-            let w1_step =
-                |k0: usize, mut w: ArrayViewMut2<f64>, g: &mut Vec<f64>, shift: &mut Vec<f64>| {
-                    g.resize(h, 0.0);
-                    shift.clear();
-                    shift.resize(h, 0.0);
-                    let mut squares = SquaresLanes::<16>::new();
-                    let rows = w.nrows();
-                    with_rows_slice(&mut w, |w| {
-                        column_products(
-                            buckets,
-                            k0,
-                            rows,
-                            &dz,
-                            g,
-                            #[inline(always)]
-                            |j, g| {
-                                // ask for the row two ahead in this core's cache, writable:
-                                // the other core has read it since the last update
-                                if let Some(ahead) = w.get((j + 2) * h..(j + 3) * h) {
-                                    crate::simd::prefetch_write(ahead);
-                                }
-                                let w = &mut w[j * h..(j + 1) * h];
-                                let c = s.offset()[k0 + j];
-                                for ((g, w), &db) in g.iter_mut().zip(w.iter_mut()).zip(db1.iter())
-                                {
-                                    *g = (*g + c * db) + reg * *w;
-                                    *w += -learning_rate * *g;
-                                }
-                                squares.add(g);
-                                if c != 0.0 {
-                                    for (s, &w) in shift.iter_mut().zip(w.iter()) {
-                                        *s += c * w;
-                                    }
-                                }
-                            },
-                        )
-                    });
-                    squares.total()
-                };
-            let [g0, g1] = &mut ws.dw1_row;
-            let [c0, c1] = &mut ws.shift_parts;
-            let half = half.unwrap_or(d);
-            let (mut w0, mut w1) = params.w1.view_mut().split_at(Axis(0), half);
-            let first = || {
-                let squares = w1_step(0, w0.view_mut(), g0, c0);
-                share(squares, w0.view(), w2a)
-            };
-            let second = || {
-                let squares = w1_step(half, w1.view_mut(), g1, c1);
-                share(squares, w1.view(), w2b)
-            };
-            crate::par::join_if(half < d, first, second)
-        }
-    };
+    let half = half.unwrap_or(d);
+    let (x0, x1) = x.split_at(Axis(1), half);
+    let (w0, w1) = params.w1.view_mut().split_at(Axis(0), half);
+    let (g0, g1) = grads.w1.view_mut().split_at(Axis(0), half);
+    let [w2a, w2b] = w2_rows(&mut params.w2, &mut grads.w2, half < d);
+    let ((s0, q0), (s1, q1)) =
+        crate::par::join_if(half < d, || step(x0, w0, g0, w2a), || step(x1, w1, g1, w2b));
     ws.carried = Carried {
         w1_squares: numpy_halves.then_some(q0 + q1),
-        shift: sparse,
+        shift: false,
+        panels: false,
     };
     params.b1.scaled_add(-learning_rate, &grads.b1);
     params.b2.scaled_add(-learning_rate, &grads.b2);
     (loss, (s0 + s1).sqrt())
 }
 
-/// A batch for the forward/backward pass: its rows in place, to be gathered, or
-/// rows of a sparse matrix.
+/// A block of `W2`'s rows (hidden units `j0..`) and the same rows of `dW2`.
+type W2Rows<'a> = (usize, ArrayViewMut2<'a, f64>, ArrayViewMut2<'a, f64>);
+
+/// `W2` and `dW2` in two blocks of rows, split in the middle when `split` (for two
+/// threads), else all in the first.
+fn w2_rows<'a>(w2: &'a mut Array2<f64>, g2: &'a mut Array2<f64>, split: bool) -> [W2Rows<'a>; 2] {
+    let h = w2.nrows();
+    let j_half = if split { h / 2 } else { h };
+    let (w2a, w2b) = w2.view_mut().split_at(Axis(0), j_half);
+    let (g2a, g2b) = g2.view_mut().split_at(Axis(0), j_half);
+    [(0, w2a, g2a), (j_half, w2b, g2b)]
+}
+
+/// `dW2 rows = hidden[:, rows]^T dscores + reg W2 rows` for a block of `W2`'s rows,
+/// and their update.
+fn w2_step(
+    hidden: ArrayView2<f64>,
+    dscores: ArrayView2<f64>,
+    (j0, mut w2, mut g2): W2Rows,
+    reg: f64,
+    learning_rate: f64,
+) {
+    let cols = hidden.slice(ndarray::s![.., j0..j0 + w2.nrows()]);
+    matmul_into(cols.t(), dscores, &mut g2);
+    axpy(g2.view_mut(), reg, w2.view());
+    axpy(w2.view_mut(), -learning_rate, g2.view());
+}
+
+/// [`sgd_step`] for rows `idx` of `X = S + 1 c^T` (see `sparse.rs`), the same doubles
+/// (but `|dW1|`, whose squares are summed in another order) with the work split
+/// between the two threads so that each keeps its data in its own core's caches:
+///
+/// 1. by hidden units: each thread computes its half of the hidden layer's columns
+///    for all rows, `act(S W1[:, half] + c W1[:, half] + b1[half])`, from its half of
+///    `W1`'s columns (which only it ever reads or writes);
+/// 2. by rows: each thread takes its half of the batch through the second layer, the
+///    softmax and back to `dz1`, as [`rows_pass`] does; and the sum of the squares of
+///    half of `W1`'s rows, for the loss;
+/// 3. by hidden units again: `dW1[:, half] = S^T dz1[:, half] + c db1[half]^T + reg
+///    W1[:, half]`, added up in a buffer in row order and used at once for the update
+///    of the same columns of `W1`; and the same half of `W2`'s rows.
+///
+/// Only the hidden layer's rows (phase 2 reads the other thread's columns), `dz1`
+/// (phase 3 reads the other thread's rows) and a few small vectors pass from one
+/// core to the other; with the rows of `W1` shared instead, their transfers cost
+/// more than the arithmetic where the two cores do not share a cache.
+///
+/// `c W1` for the next step is taken in the update too, in two parts (the rows before
+/// and after the middle of `W1`, summed apart as the first version of this step did).
+fn sparse_sgd_step(
+    params: &mut Params,
+    act: Activation,
+    (s, idx): (&OffsetSparse, &[usize]),
+    y: &[usize],
+    (reg, learning_rate): (f64, f64),
+    ws: &mut Workspace,
+    grads: &mut Grads,
+) -> (f64, f64) {
+    let n = y.len();
+    let (d, h) = params.w1.dim();
+    ws.fit(n, h, params.w2.ncols());
+    let split = row_split(n, d * h);
+    let half = row_split(d, n * h);
+    let two = half.is_some();
+    let j_half = if two { h / 2 } else { h };
+    for (a, w) in ws.columns.iter_mut().zip([j_half, h - j_half]) {
+        if a.dim() != (n, w) {
+            *a = aligned_zeros(n, w);
+        }
+    }
+    for (a, w) in ws.dw1.iter_mut().zip([j_half, h - j_half]) {
+        if a.dim() != (d, w) {
+            *a = aligned_zeros(d, w);
+        }
+    }
+    let carried = std::mem::take(&mut ws.carried);
+    let fresh = [(0, j_half), (j_half, h - j_half)];
+    if !carried.panels
+        || ws
+            .panels
+            .iter()
+            .zip(fresh)
+            .any(|(a, (_, w))| a.dim() != (d, w))
+    {
+        for (panel, (j0, w)) in ws.panels.iter_mut().zip(fresh) {
+            *panel = aligned_zeros(d, w);
+            panel.assign(&params.w1.slice(ndarray::s![.., j0..j0 + w]));
+        }
+    }
+
+    // c W1 from the parts the last step left (at the first step, computed)
+    let mut shift = std::mem::take(&mut ws.shift);
+    if carried.shift {
+        let [p0, p1] = &ws.shift_parts;
+        shift.clear();
+        shift.extend(p0.iter().zip(p1).map(|(a, b)| a + b));
+    } else {
+        shift.resize(h, 0.0);
+        s.offset_times(&contiguous(params.w1.view()), &mut shift);
+    }
+
+    // 1. the hidden layer, by columns
+    {
+        let b1 = contiguous(params.b1.view());
+        let layer = |j0: usize, w1: &Array2<f64>, z: &mut Array2<f64>| {
+            let w = z.ncols();
+            if let (Some(z), Some(w1)) = (z.as_slice_mut(), w1.as_slice())
+                && w > 0
+            {
+                z.fill(0.0);
+                s.rows_times(idx, w1, w, 0, z);
+                let (c, b) = (&shift[j0..j0 + w], &b1[j0..j0 + w]);
+                for row in z.chunks_exact_mut(w) {
+                    crate::fastexp::activate(act, row, c, b);
+                }
+            }
+        };
+        let [z0, z1] = &mut ws.columns;
+        let [pa, pb] = &ws.panels;
+        crate::par::join_if(two, || layer(0, pa, z0), || layer(j_half, pb, z1));
+    }
+
+    // 2. by rows: the rest of the forward pass, back to dz1; sum(W1^2) for the loss
+    let p = params.views();
+    // sum(W1^2): each thread over its own panel, in numpy's order within it (so all
+    // in numpy's order on one thread). numpy's order across the two panels would need
+    // each thread to read half of the other's panel at every step, and the other to
+    // take those cache lines back for its update: that made the step 60% slower where
+    // the cores share no cache. The loss differs from numpy's in the last bits only;
+    // nothing else depends on it.
+    let (columns, panels) = (
+        std::mem::take(&mut ws.columns),
+        std::mem::take(&mut ws.panels),
+    );
+    let panel_squares = |t: usize| {
+        let p: &Array2<f64> = &panels[t];
+        p.as_slice().map_or(0.0, |v| pairwise_sum(v, |x| x * x))
+    };
+    let [z0, z1] = &columns;
+    let tail = |r0: usize, mut w: WorkspaceRows| {
+        w.prefetch();
+        let r1 = r0 + w.hidden.nrows();
+        for (part, j0) in [(z0, 0), (z1, j_half)] {
+            let cols = part.slice(ndarray::s![r0..r1, ..]);
+            w.hidden
+                .slice_mut(ndarray::s![.., j0..j0 + part.ncols()])
+                .assign(&cols);
+        }
+        rows_backward(p, act, &y[r0..r1], n as f64, w, true);
+    };
+    let (a0, a1) = match split {
+        None => {
+            tail(0, ws.all_rows());
+            (panel_squares(0), panel_squares(1))
+        }
+        Some(r) => {
+            let (w0, w1) = ws.split_rows(r);
+            crate::par::join(
+                || {
+                    tail(0, w0);
+                    panel_squares(0)
+                },
+                || {
+                    tail(r, w1);
+                    panel_squares(1)
+                },
+            )
+        }
+    };
+    ws.columns = columns;
+    ws.panels = panels;
+    let loss = batch_loss(p, &ws.row_loss, a0 + a1, reg);
+    // db2 = sum_rows dscores (C,)
+    sum_rows_into(ws.scores.view(), &mut grads.b2);
+
+    // 3. dW1 and the update, by columns; W2 by rows (the same hidden units)
+    let (hidden, dscores) = (ws.hidden.view(), ws.scores.view());
+    let dz = contiguous(ws.dhidden.view());
+    let c = s.offset();
+    let mid = half.unwrap_or(d);
+    let [p0, p1] = &mut ws.shift_parts;
+    for part in [&mut *p0, &mut *p1] {
+        part.clear();
+        part.resize(h, 0.0);
+    }
+    let (p0a, p0b) = p0.split_at_mut(j_half);
+    let (p1a, p1b) = p1.split_at_mut(j_half);
+    let (db1a, db1b) = grads.b1.view_mut().split_at(Axis(0), j_half);
+    let [w1a, w1b] = &mut ws.panels;
+    let [w2a, w2b] = w2_rows(&mut params.w2, &mut grads.w2, two);
+    let [acc0, acc1] = &mut ws.dw1;
+    let update = |j0: usize,
+                  w1: &mut Array2<f64>,
+                  acc: &mut Array2<f64>,
+                  mut db1: ArrayViewMut1<f64>,
+                  parts: [&mut [f64]; 2],
+                  w2: W2Rows| {
+        let w = w1.ncols();
+        let mut squares = 0.0;
+        if let (Some(w1), Some(acc), Some(db1)) =
+            (w1.as_slice_mut(), acc.as_slice_mut(), db1.as_slice_mut())
+            && w > 0
+        {
+            // db1 = sum_rows dz1 (its columns)
+            db1.fill(0.0);
+            for row in dz.chunks_exact(h) {
+                for (o, &x) in db1.iter_mut().zip(&row[j0..j0 + w]) {
+                    *o += x;
+                }
+            }
+            s.add_transposed_times(idx, &dz, h, j0, acc);
+            let [part0, part1] = parts;
+            squares = update_columns((c, mid), w1, acc, db1, (reg, learning_rate), [part0, part1]);
+        }
+        w2_step(hidden, dscores, w2, reg, learning_rate);
+        squares
+    };
+    let (s0, s1) = crate::par::join_if(
+        two,
+        || update(0, w1a, acc0, db1a, [p0a, p1a], w2a),
+        || update(j_half, w1b, acc1, db1b, [p0b, p1b], w2b),
+    );
+    ws.shift = shift;
+    ws.carried = Carried {
+        w1_squares: None,
+        shift: true,
+        panels: true,
+    };
+    params.b1.scaled_add(-learning_rate, &grads.b1);
+    params.b2.scaled_add(-learning_rate, &grads.b2);
+    (loss, (s0 + s1).sqrt())
+}
+
+/// The `W1` update of [`sparse_sgd_step`] for a block of its columns, row by row:
+/// `g = (S^T dz1 + c db1^T) + reg W1`, from `acc = S^T dz1` (left zero), then
+/// `W1 -= learning_rate g`; `c[k] W1[k]` (new) summed into `parts[0]` for the rows
+/// before `mid`, `parts[1]` after. Returns `|g|^2`. Compiled for the widest
+/// instruction set, like the gathers.
+fn update_columns(
+    (c, mid): (&[f64], usize),
+    w1: &mut [f64],
+    acc: &mut [f64],
+    db1: &[f64],
+    (reg, learning_rate): (f64, f64),
+    parts: [&mut [f64]; 2],
+) -> f64 {
+    struct Update<'a, 'b> {
+        c: &'a [f64],
+        mid: usize,
+        w1: &'b mut [f64],
+        acc: &'a mut [f64],
+        db1: &'a [f64],
+        reg: f64,
+        learning_rate: f64,
+        parts: [&'a mut [f64]; 2],
+    }
+    const AHEAD: usize = 8;
+    impl Kernel for Update<'_, '_> {
+        type Output = f64;
+        #[inline(always)]
+        fn run<const T: usize>(self) -> f64 {
+            let Update {
+                c,
+                mid,
+                w1,
+                acc,
+                db1,
+                reg,
+                learning_rate,
+                parts: [part0, part1],
+            } = self;
+            // in registers for the whole loop (through a reference, each row's sums
+            // went to memory and came back, slowly)
+            let mut squares = SquaresLanes::<16>::new();
+            let w = db1.len();
+            for (k, g) in acc.chunks_exact_mut(w).enumerate() {
+                // ask for the row a few ahead, writable: the other core has read it
+                // (for sum(W1^2)) since the last update
+                if let Some(ahead) = w1.get((k + AHEAD) * w..(k + AHEAD + 1) * w) {
+                    crate::simd::prefetch_write(ahead);
+                }
+                let wk = &mut w1[k * w..(k + 1) * w];
+                let ck = c[k];
+                // element j's square into lane j % 16, as SquaresLanes::add; acc is
+                // left zero here (a separate fill of the row was a call to memset)
+                let lanes = &mut squares.0;
+                let chunks = g.chunks_mut(16).zip(wk.chunks_mut(16)).zip(db1.chunks(16));
+                for ((g, wk), db) in chunks {
+                    for (l, ((g, w), &db)) in lanes.iter_mut().zip(g.iter_mut().zip(wk).zip(db)) {
+                        let gk = (*g + ck * db) + reg * *w;
+                        *w += -learning_rate * gk;
+                        *l += gk * gk;
+                        *g = 0.0;
+                    }
+                }
+                if ck != 0.0 {
+                    let part = if k < mid { &mut *part0 } else { &mut *part1 };
+                    for (s, &w) in part.iter_mut().zip(wk.iter()) {
+                        *s += ck * w;
+                    }
+                }
+            }
+            squares.total()
+        }
+    }
+    crate::simd::dispatch(Update {
+        c,
+        mid,
+        w1,
+        acc,
+        db1,
+        reg,
+        learning_rate,
+        parts,
+    })
+}
+
+/// A batch for an SGD step: rows to be gathered, or rows of a sparse matrix.
 pub(crate) enum Input<'a> {
-    /// The batch's rows `(n, D)`.
-    Rows(ArrayView2<'a, f64>),
     /// Rows `idx` of `src`, copied into `buf` `(idx.len(), D)` first.
     Gather {
         src: ArrayView2<'a, f64>,
@@ -1193,6 +1432,18 @@ pub(crate) fn axpy(mut y: ArrayViewMut2<f64>, a: f64, x: ArrayView2<f64>) {
 /// [`sum_of_squares`], its two halves on two threads when numpy's pairwise order splits
 /// the entries between two rows (as it does for 784 x 64): the same double either way.
 pub(crate) fn sum_of_squares_split(a: ArrayView2<f64>) -> f64 {
+    match square_halves(a) {
+        None => sum_of_squares(a),
+        Some((a0, a1)) => {
+            let (s0, s1) = crate::par::join(|| sum_of_squares(a0), || sum_of_squares(a1));
+            s0 + s1
+        }
+    }
+}
+
+/// The two blocks of rows whose [`sum_of_squares`] add up to `a`'s (numpy's pairwise
+/// order splits the entries between two rows), when a second thread can take one.
+fn square_halves(a: ArrayView2<f64>) -> Option<(ArrayView2<f64>, ArrayView2<f64>)> {
     let (d, h) = a.dim();
     let n = d * h;
     let n2 = n / 2 - (n / 2) % 8;
@@ -1202,15 +1453,13 @@ pub(crate) fn sum_of_squares_split(a: ArrayView2<f64>) -> f64 {
         || !a.is_standard_layout()
         || crate::par::threads() < 2
     {
-        return sum_of_squares(a);
+        return None;
     }
-    let (a0, a1) = a.split_at(Axis(0), n2 / h);
-    let (s0, s1) = crate::par::join(|| sum_of_squares(a0), || sum_of_squares(a1));
-    s0 + s1
+    Some(a.split_at(Axis(0), n2 / h))
 }
 
-/// Running sums of squares in `L` interleaved lanes: `add` folds in a vector
-/// (element `i` into lane `i % L`), `total` adds the lanes up. The same on every
+/// Running sums of squares in `L` interleaved lanes (the update of a row of `W1`
+/// adds its element `j` to lane `j % L`); `total` adds the lanes up. The same on every
 /// instruction set (no fused multiply-add, which is a library call where the crate is
 /// built for the baseline CPU); the lanes are independent chains.
 struct SquaresLanes<const L: usize>([f64; L]);
@@ -1218,24 +1467,6 @@ struct SquaresLanes<const L: usize>([f64; L]);
 impl<const L: usize> SquaresLanes<L> {
     fn new() -> Self {
         SquaresLanes([0.0; L])
-    }
-
-    #[inline(always)]
-    fn add(&mut self, v: &[f64]) {
-        // the lanes in locals while they are summed: through `self` they were stored
-        // and reloaded at every element, and the loop was not vectorised
-        let mut lanes = self.0;
-        let chunks = v.chunks_exact(L);
-        let rest = chunks.remainder();
-        for c in chunks {
-            for (l, &x) in lanes.iter_mut().zip(c) {
-                *l += x * x;
-            }
-        }
-        for (l, &x) in lanes.iter_mut().zip(rest) {
-            *l += x * x;
-        }
-        self.0 = lanes;
     }
 
     fn total(&self) -> f64 {

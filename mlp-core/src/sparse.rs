@@ -152,7 +152,9 @@ impl OffsetSparse {
         (&self.cols[r.clone()], &self.vals[r])
     }
 
-    /// `out += S[rows] W1`, `out` `(rows.len(), H)` and `W1` `(D, H)` row-major.
+    /// `out += S[rows] W1[:, j0..j0 + w]`: `W1` `(D, h)` row-major and `out`
+    /// `(rows.len(), w)` row-major (a window of `W1`'s columns: all of them, or the
+    /// half one thread of a training step owns).
     ///
     /// Each row is the same chain of multiply-adds as [`gather_dot`] over the whole
     /// row, taken in blocks of input columns for a group of rows at a time, so that a
@@ -161,24 +163,36 @@ impl OffsetSparse {
     /// rows of `W1` (48 KB) measured best: the forward products of a training step
     /// took 20% less time than row by row, and 16% less again with the group's
     /// entries prefetched (blocks of 48 and 128 rows: 5-10% slower than 96).
-    pub(crate) fn rows_times(&self, rows: &[usize], w1: &[f64], out: &mut [f64]) {
+    pub(crate) fn rows_times(
+        &self,
+        rows: &[usize],
+        w1: &[f64],
+        h: usize,
+        j0: usize,
+        out: &mut [f64],
+    ) {
         struct RowsTimes<'a> {
             s: &'a OffsetSparse,
             rows: &'a [usize],
             w1: &'a [f64],
+            h: usize,
+            j0: usize,
             out: &'a mut [f64],
         }
         impl Kernel for RowsTimes<'_> {
             type Output = ();
             #[inline(always)]
             fn run<const T: usize>(self) {
-                self.s.rows_times_tiled::<T>(self.rows, self.w1, self.out)
+                self.s
+                    .rows_times_tiled::<T>(self.rows, self.w1, self.h, self.j0, self.out)
             }
         }
         dispatch(RowsTimes {
             s: self,
             rows,
             w1,
+            h,
+            j0,
             out,
         })
     }
@@ -186,41 +200,138 @@ impl OffsetSparse {
     /// [`Self::rows_times`] with [`gather_dot`]'s tiles of `T` inlined (compiled once
     /// per instruction set, so that no row pays for a call and a dispatch).
     #[inline(always)]
-    fn rows_times_tiled<const T: usize>(&self, rows: &[usize], w1: &[f64], out: &mut [f64]) {
-        let d = self.offset.len();
-        let h = if rows.is_empty() {
+    fn rows_times_tiled<const T: usize>(
+        &self,
+        rows: &[usize],
+        w1: &[f64],
+        h: usize,
+        j0: usize,
+        out: &mut [f64],
+    ) {
+        let w = if rows.is_empty() {
             0
         } else {
             out.len() / rows.len()
         };
-        if h == 0 {
+        if w == 0 {
             return;
         }
-        let block = (W1_BLOCK_BYTES / (8 * h)).max(8);
-        for (rows, out) in rows.chunks(ROW_GROUP).zip(out.chunks_mut(ROW_GROUP * h)) {
-            for &i in rows {
+        let block = (W1_BLOCK_BYTES / (8 * w)).max(8);
+        self.blocks(rows, block, |r, cols, vals, k1| {
+            let z = &mut out[r * w..(r + 1) * w];
+            // the row's entries before column k1, found by the first tile's pass
+            let (n, done) = if T <= w {
+                let n = gather_dot_tile_until::<T>(w1, h, j0, cols, vals, k1, &mut z[..T]);
+                (n, T)
+            } else if T > 32 && 32 <= w {
+                let n = gather_dot_tile_until::<32>(w1, h, j0, cols, vals, k1, &mut z[..32]);
+                (n, 32)
+            } else {
+                (count_until(cols, k1), 0)
+            };
+            let part = (&cols[..n], &vals[..n]);
+            gather_dot_window::<T>(w1, h, j0, done, &[part], z);
+            n
+        });
+    }
+
+    /// `acc[k] += S[rows[r], k] dz[r, j0..j0 + w]` for every stored entry, rows in
+    /// order: `dz` `(rows.len(), h)` and `acc` `(D, w)` row-major. Each element of
+    /// `acc` is one chain of fused multiply-adds in row order, the order of
+    /// [`gather_dot`] over the column's entries, so `acc` from zero is the column's
+    /// `S^T dz` as the gathers sum it. Blocked like [`Self::rows_times`], so that a
+    /// block of `acc`'s rows stays in the near caches while the group's rows add to it.
+    pub(crate) fn add_transposed_times(
+        &self,
+        rows: &[usize],
+        dz: &[f64],
+        h: usize,
+        j0: usize,
+        acc: &mut [f64],
+    ) {
+        struct AddTransposed<'a> {
+            s: &'a OffsetSparse,
+            rows: &'a [usize],
+            dz: &'a [f64],
+            h: usize,
+            j0: usize,
+            acc: &'a mut [f64],
+        }
+        impl Kernel for AddTransposed<'_> {
+            type Output = ();
+            #[inline(always)]
+            fn run<const T: usize>(self) {
+                let AddTransposed {
+                    s,
+                    rows,
+                    dz,
+                    h,
+                    j0,
+                    acc,
+                } = self;
+                let d = s.offset.len();
+                let w = acc.len().checked_div(d).unwrap_or(0);
+                if w == 0 {
+                    return;
+                }
+                let block = (W1_BLOCK_BYTES / (8 * w)).max(8);
+                s.blocks(rows, block, |r, cols, vals, k1| {
+                    let z = &dz[r * h + j0..r * h + j0 + w];
+                    let (n, done) = if T <= w {
+                        (scatter_tile_until::<T>(z, cols, vals, k1, acc, w, 0), T)
+                    } else if T > 32 && 32 <= w {
+                        (scatter_tile_until::<32>(z, cols, vals, k1, acc, w, 0), 32)
+                    } else {
+                        (count_until(cols, k1), 0)
+                    };
+                    scatter_window::<T>(z, &cols[..n], &vals[..n], acc, w, done);
+                    n
+                });
+            }
+        }
+        dispatch(AddTransposed {
+            s: self,
+            rows,
+            dz,
+            h,
+            j0,
+            acc,
+        })
+    }
+
+    /// The walk [`Self::rows_times`] and [`Self::add_transposed_times`] share: groups
+    /// of rows, and for each group blocks of `block` input columns; for each block,
+    /// each row of the group in order. `f(r, cols, vals, k1)` gets the row's position
+    /// `r` in `rows`, its entries from where the last block ended, and the block's end
+    /// `k1`; it returns how many of the entries were before `k1`.
+    #[inline(always)]
+    fn blocks(
+        &self,
+        rows: &[usize],
+        block: usize,
+        mut f: impl FnMut(usize, &[u32], &[f64], u32) -> usize,
+    ) {
+        let d = self.offset.len();
+        for (g, group) in rows.chunks(ROW_GROUP).enumerate() {
+            for &i in group {
                 self.prefetch_row(i);
             }
             // where each row of the group is up to
             let mut at = [0usize; ROW_GROUP];
-            for (a, &i) in at.iter_mut().zip(rows) {
+            for (a, &i) in at.iter_mut().zip(group) {
                 *a = self.bounds[i].0;
             }
             let mut k1 = 0;
             while k1 < d {
                 k1 = (k1 + block).min(d);
-                for ((a, &i), z) in at.iter_mut().zip(rows).zip(out.chunks_exact_mut(h)) {
+                for (r, (a, &i)) in at.iter_mut().zip(group).enumerate() {
                     let (start, end) = (*a, self.bounds[i].1);
-                    let (cols, vals) = (&self.cols[start..end], &self.vals[start..end]);
-                    // the row's entries before column k1, found by the first tile's pass
-                    let n = if T <= h {
-                        gather_dot_tile_until::<T>(w1, h, cols, vals, k1 as u32, &mut z[..T])
-                    } else {
-                        cols.iter().take_while(|&&k| (k as usize) < k1).count()
-                    };
-                    let part = (&cols[..n], &vals[..n]);
-                    let done = if T <= h { T } else { 0 };
-                    gather_dot_tiled_from::<T>(w1, &[part], z, done);
+                    let n = f(
+                        g * ROW_GROUP + r,
+                        &self.cols[start..end],
+                        &self.vals[start..end],
+                        k1 as u32,
+                    );
                     *a = start + n;
                 }
             }
@@ -414,120 +525,6 @@ fn compact_row_avx2(row: &[f64], offset: &[f64], cols: &mut [u32], vals: &mut [f
     compact_row_from(k, kept, row, offset, cols, vals)
 }
 
-/// A block of a batch's rows of `S`, regrouped by column (a counting sort): what
-/// `S^T dZ` needs. Reused from step to step.
-#[derive(Clone, Debug, Default)]
-pub(crate) struct ColumnBuckets {
-    /// After [`Self::fill`], bucket `k` ends at `end[k]` and starts where the previous
-    /// one ends (0 for the first).
-    end: Vec<usize>,
-    /// Each entry's row within the batch, and its value.
-    rows: Vec<u32>,
-    vals: Vec<f64>,
-}
-
-impl ColumnBuckets {
-    /// Regroup the entries of rows `rows` of `s` by column, row order kept; they are
-    /// rows `first..` of the batch.
-    pub(crate) fn fill(&mut self, s: &OffsetSparse, rows: &[usize], first: usize) {
-        let width = s.offset.len();
-        self.end.clear();
-        self.end.resize(width + 1, 0);
-        // counts, shifted by one, then their running sum: end[k] = start of bucket k
-        for &i in rows {
-            for &k in &s.cols[s.span(i)] {
-                self.end[k as usize + 1] += 1;
-            }
-        }
-        for k in 1..=width {
-            self.end[k] += self.end[k - 1];
-        }
-        let total = self.end[width];
-        if self.rows.len() < total {
-            self.rows.resize(total, 0);
-            self.vals.resize(total, 0.0);
-        }
-        // place each entry at its bucket's cursor; the cursor ends as the bucket's end
-        for (r, &i) in (first..).zip(rows) {
-            let span = s.span(i);
-            for (&k, &v) in s.cols[span.clone()].iter().zip(&s.vals[span]) {
-                let at = &mut self.end[k as usize];
-                self.rows[*at] = r as u32;
-                self.vals[*at] = v;
-                *at += 1;
-            }
-        }
-        self.end.pop();
-    }
-
-    /// Empty buckets, until the next fill.
-    pub(crate) fn clear(&mut self) {
-        self.end.clear();
-    }
-
-    /// Bucket `k` (column `k`): rows within the batch and values. Empty before the
-    /// first fill and after [`Self::clear`].
-    pub(crate) fn bucket(&self, k: usize) -> (&[u32], &[f64]) {
-        if k >= self.end.len() {
-            return (&[], &[]);
-        }
-        let start = if k == 0 { 0 } else { self.end[k - 1] };
-        let r = start..self.end[k];
-        (&self.rows[r.clone()], &self.vals[r])
-    }
-}
-
-/// For each column `k0 + j`, `j < n`: `g = sum over the entries (row r, value v) of
-/// the column in `buckets` (in their order) of v dz[r]` (`dz` `(_, H)` row-major, `g`
-/// `(H,)`), each `g[t]` one chain of multiply-adds as in [`gather_dot`], then `f(j, g)`.
-/// Compiled once per instruction set with `f` inlined, so that neither the products
-/// nor `f`'s loops pay a call or a dispatch per column.
-pub(crate) fn column_products<F: FnMut(usize, &mut [f64])>(
-    buckets: &[ColumnBuckets; 2],
-    k0: usize,
-    n: usize,
-    dz: &[f64],
-    g: &mut [f64],
-    f: F,
-) {
-    struct ColumnProducts<'a, F> {
-        buckets: &'a [ColumnBuckets; 2],
-        k0: usize,
-        n: usize,
-        dz: &'a [f64],
-        g: &'a mut [f64],
-        f: F,
-    }
-    impl<F: FnMut(usize, &mut [f64])> Kernel for ColumnProducts<'_, F> {
-        type Output = ();
-        #[inline(always)]
-        fn run<const T: usize>(self) {
-            let ColumnProducts {
-                buckets: [b0, b1],
-                k0,
-                n,
-                dz,
-                g,
-                mut f,
-            } = self;
-            for j in 0..n {
-                g.fill(0.0);
-                let parts = [b0.bucket(k0 + j), b1.bucket(k0 + j)];
-                gather_dot_tiled::<T>(dz, &parts, g);
-                f(j, g);
-            }
-        }
-    }
-    dispatch(ColumnProducts {
-        buckets,
-        k0,
-        n,
-        dz,
-        g,
-        f,
-    })
-}
-
 /// A sparse row (or part of one): column indices and values.
 pub(crate) type Entries<'a> = (&'a [u32], &'a [f64]);
 
@@ -578,28 +575,54 @@ fn gather_dot_tiled<const T: usize>(m: &[f64], parts: &[Entries], out: &mut [f64
 /// [`gather_dot_tiled`] for the columns from `j` on.
 #[inline(always)]
 fn gather_dot_tiled_from<const T: usize>(m: &[f64], parts: &[Entries], out: &mut [f64], j: usize) {
-    let h = out.len();
-    let mut j = j;
-    while j + T <= h {
-        gather_dot_tile::<T>(m, h, j, parts, &mut out[j..j + T]);
+    gather_dot_window::<T>(m, out.len(), 0, j, parts, out)
+}
+
+/// Columns `j0 + from..j0 + out.len()` of [`gather_dot_tiled`] for `m` `(_, h)` into
+/// `out[from..]`: tiles of `T`, then of 32 (half rows with AVX-512), of 8 and of 1.
+#[inline(always)]
+fn gather_dot_window<const T: usize>(
+    m: &[f64],
+    h: usize,
+    j0: usize,
+    from: usize,
+    parts: &[Entries],
+    out: &mut [f64],
+) {
+    let w = out.len();
+    let mut j = from;
+    while j + T <= w {
+        gather_dot_tile::<T>(m, h, j0 + j, parts, &mut out[j..j + T]);
         j += T;
     }
-    while j + 8 <= h {
-        gather_dot_tile::<8>(m, h, j, parts, &mut out[j..j + 8]);
+    while T > 32 && j + 32 <= w {
+        gather_dot_tile::<32>(m, h, j0 + j, parts, &mut out[j..j + 32]);
+        j += 32;
+    }
+    while j + 8 <= w {
+        gather_dot_tile::<8>(m, h, j0 + j, parts, &mut out[j..j + 8]);
         j += 8;
     }
-    while j < h {
-        gather_dot_tile::<1>(m, h, j, parts, &mut out[j..j + 1]);
+    while j < w {
+        gather_dot_tile::<1>(m, h, j0 + j, parts, &mut out[j..j + 1]);
         j += 1;
     }
 }
 
-/// The first `T` columns of [`gather_dot_tiled`] (`out` is those `T`) over the entries
-/// before column `k1` (`cols` ascending): returns how many there were.
+/// How many of `cols` (ascending) are before `k1`.
+#[inline(always)]
+fn count_until(cols: &[u32], k1: u32) -> usize {
+    cols.iter().take_while(|&&k| k < k1).count()
+}
+
+/// The first `T` columns of [`gather_dot_window`] (`out` is those `T`, column `j0` of
+/// `m` `(_, h)` the first) over the entries before column `k1` (`cols` ascending):
+/// returns how many there were.
 #[inline(always)]
 fn gather_dot_tile_until<const T: usize>(
     m: &[f64],
     h: usize,
+    j0: usize,
     cols: &[u32],
     vals: &[f64],
     k1: u32,
@@ -612,12 +635,70 @@ fn gather_dot_tile_until<const T: usize>(
         if i >= k1 {
             break;
         }
-        let start = i as usize * h;
+        let start = i as usize * h + j0;
         add_scaled(&mut acc, v, &m[start..start + T]);
         n += 1;
     }
     out.copy_from_slice(&acc);
     n
+}
+
+/// `acc[k, jt..jt + T] += v z[jt..jt + T]` (`acc` `(_, w)` row-major) for the entries
+/// `(k, v)` before column `k1` (`cols` ascending): returns how many there were. `z`'s
+/// tile stays in registers; `acc`'s rows are read and written.
+#[inline(always)]
+fn scatter_tile_until<const T: usize>(
+    z: &[f64],
+    cols: &[u32],
+    vals: &[f64],
+    k1: u32,
+    acc: &mut [f64],
+    w: usize,
+    jt: usize,
+) -> usize {
+    let mut zt = [0.0; T];
+    zt.copy_from_slice(&z[jt..jt + T]);
+    let mut n = 0;
+    for (&k, &v) in cols.iter().zip(vals) {
+        if k >= k1 {
+            break;
+        }
+        let start = k as usize * w + jt;
+        let a: &mut [f64; T] = (&mut acc[start..start + T]).try_into().expect("T");
+        add_scaled(a, v, &zt);
+        n += 1;
+    }
+    n
+}
+
+/// [`scatter_tile_until`] over all the entries, for columns `from..w` of `z`: tiles of
+/// `T`, of 32, of 8 and of 1.
+#[inline(always)]
+fn scatter_window<const T: usize>(
+    z: &[f64],
+    cols: &[u32],
+    vals: &[f64],
+    acc: &mut [f64],
+    w: usize,
+    from: usize,
+) {
+    let mut j = from;
+    while j + T <= w {
+        scatter_tile_until::<T>(z, cols, vals, u32::MAX, acc, w, j);
+        j += T;
+    }
+    while T > 32 && j + 32 <= w {
+        scatter_tile_until::<32>(z, cols, vals, u32::MAX, acc, w, j);
+        j += 32;
+    }
+    while j + 8 <= w {
+        scatter_tile_until::<8>(z, cols, vals, u32::MAX, acc, w, j);
+        j += 8;
+    }
+    while j < w {
+        scatter_tile_until::<1>(z, cols, vals, u32::MAX, acc, w, j);
+        j += 1;
+    }
 }
 
 /// `acc += v row`, one fused multiply-add per element: the step of every chain of the
@@ -800,42 +881,57 @@ mod tests {
             let w1: Vec<f64> = (0..d * h)
                 .map(|e| ((e * 31) % 101) as f64 * 0.013 - 0.6)
                 .collect();
-            let mut out = vec![0.0; n * h];
-            s.rows_times(&rows, &w1, &mut out);
-            for (r, &i) in rows.iter().enumerate() {
-                let mut want = vec![0.0; h];
-                let (cols, vals) = s.row(i);
-                gather_dot(&w1, cols, vals, &mut want);
-                assert_eq!(&out[r * h..(r + 1) * h], &want[..], "h {h} row {i}");
+            // all columns, and windows of them (as a thread of a training step takes)
+            for (j0, w) in [(0, h), (0, h / 2), (h / 2, h - h / 2), (h / 3, h / 3)] {
+                let mut out = vec![0.0; n * w];
+                s.rows_times(&rows, &w1, h, j0, &mut out);
+                for (r, &i) in rows.iter().enumerate() {
+                    let mut want = vec![0.0; h];
+                    let (cols, vals) = s.row(i);
+                    gather_dot(&w1, cols, vals, &mut want);
+                    let got = &out[r * w..(r + 1) * w];
+                    assert_eq!(got, &want[j0..j0 + w], "h {h} window {j0}+{w} row {i}");
+                }
             }
         }
     }
 
     #[test]
-    fn buckets_regroup_a_batch_by_column_in_row_order() {
-        let x = array![
-            [1.0, 0.0, 2.0, 0.0],
-            [0.0, 3.0, 4.0, 5.0],
-            [6.0, 0.0, 7.0, 0.0]
-        ];
-        let s = OffsetSparse::new(x.view(), vec![0.0; 4], 0.5);
-        let mut b = ColumnBuckets::default();
-        assert_eq!(b.bucket(0), (&[][..], &[][..]));
-        // rows 2, 0, 1 of x, as batch rows 5, 6, 7
-        b.fill(&s, &[2, 0, 1], 5);
-        assert_eq!(b.bucket(0), (&[5u32, 6][..], &[6.0, 1.0][..]));
-        assert_eq!(b.bucket(1), (&[7u32][..], &[3.0][..]));
-        assert_eq!(b.bucket(2), (&[5u32, 6, 7][..], &[7.0, 2.0, 4.0][..]));
-        assert_eq!(b.bucket(3), (&[7u32][..], &[5.0][..]));
-        // refilled with fewer entries, the old ones do not leak into the buckets
-        b.fill(&s, &[0], 0);
-        assert_eq!(b.bucket(0), (&[0u32][..], &[1.0][..]));
-        assert_eq!(b.bucket(1), (&[][..], &[][..]));
-        assert_eq!(b.bucket(3), (&[][..], &[][..]));
-        b.fill(&s, &[], 0);
-        assert_eq!(b.bucket(2), (&[][..], &[][..]));
-        b.fill(&s, &[1], 0);
-        b.clear();
-        assert_eq!(b.bucket(2), (&[][..], &[][..]));
+    fn transposed_products_are_each_columns_chain_in_row_order() {
+        // as above; a batch with a repeated row, in no particular order
+        let (n, d) = (50, 300);
+        let x = Array2::from_shape_fn((n, d), |(i, k)| {
+            if (i * 7 + k) % 4 == 0 {
+                ((i * 5 + k * 11) % 19) as f64 * 0.29 - 2.5
+            } else {
+                0.0
+            }
+        });
+        let s = OffsetSparse::new(x.view(), vec![0.0; d], 0.3);
+        let rows: Vec<usize> = (0..70).map(|r| (r * 17) % n).collect();
+        for h in [1, 8, 33, 64, 200] {
+            let dz: Vec<f64> = (0..rows.len() * h)
+                .map(|e| ((e * 37) % 89) as f64 * 0.021 - 0.9)
+                .collect();
+            for (j0, w) in [(0, h), (0, h / 2), (h / 2, h - h / 2)] {
+                let mut acc = vec![0.0; d * w];
+                s.add_transposed_times(&rows, &dz, h, j0, &mut acc);
+                // column k's entries in row order, times dz's rows: one gather chain
+                for k in 0..d {
+                    let (mut idx, mut vals) = (Vec::new(), Vec::new());
+                    for (r, &i) in rows.iter().enumerate() {
+                        let (cols, v) = s.row(i);
+                        if let Some(e) = cols.iter().position(|&c| c as usize == k) {
+                            idx.push(r as u32);
+                            vals.push(v[e]);
+                        }
+                    }
+                    let mut want = vec![0.0; h];
+                    gather_dot(&dz, &idx, &vals, &mut want);
+                    let got = &acc[k * w..(k + 1) * w];
+                    assert_eq!(got, &want[j0..j0 + w], "h {h} window {j0}+{w} column {k}");
+                }
+            }
+        }
     }
 }

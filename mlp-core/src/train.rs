@@ -317,6 +317,7 @@ impl<'n, 'x> Trainer<'n, 'x> {
                 (loss, grad_norm) =
                     self.step(&perm[it * self.batch..(it + 1) * self.batch], learning_rate);
                 if !loss.is_finite() {
+                    self.ws.sync_w1(&mut self.net.params.w1);
                     return Err(MlpError::Diverged {
                         epoch,
                         iteration: it + 1,
@@ -329,6 +330,8 @@ impl<'n, 'x> Trainer<'n, 'x> {
                 stats.grad_magnitude_history.push(grad_norm);
                 reporter.iteration(epoch, it, iterations_per_epoch, loss);
             }
+            // the sparse steps keep W1 in the workspace: the network's own copy now
+            self.ws.sync_w1(&mut self.net.params.w1);
             let y_batch = ArrayView1::from(&self.y_batch);
             let train_acc = match &self.sparse {
                 Some(s) => {
