@@ -68,6 +68,10 @@ lint:
 
 unit:
 	cargo test --locked --workspace
+	# the kernels' narrower instruction-set paths too (src/simd.rs), where the CPU has
+	# wider ones: every path gives the same numbers
+	MLP_SIMD=avx2 cargo test --locked --workspace
+	MLP_SIMD=baseline cargo test --locked --workspace --lib
 
 # The problem set's MNIST run, line for line (the tests that need data/mnist).
 mnist: data

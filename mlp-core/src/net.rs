@@ -1300,18 +1300,17 @@ fn update_columns(
     (reg, learning_rate): (f64, f64),
     parts: [&mut [f64]; 2],
 ) -> f64 {
-    struct Update<'a, 'b> {
+    struct Update<'a> {
         c: &'a [f64],
         mid: usize,
-        w1: &'b mut [f64],
+        w1: &'a mut [f64],
         acc: &'a mut [f64],
         db1: &'a [f64],
         reg: f64,
         learning_rate: f64,
         parts: [&'a mut [f64]; 2],
     }
-    const AHEAD: usize = 8;
-    impl Kernel for Update<'_, '_> {
+    impl Kernel for Update<'_> {
         type Output = f64;
         #[inline(always)]
         fn run<const T: usize>(self) -> f64 {
@@ -1330,11 +1329,6 @@ fn update_columns(
             let mut squares = SquaresLanes::<16>::new();
             let w = db1.len();
             for (k, g) in acc.chunks_exact_mut(w).enumerate() {
-                // ask for the row a few ahead, writable: the other core has read it
-                // (for sum(W1^2)) since the last update
-                if let Some(ahead) = w1.get((k + AHEAD) * w..(k + AHEAD + 1) * w) {
-                    crate::simd::prefetch_write(ahead);
-                }
                 let wk = &mut w1[k * w..(k + 1) * w];
                 let ck = c[k];
                 // element j's square into lane j % 16, as SquaresLanes::add; acc is

@@ -13,22 +13,55 @@ pub(crate) trait Kernel {
     fn run<const T: usize>(self) -> Self::Output;
 }
 
-/// Run `kernel` compiled for the widest instruction set this CPU has.
+/// Run `kernel` compiled for the widest instruction set this CPU has (or, with
+/// `MLP_SIMD=avx2` or `MLP_SIMD=baseline` in the environment, no wider than that: to
+/// run and measure the other paths on a machine that has them all).
 pub(crate) fn dispatch<K: Kernel>(kernel: K) -> K::Output {
     #[cfg(target_arch = "x86_64")]
-    {
-        if std::arch::is_x86_feature_detected!("avx512f") {
-            // SAFETY: the CPU has the features the function is compiled for.
-            return unsafe { run_avx512(kernel) };
-        }
-        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
-        {
-            // SAFETY: as above.
-            return unsafe { run_avx2(kernel) };
-        }
+    match *LEVEL {
+        // SAFETY: LEVEL only names instruction sets the CPU has.
+        Level::Avx512 => return unsafe { run_avx512(kernel) },
+        // SAFETY: as above.
+        Level::Avx2 => return unsafe { run_avx2(kernel) },
+        Level::Baseline => {}
     }
     kernel.run::<16>()
 }
+
+/// Whether [`dispatch`] runs kernels with fused multiply-add instructions.
+#[cfg(target_arch = "x86_64")]
+pub(crate) fn has_fma() -> bool {
+    *LEVEL >= Level::Avx2
+}
+
+/// The instruction sets [`dispatch`] chooses from.
+#[cfg(target_arch = "x86_64")]
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Level {
+    Baseline,
+    Avx2,
+    Avx512,
+}
+
+/// The widest instruction set this CPU has, capped by `MLP_SIMD` if set.
+#[cfg(target_arch = "x86_64")]
+static LEVEL: std::sync::LazyLock<Level> = std::sync::LazyLock::new(|| {
+    let cpu = if std::arch::is_x86_feature_detected!("avx512f") {
+        Level::Avx512
+    } else if std::arch::is_x86_feature_detected!("avx2")
+        && std::arch::is_x86_feature_detected!("fma")
+    {
+        Level::Avx2
+    } else {
+        Level::Baseline
+    };
+    let cap = match std::env::var("MLP_SIMD").as_deref().map(str::trim) {
+        Ok("baseline") => Level::Baseline,
+        Ok("avx2") => Level::Avx2,
+        _ => Level::Avx512,
+    };
+    cpu.min(cap)
+});
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx2,fma")]
