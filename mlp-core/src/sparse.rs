@@ -17,7 +17,7 @@
 
 use ndarray::ArrayView2;
 
-use crate::simd::{Kernel, dispatch, prefetch_read};
+use crate::simd::{Kernel, dispatch, dispatch_gather, prefetch_read};
 
 /// Rows sampled (evenly spaced) to choose the column values and estimate the density.
 const SAMPLE_ROWS: usize = 1024;
@@ -187,7 +187,7 @@ impl OffsetSparse {
                     .rows_times_tiled::<T>(self.rows, self.w1, self.h, self.j0, self.out)
             }
         }
-        dispatch(RowsTimes {
+        dispatch_gather(RowsTimes {
             s: self,
             rows,
             w1,
@@ -217,60 +217,21 @@ impl OffsetSparse {
             return;
         }
         let block = (W1_BLOCK_BYTES / (8 * w)).max(8);
-        // the rest of a row's columns, after the first tile's pass found its n entries
-        let rest = |z: &mut [f64], (cols, vals): Entries, n: usize, done: usize| {
-            gather_dot_window::<T>(w1, h, j0, done, &[(&cols[..n], &vals[..n])], z);
-        };
-        // with AVX2 (16 registers) a tile of 32 is 8 registers of chains already, and
-        // two rows' tiles would not fit
-        self.blocks(rows, T > 32, block, |r, a, b, k1| {
-            let (za, zb) = out[r * w..].split_at_mut(w);
-            // the first tile of two rows at once: two independent chains per register
-            // of accumulators, where one row's chain waits on each multiply-add's
-            // latency; each row's entries before column k1
-            macro_rules! first_tile {
-                ($tile:expr) => {{
-                    let (na, nb) = match b {
-                        Some(b) => gather_dot_pair_until::<{ $tile }>(
-                            w1,
-                            h,
-                            j0,
-                            [a, b],
-                            k1,
-                            [&mut za[..$tile], &mut zb[..$tile]],
-                        ),
-                        None => (
-                            gather_dot_tile_until::<{ $tile }>(
-                                w1,
-                                h,
-                                j0,
-                                a.0,
-                                a.1,
-                                k1,
-                                &mut za[..$tile],
-                            ),
-                            0,
-                        ),
-                    };
-                    (na, nb, $tile)
-                }};
-            }
-            let (na, nb, done) = if T <= w {
-                first_tile!(T)
+        self.blocks(rows, block, |r, cols, vals, k1| {
+            let z = &mut out[r * w..(r + 1) * w];
+            // the row's entries before column k1, found by the first tile's pass
+            let (n, done) = if T <= w {
+                let n = gather_dot_tile_until::<T>(w1, h, j0, cols, vals, k1, &mut z[..T]);
+                (n, T)
             } else if T > 32 && 32 <= w {
-                first_tile!(32)
+                let n = gather_dot_tile_until::<32>(w1, h, j0, cols, vals, k1, &mut z[..32]);
+                (n, 32)
             } else {
-                (
-                    count_until(a.0, k1),
-                    b.map_or(0, |b| count_until(b.0, k1)),
-                    0,
-                )
+                (count_until(cols, k1), 0)
             };
-            rest(za, a, na, done);
-            if let Some(b) = b {
-                rest(&mut zb[..w], b, nb, done);
-            }
-            (na, nb)
+            let part = (&cols[..n], &vals[..n]);
+            gather_dot_window::<T>(w1, h, j0, done, &[part], z);
+            n
         });
     }
 
@@ -314,7 +275,7 @@ impl OffsetSparse {
                     return;
                 }
                 let block = (W1_BLOCK_BYTES / (8 * w)).max(8);
-                s.blocks(rows, false, block, |r, (cols, vals), _, k1| {
+                s.blocks(rows, block, |r, cols, vals, k1| {
                     let z = &dz[r * h + j0..r * h + j0 + w];
                     let (n, done) = if T <= w {
                         (scatter_tile_until::<T>(z, cols, vals, k1, acc, w, 0), T)
@@ -324,11 +285,11 @@ impl OffsetSparse {
                         (count_until(cols, k1), 0)
                     };
                     scatter_window::<T>(z, &cols[..n], &vals[..n], acc, w, done);
-                    (n, 0)
+                    n
                 });
             }
         }
-        dispatch(AddTransposed {
+        dispatch_gather(AddTransposed {
             s: self,
             rows,
             dz,
@@ -340,17 +301,15 @@ impl OffsetSparse {
 
     /// The walk [`Self::rows_times`] and [`Self::add_transposed_times`] share: groups
     /// of rows, and for each group blocks of `block` input columns; for each block,
-    /// each row of the group in order (two at a time if `pairs`). `f(r, a, b, k1)`
-    /// gets the row's position `r` in `rows`, its entries `a` from where the last block
-    /// ended (and the next row's, `b`, if `pairs` and there is one), and the block's
-    /// end `k1`; it returns how many of each row's entries were before `k1`.
+    /// each row of the group in order. `f(r, cols, vals, k1)` gets the row's position
+    /// `r` in `rows`, its entries from where the last block ended, and the block's end
+    /// `k1`; it returns how many of the entries were before `k1`.
     #[inline(always)]
     fn blocks(
         &self,
         rows: &[usize],
-        pairs: bool,
         block: usize,
-        mut f: impl FnMut(usize, Entries, Option<Entries>, u32) -> (usize, usize),
+        mut f: impl FnMut(usize, &[u32], &[f64], u32) -> usize,
     ) {
         let d = self.offset.len();
         for (g, group) in rows.chunks(ROW_GROUP).enumerate() {
@@ -362,21 +321,18 @@ impl OffsetSparse {
             for (a, &i) in at.iter_mut().zip(group) {
                 *a = self.bounds[i].0;
             }
-            let entries = |r: usize, at: &[usize; ROW_GROUP]| {
-                let (start, end) = (at[r], self.bounds[group[r]].1);
-                (&self.cols[start..end], &self.vals[start..end])
-            };
-            let step = if pairs { 2 } else { 1 };
             let mut k1 = 0;
             while k1 < d {
                 k1 = (k1 + block).min(d);
-                for r in (0..group.len()).step_by(step) {
-                    let b = (pairs && r + 1 < group.len()).then(|| entries(r + 1, &at));
-                    let (na, nb) = f(g * ROW_GROUP + r, entries(r, &at), b, k1 as u32);
-                    at[r] += na;
-                    if b.is_some() {
-                        at[r + 1] += nb;
-                    }
+                for (r, (a, &i)) in at.iter_mut().zip(group).enumerate() {
+                    let (start, end) = (*a, self.bounds[i].1);
+                    let n = f(
+                        g * ROW_GROUP + r,
+                        &self.cols[start..end],
+                        &self.vals[start..end],
+                        k1 as u32,
+                    );
+                    *a = start + n;
                 }
             }
         }
@@ -685,40 +641,6 @@ fn gather_dot_tile_until<const T: usize>(
     }
     out.copy_from_slice(&acc);
     n
-}
-
-/// [`gather_dot_tile_until`] for two rows at once (their entries `rows`, into `out`),
-/// side by side while both have entries before `k1`: returns how many each had.
-#[inline(always)]
-fn gather_dot_pair_until<const T: usize>(
-    m: &[f64],
-    h: usize,
-    j0: usize,
-    rows: [Entries; 2],
-    k1: u32,
-    out: [&mut [f64]; 2],
-) -> (usize, usize) {
-    let [(ca, va), (cb, vb)] = rows;
-    let [oa, ob] = out;
-    let mut acc_a = [0.0; T];
-    let mut acc_b = [0.0; T];
-    acc_a.copy_from_slice(oa);
-    acc_b.copy_from_slice(ob);
-    let mut n = 0;
-    for ((&ka, &xa), (&kb, &xb)) in ca.iter().zip(va).zip(cb.iter().zip(vb)) {
-        if ka >= k1 || kb >= k1 {
-            break;
-        }
-        let (sa, sb) = (ka as usize * h + j0, kb as usize * h + j0);
-        add_scaled(&mut acc_a, xa, &m[sa..sa + T]);
-        add_scaled(&mut acc_b, xb, &m[sb..sb + T]);
-        n += 1;
-    }
-    oa.copy_from_slice(&acc_a);
-    ob.copy_from_slice(&acc_b);
-    let na = n + gather_dot_tile_until::<T>(m, h, j0, &ca[n..], &va[n..], k1, oa);
-    let nb = n + gather_dot_tile_until::<T>(m, h, j0, &cb[n..], &vb[n..], k1, ob);
-    (na, nb)
 }
 
 /// `acc[k, jt..jt + T] += v z[jt..jt + T]` (`acc` `(_, w)` row-major) for the entries
