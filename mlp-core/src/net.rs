@@ -1324,25 +1324,33 @@ fn update_columns(
                 learning_rate,
                 parts: [part0, part1],
             } = self;
-            // in registers for the whole loop (through a reference, each row's sums
-            // went to memory and came back, slowly)
-            let mut squares = SquaresLanes::<16>::new();
+            // |g|^2 in 16 running sums (independent chains; no fused multiply-add, so
+            // the same on every instruction set), in registers for the whole loop
+            // (through a reference, each row's sums went to memory and came back)
+            let mut lanes = [0.0; 16];
             let w = db1.len();
             for (k, g) in acc.chunks_exact_mut(w).enumerate() {
                 let wk = &mut w1[k * w..(k + 1) * w];
                 let ck = c[k];
-                // element j's square into lane j % 16, as SquaresLanes::add; acc is
-                // left zero here (a separate fill of the row was a call to memset)
-                let lanes = &mut squares.0;
-                let chunks = g.chunks_mut(16).zip(wk.chunks_mut(16)).zip(db1.chunks(16));
-                for ((g, wk), db) in chunks {
-                    for (l, ((g, w), &db)) in lanes.iter_mut().zip(g.iter_mut().zip(wk).zip(db)) {
+                // element j's square into lane j % 16; acc is left zero here (a
+                // separate fill of the row was a call to memset). Whole chunks of 16
+                // first, so that the lanes stay in registers.
+                let step = |lanes: &mut [f64], g: &mut [f64], w: &mut [f64], db: &[f64]| {
+                    for (l, ((g, w), &db)) in lanes.iter_mut().zip(g.iter_mut().zip(w).zip(db)) {
                         let gk = (*g + ck * db) + reg * *w;
                         *w += -learning_rate * gk;
                         *l += gk * gk;
                         *g = 0.0;
                     }
+                };
+                let mut gs = g.chunks_exact_mut(16);
+                let mut ws = wk.chunks_exact_mut(16);
+                let mut ds = db1.chunks_exact(16);
+                for ((g, w), db) in (&mut gs).zip(&mut ws).zip(&mut ds) {
+                    step(&mut lanes, g, w, db);
                 }
+                let (g, w, db) = (gs.into_remainder(), ws.into_remainder(), ds.remainder());
+                step(&mut lanes[..g.len()], g, w, db);
                 if ck != 0.0 {
                     let part = if k < mid { &mut *part0 } else { &mut *part1 };
                     for (s, &w) in part.iter_mut().zip(wk.iter()) {
@@ -1350,7 +1358,7 @@ fn update_columns(
                     }
                 }
             }
-            squares.total()
+            lanes.iter().sum()
         }
     }
     crate::simd::dispatch(Update {
@@ -1450,22 +1458,6 @@ fn square_halves(a: ArrayView2<f64>) -> Option<(ArrayView2<f64>, ArrayView2<f64>
         return None;
     }
     Some(a.split_at(Axis(0), n2 / h))
-}
-
-/// Running sums of squares in `L` interleaved lanes (the update of a row of `W1`
-/// adds its element `j` to lane `j % L`); `total` adds the lanes up. The same on every
-/// instruction set (no fused multiply-add, which is a library call where the crate is
-/// built for the baseline CPU); the lanes are independent chains.
-struct SquaresLanes<const L: usize>([f64; L]);
-
-impl<const L: usize> SquaresLanes<L> {
-    fn new() -> Self {
-        SquaresLanes([0.0; L])
-    }
-
-    fn total(&self) -> f64 {
-        self.0.iter().sum()
-    }
 }
 
 /// The sum of the squares of all entries, as numpy's `np.sum(a * a)` adds them
