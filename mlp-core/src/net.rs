@@ -951,7 +951,7 @@ fn loss_and_grads_but_w1(
 }
 
 /// The loss of a batch from its rows' cross-entropies and `sum(W1^2)`:
-/// `mean(row_loss) + reg/2 (sum(W1^2) + sum(W2^2))`, each sum in numpy's order.
+/// `mean(row_loss) + reg/2 (sum(W1^2) + sum(W2^2))`, the other sums in numpy's order.
 fn batch_loss(p: ParamViews, row_loss: &[f64], w1_squares: f64, reg: f64) -> f64 {
     let data_loss = pairwise_sum(row_loss, |l| l) / row_loss.len() as f64;
     data_loss + 0.5 * reg * w1_squares + 0.5 * reg * sum_of_squares(p.w2)
