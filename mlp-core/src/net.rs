@@ -1334,23 +1334,24 @@ fn update_columns(
                 let ck = c[k];
                 // element j's square into lane j % 16; acc is left zero here (a
                 // separate fill of the row was a call to memset). Whole chunks of 16
-                // first, so that the lanes stay in registers.
-                let step = |lanes: &mut [f64], g: &mut [f64], w: &mut [f64], db: &[f64]| {
-                    for (l, ((g, w), &db)) in lanes.iter_mut().zip(g.iter_mut().zip(w).zip(db)) {
-                        let gk = (*g + ck * db) + reg * *w;
-                        *w += -learning_rate * gk;
-                        *l += gk * gk;
-                        *g = 0.0;
-                    }
-                };
+                // as arrays, so that the loop is vectorised and the lanes stay in
+                // registers; then the rest.
                 let mut gs = g.chunks_exact_mut(16);
                 let mut ws = wk.chunks_exact_mut(16);
                 let mut ds = db1.chunks_exact(16);
                 for ((g, w), db) in (&mut gs).zip(&mut ws).zip(&mut ds) {
-                    step(&mut lanes, g, w, db);
+                    let (Ok(g), Ok(w), Ok(db)) = (g.try_into(), w.try_into(), db.try_into()) else {
+                        continue;
+                    };
+                    update_step(&mut lanes, g, w, db, (ck, reg, learning_rate));
                 }
                 let (g, w, db) = (gs.into_remainder(), ws.into_remainder(), ds.remainder());
-                step(&mut lanes[..g.len()], g, w, db);
+                for (l, ((g, w), &db)) in lanes.iter_mut().zip(g.iter_mut().zip(w).zip(db)) {
+                    let gk = (*g + ck * db) + reg * *w;
+                    *w += -learning_rate * gk;
+                    *l += gk * gk;
+                    *g = 0.0;
+                }
                 if ck != 0.0 {
                     let part = if k < mid { &mut *part0 } else { &mut *part1 };
                     for (s, &w) in part.iter_mut().zip(wk.iter()) {
@@ -1371,6 +1372,26 @@ fn update_columns(
         learning_rate,
         parts,
     })
+}
+
+/// Sixteen elements of a row of [`update_columns`]: `g = (acc + ck db) + reg w`,
+/// `w -= learning_rate g`, `lanes += g^2`, `acc = 0`. A function of arrays of its
+/// own, so that the compiler knows them apart and of their size, and vectorises it
+/// (as a closure over slices it was a scalar loop).
+#[inline(always)]
+fn update_step(
+    lanes: &mut [f64; 16],
+    acc: &mut [f64; 16],
+    w: &mut [f64; 16],
+    db: &[f64; 16],
+    (ck, reg, learning_rate): (f64, f64, f64),
+) {
+    for i in 0..16 {
+        let g = (acc[i] + ck * db[i]) + reg * w[i];
+        w[i] += -learning_rate * g;
+        lanes[i] += g * g;
+        acc[i] = 0.0;
+    }
 }
 
 /// A batch for an SGD step: rows to be gathered, or rows of a sparse matrix.
