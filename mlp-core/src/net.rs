@@ -1264,9 +1264,25 @@ fn sparse_sgd_step(
                     *o += x;
                 }
             }
-            s.add_transposed_times(idx, &dz, h, j0, acc);
+            // |g|^2 in 16 running sums, through all the blocks
+            let mut lanes = [0.0; 16];
             let [part0, part1] = parts;
-            squares = update_columns((c, mid), w1, acc, db1, (reg, learning_rate), [part0, part1]);
+            // each block of rows of W1 updated as soon as its dW1 rows are complete,
+            // while they are in the near caches
+            let update = |k0: usize, acc: &mut [f64]| {
+                let k1 = k0 + acc.len() / w;
+                update_columns(
+                    (&c[k0..k1], mid.saturating_sub(k0)),
+                    &mut w1[k0 * w..k1 * w],
+                    acc,
+                    db1,
+                    (reg, learning_rate),
+                    &mut lanes,
+                    [&mut *part0, &mut *part1],
+                );
+            };
+            s.add_transposed_times(idx, &dz, h, j0, acc, update);
+            squares = lanes.iter().sum();
         }
         w2_step(hidden, dscores, w2, reg, learning_rate);
         squares
@@ -1287,19 +1303,20 @@ fn sparse_sgd_step(
     (loss, (s0 + s1).sqrt())
 }
 
-/// The `W1` update of [`sparse_sgd_step`] for a block of its columns, row by row:
-/// `g = (S^T dz1 + c db1^T) + reg W1`, from `acc = S^T dz1` (left zero), then
+/// The `W1` update of [`sparse_sgd_step`] for a block of rows of its columns, row by
+/// row: `g = (S^T dz1 + c db1^T) + reg W1`, from `acc = S^T dz1` (left zero), then
 /// `W1 -= learning_rate g`; `c[k] W1[k]` (new) summed into `parts[0]` for the rows
-/// before `mid`, `parts[1]` after. Returns `|g|^2`. Compiled for the widest
-/// instruction set, like the gathers.
+/// before `mid`, `parts[1]` after; element `j` of `g^2` added to `lanes[j % 16]`.
+/// Compiled for the widest instruction set, like the gathers.
 fn update_columns(
     (c, mid): (&[f64], usize),
     w1: &mut [f64],
     acc: &mut [f64],
     db1: &[f64],
     (reg, learning_rate): (f64, f64),
+    lanes: &mut [f64; 16],
     parts: [&mut [f64]; 2],
-) -> f64 {
+) {
     struct Update<'a> {
         c: &'a [f64],
         mid: usize,
@@ -1308,12 +1325,13 @@ fn update_columns(
         db1: &'a [f64],
         reg: f64,
         learning_rate: f64,
+        lanes: &'a mut [f64; 16],
         parts: [&'a mut [f64]; 2],
     }
     impl Kernel for Update<'_> {
-        type Output = f64;
+        type Output = ();
         #[inline(always)]
-        fn run<const T: usize>(self) -> f64 {
+        fn run<const T: usize>(self) {
             let Update {
                 c,
                 mid,
@@ -1322,12 +1340,13 @@ fn update_columns(
                 db1,
                 reg,
                 learning_rate,
+                lanes: sums,
                 parts: [part0, part1],
             } = self;
-            // |g|^2 in 16 running sums (independent chains; no fused multiply-add, so
-            // the same on every instruction set), in registers for the whole loop
-            // (through a reference, each row's sums went to memory and came back)
-            let mut lanes = [0.0; 16];
+            // |g|^2's running sums (independent chains; no fused multiply-add, so the
+            // same on every instruction set) in registers for the whole loop (through
+            // a reference, each row's sums went to memory and came back)
+            let mut lanes = *sums;
             let w = db1.len();
             for (k, g) in acc.chunks_exact_mut(w).enumerate() {
                 let wk = &mut w1[k * w..(k + 1) * w];
@@ -1359,7 +1378,7 @@ fn update_columns(
                     }
                 }
             }
-            lanes.iter().sum()
+            *sums = lanes;
         }
     }
     crate::simd::dispatch(Update {
@@ -1370,6 +1389,7 @@ fn update_columns(
         db1,
         reg,
         learning_rate,
+        lanes,
         parts,
     })
 }

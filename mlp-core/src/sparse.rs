@@ -217,7 +217,7 @@ impl OffsetSparse {
             return;
         }
         let block = (W1_BLOCK_BYTES / (8 * w)).max(8);
-        self.blocks(rows, block, |r, cols, vals, k1| {
+        let walk = |out: &mut &mut [f64], r: usize, cols: &[u32], vals: &[f64], k1: u32| {
             let z = &mut out[r * w..(r + 1) * w];
             // the row's entries before column k1, found by the first tile's pass
             let (n, done) = if T <= w {
@@ -232,7 +232,8 @@ impl OffsetSparse {
             let part = (&cols[..n], &vals[..n]);
             gather_dot_window::<T>(w1, h, j0, done, &[part], z);
             n
-        });
+        };
+        self.blocks(rows, block, &mut { out }, walk, |_, _, _| {});
     }
 
     /// `acc[k] += S[rows[r], k] dz[r, j0..j0 + w]` for every stored entry, rows in
@@ -240,7 +241,9 @@ impl OffsetSparse {
     /// `acc` is one chain of fused multiply-adds in row order, the order of
     /// [`gather_dot`] over the column's entries, so `acc` from zero is the column's
     /// `S^T dz` as the gathers sum it. Blocked like [`Self::rows_times`], so that a
-    /// block of `acc`'s rows stays in the near caches while the group's rows add to it.
+    /// block of `acc`'s rows stays in the near caches while the group's rows add to it;
+    /// once a block of rows `k0..` is complete, `done(k0, those rows of acc)`, while
+    /// they are still there.
     pub(crate) fn add_transposed_times(
         &self,
         rows: &[usize],
@@ -248,16 +251,18 @@ impl OffsetSparse {
         h: usize,
         j0: usize,
         acc: &mut [f64],
+        done: impl FnMut(usize, &mut [f64]),
     ) {
-        struct AddTransposed<'a> {
+        struct AddTransposed<'a, F> {
             s: &'a OffsetSparse,
             rows: &'a [usize],
             dz: &'a [f64],
             h: usize,
             j0: usize,
             acc: &'a mut [f64],
+            done: F,
         }
-        impl Kernel for AddTransposed<'_> {
+        impl<F: FnMut(usize, &mut [f64])> Kernel for AddTransposed<'_, F> {
             type Output = ();
             #[inline(always)]
             fn run<const T: usize>(self) {
@@ -267,7 +272,8 @@ impl OffsetSparse {
                     dz,
                     h,
                     j0,
-                    acc,
+                    mut acc,
+                    mut done,
                 } = self;
                 let d = s.offset.len();
                 let w = acc.len().checked_div(d).unwrap_or(0);
@@ -275,7 +281,7 @@ impl OffsetSparse {
                     return;
                 }
                 let block = (W1_BLOCK_BYTES / (8 * w)).max(8);
-                s.blocks(rows, block, |r, cols, vals, k1| {
+                let walk = |acc: &mut &mut [f64], r: usize, cols: &[u32], vals: &[f64], k1| {
                     let z = &dz[r * h + j0..r * h + j0 + w];
                     let (n, done) = if T <= w {
                         (scatter_tile_until::<T>(z, cols, vals, k1, acc, w, 0), T)
@@ -286,7 +292,11 @@ impl OffsetSparse {
                     };
                     scatter_window::<T>(z, &cols[..n], &vals[..n], acc, w, done);
                     n
-                });
+                };
+                let block_done = |acc: &mut &mut [f64], k0: usize, k1: usize| {
+                    done(k0, &mut acc[k0 * w..k1 * w]);
+                };
+                s.blocks(rows, block, &mut acc, walk, block_done);
             }
         }
         dispatch_gather(AddTransposed {
@@ -296,23 +306,30 @@ impl OffsetSparse {
             h,
             j0,
             acc,
+            done,
         })
     }
 
     /// The walk [`Self::rows_times`] and [`Self::add_transposed_times`] share: groups
     /// of rows, and for each group blocks of `block` input columns; for each block,
-    /// each row of the group in order. `f(r, cols, vals, k1)` gets the row's position
-    /// `r` in `rows`, its entries from where the last block ended, and the block's end
-    /// `k1`; it returns how many of the entries were before `k1`.
+    /// each row of the group in order. `f(state, r, cols, vals, k1)` gets the row's
+    /// position `r` in `rows`, its entries from where the last block ended, and the
+    /// block's end `k1`; it returns how many of the entries were before `k1`. Once the
+    /// last group is through a block `k0..k1`, `done(state, k0, k1)`.
     #[inline(always)]
-    fn blocks(
+    fn blocks<S>(
         &self,
         rows: &[usize],
         block: usize,
-        mut f: impl FnMut(usize, &[u32], &[f64], u32) -> usize,
+        state: &mut S,
+        mut f: impl FnMut(&mut S, usize, &[u32], &[f64], u32) -> usize,
+        mut done: impl FnMut(&mut S, usize, usize),
     ) {
         let d = self.offset.len();
-        for (g, group) in rows.chunks(ROW_GROUP).enumerate() {
+        let groups = rows.len().div_ceil(ROW_GROUP).max(1);
+        for g in 0..groups {
+            let group =
+                &rows[(g * ROW_GROUP).min(rows.len())..((g + 1) * ROW_GROUP).min(rows.len())];
             for &i in group {
                 self.prefetch_row(i);
             }
@@ -323,16 +340,21 @@ impl OffsetSparse {
             }
             let mut k1 = 0;
             while k1 < d {
+                let k0 = k1;
                 k1 = (k1 + block).min(d);
                 for (r, (a, &i)) in at.iter_mut().zip(group).enumerate() {
                     let (start, end) = (*a, self.bounds[i].1);
                     let n = f(
+                        state,
                         g * ROW_GROUP + r,
                         &self.cols[start..end],
                         &self.vals[start..end],
                         k1 as u32,
                     );
                     *a = start + n;
+                }
+                if g + 1 == groups {
+                    done(state, k0, k1);
                 }
             }
         }
@@ -915,7 +937,18 @@ mod tests {
                 .collect();
             for (j0, w) in [(0, h), (0, h / 2), (h / 2, h - h / 2)] {
                 let mut acc = vec![0.0; d * w];
-                s.add_transposed_times(&rows, &dz, h, j0, &mut acc);
+                // each block handed over once complete: what it holds then is final
+                let mut seen = Vec::new();
+                s.add_transposed_times(&rows, &dz, h, j0, &mut acc, |k0, block| {
+                    seen.push((k0, block.to_vec()))
+                });
+                let mut next = 0;
+                for (k0, block) in &seen {
+                    assert_eq!(*k0, next, "blocks in order, each row once");
+                    assert_eq!(&acc[k0 * w..k0 * w + block.len()], &block[..]);
+                    next = k0 + block.len() / w.max(1);
+                }
+                assert_eq!(next, if w == 0 { 0 } else { d }, "every row handed over");
                 // column k's entries in row order, times dz's rows: one gather chain
                 for k in 0..d {
                     let (mut idx, mut vals) = (Vec::new(), Vec::new());
