@@ -1005,8 +1005,9 @@ pub(crate) fn sgd_step(
 ) -> (f64, f64) {
     let (d, h) = params.w1.dim();
     let x = match input {
-        Input::Sparse { s, idx } => {
-            return sparse_sgd_step(params, act, (s, idx), y, (reg, learning_rate), ws, grads);
+        Input::Sparse { s, idx, next } => {
+            let batch = (s, idx, next);
+            return sparse_sgd_step(params, act, batch, y, (reg, learning_rate), ws, grads);
         }
         Input::Gather { src, idx, buf } => gather_rows(src, idx, buf, h),
     };
@@ -1106,7 +1107,7 @@ fn w2_step(
 fn sparse_sgd_step(
     params: &mut Params,
     act: Activation,
-    (s, idx): (&OffsetSparse, &[usize]),
+    (s, idx, next): (&OffsetSparse, &[usize], &[usize]),
     y: &[usize],
     (reg, learning_rate): (f64, f64),
     ws: &mut Workspace,
@@ -1267,10 +1268,26 @@ fn sparse_sgd_step(
             // |g|^2 in 16 running sums, through all the blocks
             let mut lanes = [0.0; 16];
             let [part0, part1] = parts;
+            // The next step's rows come from memory (the sparse set does not fit in
+            // the caches), and the next forward pass waited for them: each thread asks
+            // for half of them here, a share after each block, where the update's own
+            // data are in the caches (forward pass 167 -> 130 kcycles per step, this
+            // phase +20).
+            let ahead = if j0 == 0 {
+                &next[..next.len() / 2]
+            } else {
+                &next[next.len() / 2..]
+            };
+            let mut asked = 0;
             // each block of rows of W1 updated as soon as its dW1 rows are complete,
             // while they are in the near caches
             let update = |k0: usize, acc: &mut [f64]| {
                 let k1 = k0 + acc.len() / w;
+                let upto = ahead.len() * k1 / d;
+                for &i in &ahead[asked..upto] {
+                    s.prefetch_row(i);
+                }
+                asked = upto;
                 update_columns(
                     (&c[k0..k1], mid.saturating_sub(k0)),
                     &mut w1[k0 * w..k1 * w],
@@ -1422,10 +1439,12 @@ pub(crate) enum Input<'a> {
         idx: &'a [usize],
         buf: &'a mut Array2<f64>,
     },
-    /// Rows `idx` of `s`, read where they are.
+    /// Rows `idx` of `s`, read where they are; `next`, the next step's rows (to be
+    /// asked for early), if known.
     Sparse {
         s: &'a OffsetSparse,
         idx: &'a [usize],
+        next: &'a [usize],
     },
 }
 

@@ -314,8 +314,7 @@ impl<'n, 'x> Trainer<'n, 'x> {
             let mut loss = f64::NAN;
             for it in 0..iterations_per_epoch {
                 let grad_norm;
-                (loss, grad_norm) =
-                    self.step(&perm[it * self.batch..(it + 1) * self.batch], learning_rate);
+                (loss, grad_norm) = self.step(&perm[it * self.batch..], learning_rate);
                 if !loss.is_finite() {
                     self.ws.sync_w1(&mut self.net.params.w1);
                     return Err(MlpError::Diverged {
@@ -362,14 +361,18 @@ impl<'n, 'x> Trainer<'n, 'x> {
         Ok(stats)
     }
 
-    /// Loss and gradients on the minibatch of rows `idx` (gathered into the reused
-    /// buffers), then the SGD step `param -= lr * grad`. Returns the loss and |dW1|.
-    fn step(&mut self, idx: &[usize], learning_rate: f64) -> (f64, f64) {
+    /// Loss and gradients on the minibatch of the first `batch` rows of `rows`
+    /// (gathered into the reused buffers), then the SGD step `param -= lr * grad`.
+    /// Returns the loss and |dW1|. The next minibatch's rows follow in `rows`, if this
+    /// is not the epoch's last.
+    fn step(&mut self, rows: &[usize], learning_rate: f64) -> (f64, f64) {
+        let (idx, rest) = rows.split_at(self.batch.min(rows.len()));
+        let next = rest.get(..self.batch).unwrap_or_default();
         for (yb, &i) in self.y_batch.iter_mut().zip(idx) {
             *yb = self.y[i];
         }
         let input = match &self.sparse {
-            Some(s) => Input::Sparse { s, idx },
+            Some(s) => Input::Sparse { s, idx, next },
             None => Input::Gather {
                 src: self.x,
                 idx,
