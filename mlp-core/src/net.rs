@@ -1083,19 +1083,22 @@ fn w2_step(
     axpy(w2.view_mut(), -learning_rate, g2.view());
 }
 
-/// [`sgd_step`] for rows `idx` of `X = S + 1 c^T` (see `sparse.rs`), the same doubles
-/// (but `|dW1|`, whose squares are summed in another order) with the work split
-/// between the two threads so that each keeps its data in its own core's caches:
+/// [`sgd_step`] for rows `idx` of `X = S + 1 c^T` (see `sparse.rs`): the same
+/// parameters to the bit as the dense products' chains in row order (the loss's
+/// `sum(W1^2)` and `|dW1|` are summed in another order: the last bits differ), with the
+/// work split between the two threads so that each keeps its data in its own core's
+/// caches:
 ///
 /// 1. by hidden units: each thread computes its half of the hidden layer's columns
 ///    for all rows, `act(S W1[:, half] + c W1[:, half] + b1[half])`, from its half of
 ///    `W1`'s columns (which only it ever reads or writes);
 /// 2. by rows: each thread takes its half of the batch through the second layer, the
 ///    softmax and back to `dz1`, as [`rows_pass`] does; and the sum of the squares of
-///    half of `W1`'s rows, for the loss;
+///    its panel of `W1`, for the loss;
 /// 3. by hidden units again: `dW1[:, half] = S^T dz1[:, half] + c db1[half]^T + reg
-///    W1[:, half]`, added up in a buffer in row order and used at once for the update
-///    of the same columns of `W1`; and the same half of `W2`'s rows.
+///    W1[:, half]`, added up in a buffer in row order, each block of rows used for the
+///    update of the same columns of `W1` as soon as it is complete; and the same half
+///    of `W2`'s rows. Meanwhile each thread asks for half of the `next` step's rows.
 ///
 /// Only the hidden layer's rows (phase 2 reads the other thread's columns), `dz1`
 /// (phase 3 reads the other thread's rows) and a few small vectors pass from one
