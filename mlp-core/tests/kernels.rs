@@ -134,3 +134,33 @@ fn the_sparse_kernel_handles_parameters_in_any_memory_layout() {
     assert_eq!(standard.0, fortran.0);
     assert_eq!(standard.1, fortran.1);
 }
+
+#[test]
+fn a_diverging_sparse_run_leaves_the_network_as_its_steps_made_it() {
+    // the sparse steps keep W1 in their own buffers: the network's copy must be brought
+    // up to date before the error returns, not left as it was when training started
+    let mut rng = NumpyRng::new(3);
+    let (x, y) = images(600, &mut rng);
+    let mut net = TwoLayerMLP::new(784, 64, 10, 0.1, Activation::Relu, &mut rng).expect("sizes");
+    let before = net.params.w1.clone();
+    let config = TrainConfig {
+        num_epochs: 5,
+        batch_size: 100,
+        learning_rate: 1e30,
+        kernel: InputKernel::Sparse,
+        ..TrainConfig::default()
+    };
+    let err = net.train(&mut rng, &x, &y, &x, &y, &config).unwrap_err();
+    assert!(matches!(err, mlp_core::MlpError::Diverged { .. }), "{err}");
+    let changed = net
+        .params
+        .w1
+        .iter()
+        .zip(&before)
+        .filter(|(a, b)| a.to_bits() != b.to_bits())
+        .count();
+    assert!(
+        changed > before.len() / 2,
+        "only {changed} entries of W1 changed"
+    );
+}
