@@ -1382,15 +1382,11 @@ fn update_columns(
                     let (Ok(g), Ok(w), Ok(db)) = (g.try_into(), w.try_into(), db.try_into()) else {
                         continue;
                     };
+                    let g: &mut [f64; 16] = g;
                     update_step(&mut lanes, g, w, db, (ck, reg, learning_rate));
                 }
                 let (g, w, db) = (gs.into_remainder(), ws.into_remainder(), ds.remainder());
-                for (l, ((g, w), &db)) in lanes.iter_mut().zip(g.iter_mut().zip(w).zip(db)) {
-                    let gk = (*g + ck * db) + reg * *w;
-                    *w += -learning_rate * gk;
-                    *l += gk * gk;
-                    *g = 0.0;
-                }
+                update_step(&mut lanes, g, w, db, (ck, reg, learning_rate));
                 if ck != 0.0 {
                     let part = if k < mid { &mut *part0 } else { &mut *part1 };
                     for (s, &w) in part.iter_mut().zip(wk.iter()) {
@@ -1414,23 +1410,23 @@ fn update_columns(
     })
 }
 
-/// Sixteen elements of a row of [`update_columns`]: `g = (acc + ck db) + reg w`,
-/// `w -= learning_rate g`, `lanes += g^2`, `acc = 0`. A function of arrays of its
-/// own, so that the compiler knows them apart and of their size, and vectorises it
-/// (as a closure over slices it was a scalar loop).
+/// Up to sixteen elements of a row of [`update_columns`]: `g = (acc + ck db) + reg w`,
+/// `w -= learning_rate g`, `lanes[j] += g^2`, `acc = 0`. A function of its own, so
+/// that the compiler knows the slices apart and, given whole chunks of 16, vectorises
+/// it (as a closure over slices it was a scalar loop).
 #[inline(always)]
 fn update_step(
-    lanes: &mut [f64; 16],
-    acc: &mut [f64; 16],
-    w: &mut [f64; 16],
-    db: &[f64; 16],
+    lanes: &mut [f64],
+    acc: &mut [f64],
+    w: &mut [f64],
+    db: &[f64],
     (ck, reg, learning_rate): (f64, f64, f64),
 ) {
-    for i in 0..16 {
-        let g = (acc[i] + ck * db[i]) + reg * w[i];
-        w[i] += -learning_rate * g;
-        lanes[i] += g * g;
-        acc[i] = 0.0;
+    for (l, ((g, w), &db)) in lanes.iter_mut().zip(acc.iter_mut().zip(w).zip(db)) {
+        let gk = (*g + ck * db) + reg * *w;
+        *w += -learning_rate * gk;
+        *l += gk * gk;
+        *g = 0.0;
     }
 }
 
