@@ -1372,17 +1372,13 @@ fn update_columns(
                 let wk = &mut w1[k * w..(k + 1) * w];
                 let ck = c[k];
                 // element j's square into lane j % 16; acc is left zero here (a
-                // separate fill of the row was a call to memset). Whole chunks of 16
-                // as arrays, so that the loop is vectorised and the lanes stay in
-                // registers; then the rest.
+                // separate fill of the row was a call to memset). Whole chunks of 16,
+                // so that the loop is vectorised and the lanes stay in registers;
+                // then the rest.
                 let mut gs = g.chunks_exact_mut(16);
                 let mut ws = wk.chunks_exact_mut(16);
                 let mut ds = db1.chunks_exact(16);
                 for ((g, w), db) in (&mut gs).zip(&mut ws).zip(&mut ds) {
-                    let (Ok(g), Ok(w), Ok(db)) = (g.try_into(), w.try_into(), db.try_into()) else {
-                        continue;
-                    };
-                    let g: &mut [f64; 16] = g;
                     update_step(&mut lanes, g, w, db, (ck, reg, learning_rate));
                 }
                 let (g, w, db) = (gs.into_remainder(), ws.into_remainder(), ds.remainder());
