@@ -729,6 +729,12 @@ fn forward_rows(
     hidden: &mut ArrayViewMut2<f64>,
     scores: &mut ArrayViewMut2<f64>,
 ) {
+    first_layer(p, act, x, hidden);
+    second_layer(p, hidden.view(), scores);
+}
+
+/// `hidden = act(X W1 + b1)` for a block of rows.
+fn first_layer(p: ParamViews, act: Activation, x: Rows, hidden: &mut ArrayViewMut2<f64>) {
     let b1 = contiguous(p.b1);
     match x {
         Rows::Dense(x) => {
@@ -754,7 +760,6 @@ fn forward_rows(
             }
         }
     }
-    second_layer(p, hidden.view(), scores);
 }
 
 /// `scores = hidden W2 + b2` for a block of rows.
@@ -770,29 +775,20 @@ fn second_layer(p: ParamViews, hidden: ArrayView2<f64>, scores: &mut ArrayViewMu
 /// `w.scores` ends as `dL/dscores = (probs - onehot(y)) / n` and `w.dhidden` as `dL/dz1`.
 fn rows_pass(p: ParamViews, act: Activation, x: Rows, y: &[usize], n: f64, mut w: WorkspaceRows) {
     w.prefetch();
-    forward_rows(p, act, x, &mut w.hidden, &mut w.scores);
-    rows_backward(p, act, y, n, w, false);
+    first_layer(p, act, x, &mut w.hidden);
+    rows_backward(p, act, y, n, w);
 }
 
-/// [`rows_pass`] from `w.hidden` on: softmax cross-entropy (with the second layer
-/// first if `second_layer`) and the backward pass down to `dL/dz1`.
-fn rows_backward(
-    p: ParamViews,
-    act: Activation,
-    y: &[usize],
-    n: f64,
-    w: WorkspaceRows,
-    second: bool,
-) {
+/// [`rows_pass`] from `w.hidden` on: the second layer, softmax cross-entropy and the
+/// backward pass down to `dL/dz1`.
+fn rows_backward(p: ParamViews, act: Activation, y: &[usize], n: f64, w: WorkspaceRows) {
     let WorkspaceRows {
         hidden,
         mut scores,
         mut dhidden,
         row_loss,
     } = w;
-    if second {
-        second_layer(p, hidden.view(), &mut scores);
-    }
+    second_layer(p, hidden.view(), &mut scores);
     // Softmax cross-entropy, shifted by each row's maximum for stability:
     // loss_i = ln sum_j exp(s_ij - max_i) - (s_iy - max_i)
     for ((mut row, &label), loss) in scores.rows_mut().into_iter().zip(y).zip(row_loss) {
@@ -1206,7 +1202,7 @@ fn sparse_sgd_step(
                 .slice_mut(ndarray::s![.., j0..j0 + part.ncols()])
                 .assign(&cols);
         }
-        rows_backward(p, act, &y[r0..r1], n as f64, w, true);
+        rows_backward(p, act, &y[r0..r1], n as f64, w);
     };
     let (a0, a1) = match split {
         None => {
