@@ -33,7 +33,7 @@ pub(crate) fn dispatch<K: Kernel>(kernel: K) -> K::Output {
 /// 512-bit operations take two 256-bit passes) their AVX2 versions ran faster, cycles
 /// per entry for MNIST-like rows: 7.2 against 8.4 (`S W1` on 32 columns), 14.1 against
 /// 15.5 (on 64), 10.5 against 11.2 (`S^T dZ1` on 32). Every path gives the same
-/// numbers.
+/// numbers. Tiles are at most 32 wide here, and those kernels are written for that.
 pub(crate) fn dispatch_gather<K: Kernel>(kernel: K) -> K::Output {
     #[cfg(target_arch = "x86_64")]
     if *LEVEL >= Level::Avx2 {

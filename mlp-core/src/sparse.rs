@@ -223,9 +223,6 @@ impl OffsetSparse {
             let (n, done) = if T <= w {
                 let n = gather_dot_tile_until::<T>(w1, h, j0, cols, vals, k1, &mut z[..T]);
                 (n, T)
-            } else if T > 32 && 32 <= w {
-                let n = gather_dot_tile_until::<32>(w1, h, j0, cols, vals, k1, &mut z[..32]);
-                (n, 32)
             } else {
                 (count_until(cols, k1), 0)
             };
@@ -285,8 +282,6 @@ impl OffsetSparse {
                     let z = &dz[r * h + j0..r * h + j0 + w];
                     let (n, done) = if T <= w {
                         (scatter_tile_until::<T>(z, cols, vals, k1, acc, w, 0), T)
-                    } else if T > 32 && 32 <= w {
-                        (scatter_tile_until::<32>(z, cols, vals, k1, acc, w, 0), 32)
                     } else {
                         (count_until(cols, k1), 0)
                     };
@@ -694,7 +689,7 @@ fn scatter_tile_until<const T: usize>(
 }
 
 /// [`scatter_tile_until`] over all the entries, for columns `from..w` of `z`: tiles of
-/// `T`, of 32, of 8 and of 1.
+/// `T`, of 8 and of 1.
 #[inline(always)]
 fn scatter_window<const T: usize>(
     z: &[f64],
@@ -708,10 +703,6 @@ fn scatter_window<const T: usize>(
     while j + T <= w {
         scatter_tile_until::<T>(z, cols, vals, u32::MAX, acc, w, j);
         j += T;
-    }
-    while T > 32 && j + 32 <= w {
-        scatter_tile_until::<32>(z, cols, vals, u32::MAX, acc, w, j);
-        j += 32;
     }
     while j + 8 <= w {
         scatter_tile_until::<8>(z, cols, vals, u32::MAX, acc, w, j);
