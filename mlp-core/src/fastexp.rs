@@ -9,7 +9,7 @@
 //! multiply-add, so every instruction set gives the same doubles.
 
 use crate::net::Activation;
-use crate::simd::{Kernel, dispatch};
+use crate::simd::dispatch_fn;
 
 /// `1.5 * 2^52`: adding it rounds a double to an integer, left in the low bits.
 const ROUND: f64 = 6755399441055744.0;
@@ -91,20 +91,10 @@ pub(crate) fn exp_lanes<const N: usize>(x: &mut [f64; N]) {
 
 /// `z = act(z + c + b)` element by element, with [`exp`] for sigmoid.
 pub(crate) fn activate(act: Activation, z: &mut [f64], c: &[f64], b: &[f64]) {
-    struct Activate<'a> {
-        act: Activation,
-        z: &'a mut [f64],
-        c: &'a [f64],
-        b: &'a [f64],
-    }
-    impl Kernel for Activate<'_> {
-        type Output = ();
+    dispatch_fn(
         #[inline(always)]
-        fn run<const T: usize>(self) {
-            activate_any(self.act, self.z, self.c, self.b)
-        }
-    }
-    dispatch(Activate { act, z, c, b })
+        || activate_any(act, z, c, b),
+    )
 }
 
 #[inline(always)]

@@ -23,7 +23,6 @@ use crate::error::{MlpError, Result, check_non_negative, check_nonzero};
 use crate::gradcheck::eval_numerical_gradient;
 use crate::matmul::{PARALLEL_MIN_WORK, matmul_into, par_matmul_into};
 use crate::rng::NumpyRng;
-use crate::simd::Kernel;
 use crate::sparse::OffsetSparse;
 
 /// The hidden layer's nonlinearity.
@@ -1333,36 +1332,14 @@ fn update_columns(
     lanes: &mut [f64; 16],
     parts: [&mut [f64]; 2],
 ) {
-    struct Update<'a> {
-        c: &'a [f64],
-        mid: usize,
-        w1: &'a mut [f64],
-        acc: &'a mut [f64],
-        db1: &'a [f64],
-        reg: f64,
-        learning_rate: f64,
-        lanes: &'a mut [f64; 16],
-        parts: [&'a mut [f64]; 2],
-    }
-    impl Kernel for Update<'_> {
-        type Output = ();
+    crate::simd::dispatch_fn(
         #[inline(always)]
-        fn run<const T: usize>(self) {
-            let Update {
-                c,
-                mid,
-                w1,
-                acc,
-                db1,
-                reg,
-                learning_rate,
-                lanes: sums,
-                parts: [part0, part1],
-            } = self;
+        || {
+            let [part0, part1] = parts;
             // |g|^2's running sums (independent chains; no fused multiply-add, so the
             // same on every instruction set) in registers for the whole loop (through
             // a reference, each row's sums went to memory and came back)
-            let mut lanes = *sums;
+            let mut sums = *lanes;
             let w = db1.len();
             for (k, g) in acc.chunks_exact_mut(w).enumerate() {
                 let wk = &mut w1[k * w..(k + 1) * w];
@@ -1375,10 +1352,10 @@ fn update_columns(
                 let mut ws = wk.chunks_exact_mut(16);
                 let mut ds = db1.chunks_exact(16);
                 for ((g, w), db) in (&mut gs).zip(&mut ws).zip(&mut ds) {
-                    update_step(&mut lanes, g, w, db, (ck, reg, learning_rate));
+                    update_step(&mut sums, g, w, db, (ck, reg, learning_rate));
                 }
                 let (g, w, db) = (gs.into_remainder(), ws.into_remainder(), ds.remainder());
-                update_step(&mut lanes, g, w, db, (ck, reg, learning_rate));
+                update_step(&mut sums, g, w, db, (ck, reg, learning_rate));
                 if ck != 0.0 {
                     let part = if k < mid { &mut *part0 } else { &mut *part1 };
                     for (s, &w) in part.iter_mut().zip(wk.iter()) {
@@ -1386,20 +1363,9 @@ fn update_columns(
                     }
                 }
             }
-            *sums = lanes;
-        }
-    }
-    crate::simd::dispatch(Update {
-        c,
-        mid,
-        w1,
-        acc,
-        db1,
-        reg,
-        learning_rate,
-        lanes,
-        parts,
-    })
+            *lanes = sums;
+        },
+    )
 }
 
 /// Up to sixteen elements of a row of [`update_columns`]: `g = (acc + ck db) + reg w`,

@@ -28,6 +28,22 @@ pub(crate) fn dispatch<K: Kernel>(kernel: K) -> K::Output {
     kernel.run::<16>()
 }
 
+/// [`dispatch`] for work without tiles of its own: `f()` compiled for the widest
+/// instruction set. `f` must be `#[inline(always)]`, so that its body is compiled into
+/// each per-instruction-set function (a closure left apart is compiled for the
+/// baseline CPU).
+pub(crate) fn dispatch_fn<R>(f: impl FnOnce() -> R) -> R {
+    struct Call<F>(F);
+    impl<R, F: FnOnce() -> R> Kernel for Call<F> {
+        type Output = R;
+        #[inline(always)]
+        fn run<const T: usize>(self) -> R {
+            (self.0)()
+        }
+    }
+    dispatch(Call(f))
+}
+
 /// [`dispatch`], but with AVX2 where the CPU also has AVX-512: for the sparse gathers
 /// and scatters, which load a row of 32 or 64 doubles per stored entry. On Zen 4 (whose
 /// 512-bit operations take two 256-bit passes) their AVX2 versions ran faster, cycles
