@@ -73,9 +73,15 @@ unit:
 	MLP_SIMD=avx2 cargo test --locked --workspace
 	MLP_SIMD=baseline cargo test --locked --workspace --lib
 
-# The problem set's MNIST run, line for line (the tests that need data/mnist).
+# The problem set's MNIST run, line for line, and the engine against the model on
+# MNIST batches (the tests that need data/mnist).
 mnist: data
 	cargo test --release --locked -p mlp-cli --test mnist -- --ignored
+	# the engine's loss, gradients and step against model.rs's on MNIST batches, at
+	# every instruction-set level
+	for simd in native avx2 baseline; do \
+	  MLP_SIMD=$$simd cargo test --release --locked -p mlp-core --lib -- --ignored; \
+	done
 
 # `mlp` against the numpy reference on other seeds, sizes and settings.
 parity: venv data build

@@ -259,14 +259,9 @@ fn gradcheck(args: &GradcheckArgs) -> Result<(), CliError> {
             .into_iter()
             .map(|p| (p.name().to_string(), array_json(&grads.get(p))))
             .collect();
-        let err_json: serde_json::Map<String, Value> = errors
-            .iter()
-            .map(|(p, e)| (p.name().to_string(), json!(e)))
-            .collect();
-        println!(
-            "{}",
-            json!({"loss": loss, "grads": grads_json, "rel_error": err_json})
-        );
+        let err_json: serde_json::Map<String, Value> =
+            errors.iter().map(|(p, e)| (p.name().to_string(), json!(e))).collect();
+        println!("{}", json!({"loss": loss, "grads": grads_json, "rel_error": err_json}));
     } else {
         println!(
             "Toy {} network {} -> {} -> {}, std {}, reg {}, {} points (model seed {}, data seed {})",
@@ -321,17 +316,9 @@ fn preset(dataset: Dataset, activation: Activation) -> Preset {
         Dataset::Toy => Preset {
             hidden_size: Toy::default().hidden_size,
             std: 0.1,
-            learning_rate: if activation == Activation::Sigmoid {
-                0.5
-            } else {
-                0.1
-            },
+            learning_rate: if activation == Activation::Sigmoid { 0.5 } else { 0.1 },
             reg: 1e-5,
-            epochs: if activation == Activation::Sigmoid {
-                100
-            } else {
-                50
-            },
+            epochs: if activation == Activation::Sigmoid { 100 } else { 50 },
             batch_size: defaults.batch_size,
         },
         Dataset::Mnist => Preset {
@@ -377,13 +364,8 @@ fn train(args: &TrainArgs) -> Result<(), CliError> {
             let toy = args.toy.toy(Some(hidden_size));
             let (x, y) = toy.data(&mut rng)?;
             let net = toy.model(activation, std, &mut rng)?;
-            let data = Data {
-                x_train: x.clone(),
-                y_train: y.clone(),
-                x_val: x,
-                y_val: y,
-                test: None,
-            };
+            let data =
+                Data { x_train: x.clone(), y_train: y.clone(), x_val: x, y_val: y, test: None };
             (data, net)
         }
         Dataset::Mnist => {
@@ -436,15 +418,7 @@ fn train(args: &TrainArgs) -> Result<(), CliError> {
         Some((x, y)) => Some(net.accuracy(x, y)?),
         None => None,
     };
-    report(
-        args,
-        &net,
-        &stats,
-        train_acc,
-        val_acc,
-        test_acc,
-        train_seconds,
-    );
+    report(args, &net, &stats, train_acc, val_acc, test_acc, train_seconds);
     if let Some(dir) = &args.plots {
         let written = write_plots(dir, args.dataset, &net, &stats)?;
         if !args.json {
@@ -463,20 +437,17 @@ fn write_plots(
     net: &TwoLayerMLP,
     stats: &Stats,
 ) -> Result<Vec<PathBuf>, MlpError> {
-    std::fs::create_dir_all(dir).map_err(|source| MlpError::Io {
-        path: dir.to_path_buf(),
-        source,
-    })?;
+    std::fs::create_dir_all(dir)
+        .map_err(|source| MlpError::Io { path: dir.to_path_buf(), source })?;
     let figures = match dataset {
         // the sigmoid cell fixes the gradient panel to 0..1, the ReLU cell does not
         Dataset::Toy => {
             let grad_range = (net.activation == Activation::Sigmoid).then_some(0.0..1.0);
             vec![("loss.png", plot_loss_and_gradient(stats, grad_range)?)]
         }
-        Dataset::Mnist => vec![
-            ("stats.png", plot_stats(stats)?),
-            ("weights.png", show_net_weights(net)?),
-        ],
+        Dataset::Mnist => {
+            vec![("stats.png", plot_stats(stats)?), ("weights.png", show_net_weights(net)?)]
+        }
     };
     let mut written = Vec::new();
     for (name, figure) in figures {
@@ -527,8 +498,5 @@ fn report(
     if let Some(t) = test_acc {
         println!("{name} test accuracy:  {}", py_float(t));
     }
-    println!(
-        "Training time: {train_seconds:.2} s ({} kernel)",
-        stats.kernel.name()
-    );
+    println!("Training time: {train_seconds:.2} s ({} kernel)", stats.kernel.name());
 }

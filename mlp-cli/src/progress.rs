@@ -41,10 +41,7 @@ impl Reporter for TrainProgress {
         if let Some(bar) = &self.bar
             && (iteration.is_multiple_of(20) || iteration + 1 == per_epoch)
         {
-            bar.set_message(format!(
-                "batch {}/{per_epoch} loss {loss:.4}",
-                iteration + 1
-            ));
+            bar.set_message(format!("batch {}/{per_epoch} loss {loss:.4}", iteration + 1));
         }
     }
 

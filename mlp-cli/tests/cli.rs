@@ -3,10 +3,7 @@
 use std::process::{Command, Output};
 
 fn mlp(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_mlp"))
-        .args(args)
-        .output()
-        .expect("mlp runs")
+    Command::new(env!("CARGO_BIN_EXE_mlp")).args(args).output().expect("mlp runs")
 }
 
 fn stdout(o: &Output) -> String {
@@ -20,11 +17,7 @@ fn stderr(o: &Output) -> String {
 fn json(args: &[&str]) -> serde_json::Value {
     let o = mlp(args);
     assert!(o.status.success(), "{args:?}: {}", stderr(&o));
-    assert!(
-        o.stderr.is_empty(),
-        "--json writes nothing on stderr: {}",
-        stderr(&o)
-    );
+    assert!(o.stderr.is_empty(), "--json writes nothing on stderr: {}", stderr(&o));
     serde_json::from_slice(&o.stdout).expect("one JSON object")
 }
 
@@ -53,10 +46,7 @@ fn gradcheck_prints_the_notebooks_lines() {
     assert!(o.status.success());
     let out = stdout(&o);
     assert!(out.contains("loss = 1.1822479803941373\n"), "{out}");
-    assert!(
-        out.contains("W1 max relative error: 1.126755e-08\n"),
-        "{out}"
-    );
+    assert!(out.contains("W1 max relative error: 1.126755e-08\n"), "{out}");
 }
 
 #[test]
@@ -68,14 +58,7 @@ fn toy_training_reaches_the_problem_sets_final_losses() {
     assert!(v["accuracy"]["train"].is_f64() && v["accuracy"]["val"].is_f64());
     assert!(v["accuracy"].get("test").is_none());
     assert!(v["train_seconds"].is_f64());
-    let v = json(&[
-        "train",
-        "--dataset",
-        "toy",
-        "--activation",
-        "relu",
-        "--json",
-    ]);
+    let v = json(&["train", "--dataset", "toy", "--activation", "relu", "--json"]);
     assert!((v["final_loss"].as_f64().unwrap() - 0.0178562204869839).abs() < 1e-9);
     assert_eq!(v["grad_magnitude_history"].as_array().unwrap().len(), 50);
 }
@@ -84,11 +67,7 @@ fn toy_training_reaches_the_problem_sets_final_losses() {
 fn toy_training_prints_the_final_loss() {
     let o = mlp(&["train", "--dataset", "toy", "--quiet"]);
     assert!(o.status.success());
-    assert!(
-        stdout(&o).starts_with("Final training loss:  0.109267946106806"),
-        "{}",
-        stdout(&o)
-    );
+    assert!(stdout(&o).starts_with("Final training loss:  0.109267946106806"), "{}", stdout(&o));
     assert!(o.stderr.is_empty());
 }
 
@@ -104,10 +83,7 @@ fn bad_flags_exit_2_with_one_line() {
         let o = mlp(args);
         assert_eq!(o.status.code(), Some(2), "{args:?}");
         let err = stderr(&o);
-        assert!(
-            err.starts_with("error: ") && err.lines().count() == 1,
-            "{args:?}: {err}"
-        );
+        assert!(err.starts_with("error: ") && err.lines().count() == 1, "{args:?}: {err}");
         assert!(!err.contains("panicked"));
     }
     // clap's own usage errors also exit 2
@@ -125,21 +101,10 @@ fn bad_flags_exit_2_with_one_line() {
 
 #[test]
 fn divergence_exits_1_with_a_hint() {
-    let o = mlp(&[
-        "train",
-        "--dataset",
-        "toy",
-        "--activation",
-        "relu",
-        "--learning-rate",
-        "1e200",
-    ]);
+    let o = mlp(&["train", "--dataset", "toy", "--activation", "relu", "--learning-rate", "1e200"]);
     assert_eq!(o.status.code(), Some(1));
     let err = stderr(&o);
-    assert!(
-        err.contains("training diverged") && err.contains("lower the learning rate"),
-        "{err}"
-    );
+    assert!(err.contains("training diverged") && err.contains("lower the learning rate"), "{err}");
 }
 
 #[test]
@@ -154,31 +119,14 @@ fn help_is_there_for_each_subcommand() {
 #[test]
 fn plots_flag_writes_the_figure_and_says_where() {
     let dir = std::env::temp_dir().join(format!("mlp-plots-test-{}", std::process::id()));
-    let o = mlp(&[
-        "train",
-        "--dataset",
-        "toy",
-        "--quiet",
-        "--plots",
-        dir.to_str().unwrap(),
-    ]);
+    let o = mlp(&["train", "--dataset", "toy", "--quiet", "--plots", dir.to_str().unwrap()]);
     assert!(o.status.success(), "{}", stderr(&o));
     let png = dir.join("loss.png");
     assert!(stdout(&o).contains(&format!("Wrote {}", png.display())));
     assert!(std::fs::read(&png).unwrap().starts_with(b"\x89PNG"));
     std::fs::remove_dir_all(&dir).unwrap();
 
-    let o = mlp(&[
-        "train",
-        "--dataset",
-        "toy",
-        "--plots",
-        "/proc/not-a-place/plots",
-    ]);
+    let o = mlp(&["train", "--dataset", "toy", "--plots", "/proc/not-a-place/plots"]);
     assert_eq!(o.status.code(), Some(1));
-    assert!(
-        stderr(&o).starts_with("error: /proc/not-a-place/plots: "),
-        "{}",
-        stderr(&o)
-    );
+    assert!(stderr(&o).starts_with("error: /proc/not-a-place/plots: "), "{}", stderr(&o));
 }

@@ -5,38 +5,22 @@
 use std::process::Command;
 
 fn mlp(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_mlp"))
-        .args(args)
-        .output()
-        .expect("mlp runs")
+    Command::new(env!("CARGO_BIN_EXE_mlp")).args(args).output().expect("mlp runs")
 }
 
 #[test]
 #[ignore = "needs data/mnist (make data); run by make test"]
 fn sigmoid_run_prints_ps3s_lines_character_for_character() {
-    let o = mlp(&[
-        "train",
-        "--dataset",
-        "mnist",
-        "--activation",
-        "sigmoid",
-        "--quiet",
-    ]);
+    let o = mlp(&["train", "--dataset", "mnist", "--activation", "sigmoid", "--quiet"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(o.stderr.is_empty(), "--quiet writes nothing on stderr");
     let out = String::from_utf8(o.stdout).unwrap();
     let expected = include_str!("fixtures/ps3_sigmoid.txt");
     for line in expected.lines() {
-        assert!(
-            out.lines().any(|l| l == line),
-            "missing line {line:?} in\n{out}"
-        );
+        assert!(out.lines().any(|l| l == line), "missing line {line:?} in\n{out}");
     }
     let epochs: Vec<&str> = out.lines().filter(|l| l.starts_with("Epoch ")).collect();
-    let expected_epochs: Vec<&str> = expected
-        .lines()
-        .filter(|l| l.starts_with("Epoch "))
-        .collect();
+    let expected_epochs: Vec<&str> = expected.lines().filter(|l| l.starts_with("Epoch ")).collect();
     assert_eq!(epochs, expected_epochs);
     assert!(out.lines().last().unwrap().starts_with("Training time: "));
 }
@@ -63,17 +47,8 @@ fn mnist_json_has_test_accuracy_and_toy_flags_are_refused() {
 #[test]
 fn missing_data_dir_exits_1_and_says_what_to_do() {
     let dir = std::env::temp_dir().join("mlp-no-such-mnist-dir");
-    let o = mlp(&[
-        "train",
-        "--dataset",
-        "mnist",
-        "--data-dir",
-        dir.to_str().unwrap(),
-    ]);
+    let o = mlp(&["train", "--dataset", "mnist", "--data-dir", dir.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(1));
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(
-        err.starts_with("error: ") && err.contains("make data"),
-        "{err}"
-    );
+    assert!(err.starts_with("error: ") && err.contains("make data"), "{err}");
 }

@@ -23,24 +23,18 @@ fn benches(c: &mut Criterion) {
     for activation in [Activation::Sigmoid, Activation::Relu] {
         let n = net(activation, &mut rng);
         let (xb, yb) = (x.slice(s![..100, ..]), y.slice(s![..100]));
-        c.bench_function(
-            &format!("minibatch loss+grad 100x784 ({activation})"),
-            |b| b.iter(|| n.loss(xb, yb, 0.5).expect("valid")),
-        );
+        c.bench_function(&format!("minibatch loss+grad 100x784 ({activation})"), |b| {
+            b.iter(|| n.loss(xb, yb, 0.5).expect("valid"))
+        });
     }
     let n = net(Activation::Sigmoid, &mut rng);
-    c.bench_function("predict 10000x784", |b| {
-        b.iter(|| n.predict(x_val).expect("valid"))
-    });
+    c.bench_function("predict 10000x784", |b| b.iter(|| n.predict(x_val).expect("valid")));
 
     let mut group = c.benchmark_group("epoch");
     group.sample_size(10);
     for activation in [Activation::Sigmoid, Activation::Relu] {
         for kernel in [InputKernel::Sparse, InputKernel::Dense] {
-            let name = format!(
-                "one epoch 50000 batch 100 ({activation}, {})",
-                kernel.name()
-            );
+            let name = format!("one epoch 50000 batch 100 ({activation}, {})", kernel.name());
             group.bench_function(name, |b| {
                 let config = TrainConfig {
                     num_epochs: 1,
@@ -52,8 +46,7 @@ fn benches(c: &mut Criterion) {
                 };
                 b.iter(|| {
                     let mut n = net(activation, &mut NumpyRng::new(0));
-                    n.train(&mut NumpyRng::new(1), x, y, x_val, y_val, &config)
-                        .expect("trains")
+                    n.train(&mut NumpyRng::new(1), x, y, x_val, y_val, &config).expect("trains")
                 })
             });
         }
@@ -61,12 +54,8 @@ fn benches(c: &mut Criterion) {
     group.finish();
 
     let stats = Stats {
-        loss_history: (0..10_000)
-            .map(|i| 80.0 * (-(i as f64) / 1500.0).exp() + 1.5)
-            .collect(),
-        grad_magnitude_history: (0..10_000)
-            .map(|i| 10.0 / (1.0 + i as f64 / 2000.0))
-            .collect(),
+        loss_history: (0..10_000).map(|i| 80.0 * (-(i as f64) / 1500.0).exp() + 1.5).collect(),
+        grad_magnitude_history: (0..10_000).map(|i| 10.0 / (1.0 + i as f64 / 2000.0)).collect(),
         train_acc_history: (0..20).map(|e| 0.3 + 0.03 * e as f64).collect(),
         val_acc_history: (0..20).map(|e| 0.27 + 0.03 * e as f64).collect(),
         ..Stats::default()

@@ -14,7 +14,8 @@ use std::path::{Path, PathBuf};
 use ndarray::{Array1, Array2};
 use sha2::{Digest, Sha256};
 
-use crate::error::{MlpError, Result, check_nonzero};
+use crate::check::check_nonzero;
+use crate::error::{MlpError, Result};
 use crate::rng::NumpyRng;
 
 /// Pixels per image (28 x 28).
@@ -86,11 +87,7 @@ pub fn default_mnist_dir() -> PathBuf {
         Some(dir) if !dir.is_empty() => PathBuf::from(dir),
         _ => {
             let crate_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
-            crate_dir
-                .parent()
-                .unwrap_or(crate_dir)
-                .join("data")
-                .join("mnist")
+            crate_dir.parent().unwrap_or(crate_dir).join("data").join("mnist")
         }
     }
 }
@@ -129,9 +126,7 @@ pub struct LoadOptions {
 
 impl Default for LoadOptions {
     fn default() -> Self {
-        LoadOptions {
-            verify_checksums: true,
-        }
+        LoadOptions { verify_checksums: true }
     }
 }
 
@@ -143,11 +138,7 @@ pub fn load_mnist(dir: &Path, options: &LoadOptions) -> Result<MnistBytes> {
         sources.push(Source::find(dir, file)?);
     }
     // Decompress any .gz file into a private temporary folder: the parser reads paths.
-    let scratch = if sources.iter().any(|s| s.gz) {
-        Some(Scratch::new()?)
-    } else {
-        None
-    };
+    let scratch = if sources.iter().any(|s| s.gz) { Some(Scratch::new()?) } else { None };
     let mut raw_paths = Vec::with_capacity(4);
     for (file, source) in MNIST_FILES.iter().zip(&sources) {
         let path = match (&scratch, source.gz) {
@@ -201,10 +192,7 @@ impl Source {
     fn find(dir: &Path, file: &IdxFile) -> Result<Self> {
         let raw = dir.join(file.name);
         if raw.is_file() {
-            return Ok(Source {
-                path: raw,
-                gz: false,
-            });
+            return Ok(Source { path: raw, gz: false });
         }
         let gz = dir.join(format!("{}.gz", file.name));
         if gz.is_file() {
@@ -246,13 +234,12 @@ impl Drop for Scratch {
 fn gunzip(path: &Path, file: &IdxFile) -> Result<Vec<u8>> {
     let f = fs::File::open(path).map_err(|e| MlpError::io(path, e))?;
     let mut out = Vec::with_capacity(file.size as usize);
-    flate2::read::GzDecoder::new(f)
-        .take(file.size + 1)
-        .read_to_end(&mut out)
-        .map_err(|e| MlpError::CorruptFile {
+    flate2::read::GzDecoder::new(f).take(file.size + 1).read_to_end(&mut out).map_err(|e| {
+        MlpError::CorruptFile {
             path: path.to_path_buf(),
             reason: format!("not a valid gzip file ({e})"),
-        })?;
+        }
+    })?;
     Ok(out)
 }
 
@@ -260,10 +247,7 @@ fn gunzip(path: &Path, file: &IdxFile) -> Result<Vec<u8>> {
 /// `verify`) SHA-256, streamed so the file is not held in memory. `shown` is the path
 /// to name in errors (the `.gz` the user has, not our temporary copy).
 fn validate(path: &Path, shown: &Path, file: &IdxFile, verify: bool) -> Result<()> {
-    let corrupt = |reason: String| MlpError::CorruptFile {
-        path: shown.to_path_buf(),
-        reason,
-    };
+    let corrupt = |reason: String| MlpError::CorruptFile { path: shown.to_path_buf(), reason };
     let io = |e| MlpError::io(shown, e);
     let mut f = fs::File::open(path).map_err(io)?;
     let len = f.metadata().map_err(io)?.len();
@@ -277,12 +261,7 @@ fn validate(path: &Path, shown: &Path, file: &IdxFile, verify: bool) -> Result<(
     }
     f.read_exact(&mut header[..header_len]).map_err(io)?;
     let word = |i: usize| {
-        u32::from_be_bytes([
-            header[4 * i],
-            header[4 * i + 1],
-            header[4 * i + 2],
-            header[4 * i + 3],
-        ])
+        u32::from_be_bytes([header[4 * i], header[4 * i + 1], header[4 * i + 2], header[4 * i + 3]])
     };
     let magic = word(0);
     if magic != file.magic {
@@ -293,37 +272,20 @@ fn validate(path: &Path, shown: &Path, file: &IdxFile, verify: bool) -> Result<(
     }
     let count = word(1) as usize;
     if count != file.count {
-        return Err(corrupt(format!(
-            "header says {count} items, expected {}",
-            file.count
-        )));
+        return Err(corrupt(format!("header says {count} items, expected {}", file.count)));
     }
     if file.is_images() && (word(2), word(3)) != (28, 28) {
-        return Err(corrupt(format!(
-            "images are {}x{}, expected 28x28",
-            word(2),
-            word(3)
-        )));
+        return Err(corrupt(format!("images are {}x{}, expected 28x28", word(2), word(3))));
     }
     if len != file.size {
-        let reason = if len < file.size {
-            "truncated data"
-        } else {
-            "trailing data"
-        };
-        return Err(corrupt(format!(
-            "{reason}: {len} bytes, expected {}",
-            file.size
-        )));
+        let reason = if len < file.size { "truncated data" } else { "trailing data" };
+        return Err(corrupt(format!("{reason}: {len} bytes, expected {}", file.size)));
     }
     if verify {
         let mut hasher = Sha256::new();
         hasher.update(&header[..header_len]);
-        std::io::copy(
-            &mut std::io::BufReader::with_capacity(1 << 20, f),
-            &mut hasher,
-        )
-        .map_err(io)?;
+        std::io::copy(&mut std::io::BufReader::with_capacity(1 << 20, f), &mut hasher)
+            .map_err(io)?;
         let found = format!("{:x}", hasher.finalize());
         if found != file.sha256 {
             return Err(MlpError::ChecksumMismatch {
@@ -437,13 +399,5 @@ pub fn split_mnist(
     let (x_train, y_train) = part(train_idx);
     let (x_val, y_val) = part(val_idx);
     let (x_test, y_test) = part(test_idx);
-    Ok(MnistSplit {
-        x_train,
-        y_train,
-        x_val,
-        y_val,
-        x_test,
-        y_test,
-        mean_image,
-    })
+    Ok(MnistSplit { x_train, y_train, x_val, y_val, x_test, y_test, mean_image })
 }

@@ -20,78 +20,42 @@ pub enum MlpError {
 
     /// A real-valued setting that is negative, NaN or infinite.
     #[error("{name} must be {requirement}, got {}", py_float(*value))]
-    InvalidHyperparameter {
-        name: &'static str,
-        value: f64,
-        requirement: &'static str,
-    },
+    InvalidHyperparameter { name: &'static str, value: f64, requirement: &'static str },
 
     /// X and y disagree on the number of examples.
     #[error("{what}: X has {rows} rows but y has {labels} labels; give exactly one label per row")]
-    RowsLabelsMismatch {
-        what: &'static str,
-        rows: usize,
-        labels: usize,
-    },
+    RowsLabelsMismatch { what: &'static str, rows: usize, labels: usize },
 
     /// X has a different number of columns than the network's input size.
     #[error(
         "{what}: X has {found} columns but the network expects input_size = {expected}; reshape X to (N, {expected})"
     )]
-    InputSizeMismatch {
-        what: &'static str,
-        expected: usize,
-        found: usize,
-    },
+    InputSizeMismatch { what: &'static str, expected: usize, found: usize },
 
     /// A label is not a valid class index.
     #[error(
         "{what}: label {label} at index {index} is out of range; labels must be in 0..{num_classes}"
     )]
-    LabelOutOfRange {
-        what: &'static str,
-        index: usize,
-        label: usize,
-        num_classes: usize,
-    },
+    LabelOutOfRange { what: &'static str, index: usize, label: usize, num_classes: usize },
 
     /// An array has a shape other than the one required.
     #[error("{what}: expected shape {expected:?}, found {found:?}")]
-    ShapeMismatch {
-        what: String,
-        expected: Vec<usize>,
-        found: Vec<usize>,
-    },
+    ShapeMismatch { what: String, expected: Vec<usize>, found: Vec<usize> },
 
     /// NaN or infinity in input data.
     #[error("{what} contains a non-finite value ({}) at row {row}, column {col}; clean or rescale the data", py_float(*value))]
-    NonFinite {
-        what: &'static str,
-        row: usize,
-        col: usize,
-        value: f64,
-    },
+    NonFinite { what: &'static str, row: usize, col: usize, value: f64 },
 
     /// Training produced a NaN or infinite loss.
     #[error(
         "training diverged: the loss became {} at epoch {epoch}, iteration {iteration} (learning rate {}); lower the learning rate (try {})",
         py_float(*loss), py_float(*learning_rate), py_float(*suggested)
     )]
-    Diverged {
-        epoch: usize,
-        iteration: usize,
-        loss: f64,
-        learning_rate: f64,
-        suggested: f64,
-    },
+    Diverged { epoch: usize, iteration: usize, loss: f64, learning_rate: f64, suggested: f64 },
 
     /// A string that does not name a known choice (activation, parameter, dataset...).
     #[error("unknown {what} '{value}': expected one of {expected}")]
-    UnknownChoice {
-        what: &'static str,
-        value: String,
-        expected: &'static str,
-    },
+    UnknownChoice { what: &'static str, value: String, expected: &'static str },
 
     /// A data file is missing.
     #[error("{} not found: {hint}", path.display())]
@@ -106,11 +70,7 @@ pub enum MlpError {
         "{} has SHA-256 {found}, expected {expected}; delete it and run `make data` again",
         path.display()
     )]
-    ChecksumMismatch {
-        path: PathBuf,
-        expected: String,
-        found: String,
-    },
+    ChecksumMismatch { path: PathBuf, expected: String, found: String },
 
     /// A history to plot has nothing in it, or holds NaN/inf.
     #[error("cannot plot {what}: {reason}")]
@@ -151,44 +111,6 @@ impl MlpError {
     }
 
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        MlpError::Io {
-            path: path.into(),
-            source,
-        }
-    }
-}
-
-/// Check that `value` is finite and `>= 0`.
-pub(crate) fn check_non_negative(name: &'static str, value: f64) -> Result<()> {
-    if value.is_finite() && value >= 0.0 {
-        Ok(())
-    } else {
-        Err(MlpError::InvalidHyperparameter {
-            name,
-            value,
-            requirement: "finite and >= 0",
-        })
-    }
-}
-
-/// Check that `value` is finite and `> 0`.
-pub(crate) fn check_positive(name: &'static str, value: f64) -> Result<()> {
-    if value.is_finite() && value > 0.0 {
-        Ok(())
-    } else {
-        Err(MlpError::InvalidHyperparameter {
-            name,
-            value,
-            requirement: "finite and > 0",
-        })
-    }
-}
-
-/// Check that a size is at least 1.
-pub(crate) fn check_nonzero(name: &'static str, value: usize) -> Result<()> {
-    if value == 0 {
-        Err(MlpError::ZeroSize { name })
-    } else {
-        Ok(())
+        MlpError::Io { path: path.into(), source }
     }
 }

@@ -1,9 +1,11 @@
 //! Numerical gradient checking, as the problem set's `utils.eval_numerical_gradient`
 //! and the notebook's `rel_error`.
 
-use ndarray::{Array, ArrayView, AsArray, Dimension, Zip};
+use ndarray::{Array, ArrayD, ArrayView, AsArray, Dimension, Ix1, Ix2, Zip};
 
-use crate::error::{MlpError, Result, check_positive};
+use crate::check::check_positive;
+use crate::error::{MlpError, Result};
+use crate::model::{Param, TwoLayerMLP};
 
 /// The centred-difference gradient of `f` at `x`: for each entry `x[i]`, set it to
 /// `x[i] + h`, evaluate `f`, set it to `x[i] - h`, evaluate `f`, restore it, and take
@@ -46,9 +48,7 @@ where
 
 /// The `k`-th entry of an owned array in memory order.
 fn entry<D: Dimension>(a: &mut Array<f64, D>, k: usize) -> &mut f64 {
-    &mut a
-        .as_slice_memory_order_mut()
-        .expect("owned arrays are contiguous")[k]
+    &mut a.as_slice_memory_order_mut().expect("owned arrays are contiguous")[k]
 }
 
 /// The relative error `max |x - y| / max(1e-8, |x| + |y|)` taken elementwise, as the
@@ -66,21 +66,41 @@ pub fn rel_error<'a, 'b, D: Dimension + 'a + 'b>(
         });
     }
     if x.is_empty() {
-        return Err(MlpError::EmptyInput {
-            what: "rel_error input",
-        });
+        return Err(MlpError::EmptyInput { what: "rel_error input" });
     }
     let mut worst = f64::NEG_INFINITY;
     Zip::from(&x).and(&y).for_each(|&a, &b| {
         let e = (a - b).abs() / (a.abs() + b.abs()).max(1e-8);
         // a NaN anywhere makes the result NaN, as np.max does
-        worst = if e.is_nan() || worst.is_nan() {
-            f64::NAN
-        } else {
-            worst.max(e)
-        };
+        worst = if e.is_nan() || worst.is_nan() { f64::NAN } else { worst.max(e) };
     });
     Ok(worst)
+}
+
+impl TwoLayerMLP {
+    /// The numerical gradient of the loss for one parameter, by centred differences
+    /// with step `h` ([`eval_numerical_gradient`]): to check [`TwoLayerMLP::loss`]'s.
+    pub fn numerical_gradient<'a, 'b>(
+        &self,
+        param: Param,
+        x: impl AsArray<'a, f64, Ix2>,
+        y: impl AsArray<'b, usize, Ix1>,
+        reg: f64,
+        h: f64,
+    ) -> Result<ArrayD<f64>> {
+        let (x, y) = (x.into(), y.into());
+        self.loss(x, y, reg)?; // (the checks, once)
+        let mut net = self.clone();
+        let mut value = self.params.get(param).to_owned();
+        eval_numerical_gradient(
+            |v| {
+                net.params.get_mut(param).assign(&v);
+                Ok(net.loss(x, y, reg)?.0)
+            },
+            &mut value,
+            h,
+        )
+    }
 }
 
 #[cfg(test)]
@@ -104,10 +124,7 @@ mod tests {
     fn numerical_gradient_rejects_non_positive_step() {
         let mut x = array![1.0];
         let err = eval_numerical_gradient(|_| Ok(0.0), &mut x, 0.0).unwrap_err();
-        assert!(matches!(
-            err,
-            MlpError::InvalidHyperparameter { name: "h", .. }
-        ));
+        assert!(matches!(err, MlpError::InvalidHyperparameter { name: "h", .. }));
     }
 
     #[test]
@@ -130,18 +147,11 @@ mod tests {
     #[test]
     fn rel_error_rejects_mismatching_shapes() {
         let err = rel_error(&array![1.0, 2.0], &array![1.0]).unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "rel_error: y: expected shape [2], found [1]"
-        );
+        assert_eq!(err.to_string(), "rel_error: y: expected shape [2], found [1]");
     }
 
     #[test]
     fn rel_error_propagates_nan() {
-        assert!(
-            rel_error(&array![1.0, f64::NAN], &array![1.0, 1.0])
-                .unwrap()
-                .is_nan()
-        );
+        assert!(rel_error(&array![1.0, f64::NAN], &array![1.0, 1.0]).unwrap().is_nan());
     }
 }

@@ -27,18 +27,20 @@
 //! Everything a user can get wrong returns [`MlpError`]; nothing here panics on bad
 //! input.
 
+// the test helpers shared with the integration tests name the crate `mlp_core`
+#[cfg(test)]
+extern crate self as mlp_core;
+
+mod check;
 mod data;
+mod engine;
 mod error;
-mod fastexp;
 mod gradcheck;
-mod matmul;
-mod net;
-mod par;
+mod model;
 pub mod plot;
 mod pyfmt;
 mod rng;
-mod simd;
-mod sparse;
+mod sums;
 mod toy;
 mod train;
 
@@ -48,7 +50,7 @@ pub use data::{
 };
 pub use error::{MlpError, Result};
 pub use gradcheck::{eval_numerical_gradient, rel_error};
-pub use net::{Activation, Grads, Param, Params, TwoLayerMLP};
+pub use model::{Activation, Grads, Param, Params, TwoLayerMLP};
 pub use plot::{Figure, plot_loss_and_gradient, plot_stats, show_net_weights, visualize_grid};
 pub use pyfmt::{numpy_str, py_e, py_float};
 pub use rng::NumpyRng;

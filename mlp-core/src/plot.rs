@@ -19,7 +19,7 @@ use plotters::style::{FontStyle, register_font};
 use plotters_bitmap::BitMapBackend;
 
 use crate::error::{MlpError, Result};
-use crate::net::TwoLayerMLP;
+use crate::model::TwoLayerMLP;
 use crate::train::Stats;
 
 /// Figure size in pixels, as matplotlib's `figsize=(10, 8)` at 100 dpi.
@@ -34,9 +34,7 @@ fn ensure_font() -> Result<()> {
     if *REGISTERED.get_or_init(|| register_font(FONT, FontStyle::Normal, FONT_BYTES).is_ok()) {
         Ok(())
     } else {
-        Err(MlpError::Plot(
-            "the shipped DejaVu Sans font could not be loaded".into(),
-        ))
+        Err(MlpError::Plot("the shipped DejaVu Sans font could not be loaded".into()))
     }
 }
 
@@ -50,13 +48,7 @@ pub struct Figure {
 
 impl std::fmt::Debug for Figure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "Figure({}x{} PNG, {} bytes)",
-            self.width,
-            self.height,
-            self.png.len()
-        )
+        write!(f, "Figure({}x{} PNG, {} bytes)", self.width, self.height, self.png.len())
     }
 }
 
@@ -81,11 +73,7 @@ impl Figure {
         let mut writer = encoder.write_header().map_err(plot_err)?;
         writer.write_image_data(data).map_err(plot_err)?;
         writer.finish().map_err(plot_err)?;
-        Ok(Figure {
-            png: png_bytes,
-            width,
-            height,
-        })
+        Ok(Figure { png: png_bytes, width, height })
     }
 
     /// The encoded PNG.
@@ -159,11 +147,7 @@ fn auto_range(series: &[Series]) -> Range<f64> {
         lo = lo.min(*v);
         hi = hi.max(*v);
     }
-    let pad = if hi > lo {
-        0.05 * (hi - lo)
-    } else {
-        lo.abs().max(1.0) * 0.05
-    };
+    let pad = if hi > lo { 0.05 * (hi - lo) } else { lo.abs().max(1.0) * 0.05 };
     (lo - pad)..(hi + pad)
 }
 
@@ -219,8 +203,7 @@ fn draw_panel<DB: DrawingBackend>(
         let line =
             chart.draw_series(segments.into_iter().map(|seg| PathElement::new(seg, style)))?;
         if let Some(label) = s.label {
-            line.label(label)
-                .legend(move |(x, y)| PathElement::new([(x, y), (x + 24, y)], style));
+            line.label(label).legend(move |(x, y)| PathElement::new([(x, y), (x + 24, y)], style));
         }
     }
     if p.series.iter().any(|s| s.label.is_some()) {
@@ -242,11 +225,7 @@ fn clip_to(values: &[f64], y: Range<f64>) -> Vec<Vec<(f64, f64)>> {
     let inside = |v: f64| y.start <= v && v <= y.end;
     // where the segment from (x0, v0) to (x0 + 1, v1) meets the edge it crosses
     let cross = |x0: f64, v0: f64, v1: f64| {
-        let edge = if v1 > y.end || v0 > y.end {
-            y.end
-        } else {
-            y.start
-        };
+        let edge = if v1 > y.end || v0 > y.end { y.end } else { y.start };
         (x0 + (edge - v0) / (v1 - v0), edge)
     };
     let mut segments = Vec::new();
@@ -292,11 +271,7 @@ pub fn plot_loss_and_gradient(stats: &Stats, grad_y_range: Option<Range<f64>>) -
             title: "Training Loss history",
             x_label: "iteration",
             y_label: "training loss",
-            series: vec![Series {
-                label: None,
-                values: &stats.loss_history,
-                color: BLUE,
-            }],
+            series: vec![Series { label: None, values: &stats.loss_history, color: BLUE }],
             y_range: None,
         },
         Panel {
@@ -318,11 +293,7 @@ pub fn plot_loss_and_gradient(stats: &Stats, grad_y_range: Option<Range<f64>>) -
 /// accuracy per epoch with a legend.
 pub fn plot_stats(stats: &Stats) -> Result<Figure> {
     check_history("grad_magnitude_history", &stats.grad_magnitude_history)?;
-    let grad_max = stats
-        .grad_magnitude_history
-        .iter()
-        .copied()
-        .fold(f64::NEG_INFINITY, f64::max);
+    let grad_max = stats.grad_magnitude_history.iter().copied().fold(f64::NEG_INFINITY, f64::max);
     let grad_top = grad_max.min(100.0);
     let grad_top = if grad_top > 0.0 { grad_top } else { 1.0 };
     stacked(&[
@@ -341,11 +312,7 @@ pub fn plot_stats(stats: &Stats) -> Result<Figure> {
             title: "Loss history",
             x_label: "Iteration",
             y_label: "Loss",
-            series: vec![Series {
-                label: None,
-                values: &stats.loss_history,
-                color: BLUE,
-            }],
+            series: vec![Series { label: None, values: &stats.loss_history, color: BLUE }],
             y_range: Some(0.0..100.0),
         },
         Panel {
@@ -353,16 +320,8 @@ pub fn plot_stats(stats: &Stats) -> Result<Figure> {
             x_label: "Epoch",
             y_label: "Classification accuracy",
             series: vec![
-                Series {
-                    label: Some("train"),
-                    values: &stats.train_acc_history,
-                    color: BLUE,
-                },
-                Series {
-                    label: Some("val"),
-                    values: &stats.val_acc_history,
-                    color: ORANGE,
-                },
+                Series { label: Some("train"), values: &stats.train_acc_history, color: BLUE },
+                Series { label: Some("val"), values: &stats.val_acc_history, color: ORANGE },
             ],
             y_range: None,
         },
@@ -421,11 +380,7 @@ pub fn show_gray(image: &Array2<f64>, scale: usize) -> Result<Figure> {
     let lo = bytes.iter().copied().min().unwrap_or(0);
     let hi = bytes.iter().copied().max().unwrap_or(0);
     let norm = |b: u8| {
-        if hi > lo {
-            ((u32::from(b - lo) * 255) / u32::from(hi - lo)) as u8
-        } else {
-            0
-        }
+        if hi > lo { ((u32::from(b - lo) * 255) / u32::from(hi - lo)) as u8 } else { 0 }
     };
     let (rows, cols) = image.dim();
     let (wide, tall) = (cols * scale, rows * scale);
@@ -449,11 +404,8 @@ pub fn show_net_weights(net: &TwoLayerMLP) -> Result<Figure> {
             found: w1.shape().to_vec(),
         });
     }
-    let tiles = w1
-        .t()
-        .as_standard_layout()
-        .into_owned()
-        .into_shape_with_order((w1.ncols(), 28, 28));
+    let tiles =
+        w1.t().as_standard_layout().into_owned().into_shape_with_order((w1.ncols(), 28, 28));
     let tiles = tiles.map_err(|e| MlpError::Plot(e.to_string()))?;
     let grid = visualize_grid(&tiles, 255.0, 3)?;
     let scale = (FIGURE_SIZE.1 as usize / grid.nrows().max(grid.ncols())).max(1);
@@ -469,14 +421,8 @@ mod tests {
         // from 120 down to 20 the line enters 0..100 at x = 1.2; from 10 up to 130 it
         // leaves at x = 3.75
         let segs = clip_to(&[150.0, 120.0, 20.0, 10.0, 130.0], 0.0..100.0);
-        assert_eq!(
-            segs,
-            vec![vec![(1.2, 100.0), (2.0, 20.0), (3.0, 10.0), (3.75, 100.0)]]
-        );
-        assert_eq!(
-            clip_to(&[1.0, 2.0], 0.0..100.0),
-            vec![vec![(0.0, 1.0), (1.0, 2.0)]]
-        );
+        assert_eq!(segs, vec![vec![(1.2, 100.0), (2.0, 20.0), (3.0, 10.0), (3.75, 100.0)]]);
+        assert_eq!(clip_to(&[1.0, 2.0], 0.0..100.0), vec![vec![(0.0, 1.0), (1.0, 2.0)]]);
         assert!(clip_to(&[200.0, 300.0], 0.0..100.0).is_empty());
     }
 }

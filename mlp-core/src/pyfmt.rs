@@ -16,11 +16,7 @@ pub fn py_float(x: f64) -> String {
         };
     }
     if x == 0.0 {
-        return if x.is_sign_negative() {
-            "-0.0".into()
-        } else {
-            "0.0".into()
-        };
+        return if x.is_sign_negative() { "-0.0".into() } else { "0.0".into() };
     }
     let exp = x.abs().log10().floor() as i32;
     // log10 can be off by one near powers of ten: read the exponent from Rust's own
@@ -72,13 +68,7 @@ pub fn numpy_str(a: &Array2<f64>) -> String {
         .unwrap_or(0);
     let cells: Vec<String> = a
         .iter()
-        .map(|v| {
-            if decimals == 0 {
-                format!("{v:.0}.")
-            } else {
-                pad_zeros(v, decimals)
-            }
-        })
+        .map(|v| if decimals == 0 { format!("{v:.0}.") } else { pad_zeros(v, decimals) })
         .collect();
     let width = cells.iter().map(String::len).max().unwrap_or(0);
     let ncols = a.ncols().max(1);
@@ -125,9 +115,6 @@ mod tests {
     #[test]
     fn numpy_str_prints_the_toy_data_like_numpy() {
         let x = array![[16.24345364, -6.11756414], [8.65407629, -23.01538697]];
-        assert_eq!(
-            numpy_str(&x),
-            "[[ 16.24345364  -6.11756414]\n [  8.65407629 -23.01538697]]"
-        );
+        assert_eq!(numpy_str(&x), "[[ 16.24345364  -6.11756414]\n [  8.65407629 -23.01538697]]");
     }
 }

@@ -36,10 +36,7 @@ pub struct NumpyRng {
 impl NumpyRng {
     /// A generator seeded as `np.random.seed(seed)`.
     pub fn new(seed: u32) -> Self {
-        NumpyRng {
-            mt: Mt::new(seed),
-            cached_gauss: None,
-        }
+        NumpyRng { mt: Mt::new(seed), cached_gauss: None }
     }
 
     /// Re-seed in place, as `np.random.seed(seed)`: the twister is re-initialised
@@ -176,14 +173,7 @@ mod tests {
     fn doubles_match_numpy_seed_1() {
         let mut rng = NumpyRng::new(1);
         let got: Vec<f64> = (0..3).map(|_| rng.random()).collect();
-        assert_eq!(
-            got,
-            [
-                0.417022004702574,
-                0.7203244934421581,
-                0.00011437481734488664
-            ]
-        );
+        assert_eq!(got, [0.417022004702574, 0.7203244934421581, 0.00011437481734488664]);
     }
 
     #[test]

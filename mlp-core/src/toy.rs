@@ -3,8 +3,10 @@
 
 use ndarray::{Array1, Array2};
 
-use crate::error::{MlpError, Result, check_nonzero};
-use crate::net::{Activation, TwoLayerMLP, check_labels};
+use crate::check::check_labels;
+use crate::check::check_nonzero;
+use crate::error::{MlpError, Result};
+use crate::model::{Activation, TwoLayerMLP};
 use crate::rng::NumpyRng;
 
 /// The toy problem's sizes, seeds and labels. `Default` is the notebook's:
@@ -48,14 +50,7 @@ impl Toy {
         rng: &mut NumpyRng,
     ) -> Result<TwoLayerMLP> {
         rng.seed(self.model_seed);
-        TwoLayerMLP::new(
-            self.input_size,
-            self.hidden_size,
-            self.num_classes,
-            std,
-            activation,
-            rng,
-        )
+        TwoLayerMLP::new(self.input_size, self.hidden_size, self.num_classes, std, activation, rng)
     }
 
     /// `init_toy_data()`: seeds `rng` with `data_seed`, then `X = 10 * randn(num_inputs,
@@ -74,9 +69,7 @@ impl Toy {
         let y = Array1::from(self.labels.clone());
         check_labels("toy data", y.view(), self.num_classes)?;
         rng.seed(self.data_seed);
-        let x = rng
-            .randn(self.num_inputs, self.input_size)
-            .mapv_into(|v| 10.0 * v);
+        let x = rng.randn(self.num_inputs, self.input_size).mapv_into(|v| 10.0 * v);
         Ok((x, y))
     }
 }

@@ -3,10 +3,11 @@
 
 use ndarray::{Array2, ArrayView1, ArrayView2, AsArray, Ix1, Ix2};
 
-use crate::error::{MlpError, Result, check_non_negative, check_nonzero, check_positive};
-use crate::net::{Input, Params, Rows, TwoLayerMLP, Workspace, sgd_step};
+use crate::check::{check_non_negative, check_nonzero, check_positive, check_xy};
+use crate::engine::{self, Input, OffsetSparse, Workspace, fast_fma, sgd_step};
+use crate::error::{MlpError, Result};
+use crate::model::{Params, TwoLayerMLP};
 use crate::rng::NumpyRng;
-use crate::sparse::{OffsetSparse, fast_fma};
 
 /// Above this fraction of stored entries, [`InputKernel::Auto`] keeps the dense
 /// products. On MNIST (0.19 stored) a sparse step took 300 us against 390 us dense, and
@@ -232,9 +233,10 @@ impl TwoLayerMLP {
         config.validate()?;
         // A spinning helper thread takes the second half of each split (see par.rs),
         // the checks of the data's values included.
-        crate::par::with_helper(|| {
-            self.check_xy("train (training set)", x, y)?;
-            self.check_xy("train (validation set)", x_val, y_val)?;
+        engine::par::with_helper(|| {
+            let (d, c) = (self.input_size(), self.output_size());
+            check_xy("train (training set)", x, y, d, c)?;
+            check_xy("train (validation set)", x_val, y_val, d, c)?;
             Trainer::new(self, x, y, config).run(rng, x_val, y_val, reporter)
         })
     }
@@ -307,7 +309,7 @@ impl<'n, 'x> Trainer<'n, 'x> {
         // W1's rows start cache lines (the same values; see aligned_zeros). Where an
         // allocation lands otherwise changes from build to build: 16 against 19
         // cycles per entry of the sparse gather.
-        crate::net::make_aligned(&mut self.net.params.w1);
+        engine::make_aligned(&mut self.net.params.w1);
         rng.seed(self.config.seed);
         for epoch in 1..=self.config.num_epochs {
             let perm = rng.permutation(num_train);
@@ -332,19 +334,18 @@ impl<'n, 'x> Trainer<'n, 'x> {
             // the sparse steps keep W1 in the workspace: the network's own copy now
             self.ws.sync_w1(&mut self.net.params.w1);
             let y_batch = ArrayView1::from(&self.y_batch);
+            let (params, act) = (&self.net.params, self.net.activation);
             let train_acc = match &self.sparse {
                 Some(s) => {
                     let last = (iterations_per_epoch - 1) * self.batch;
                     let idx = &perm[last..last + self.batch];
-                    self.net.accuracy_sparse(s, idx, y_batch)
+                    engine::accuracy_sparse(params, act, s, idx, y_batch)
                 }
-                None => self
-                    .net
-                    .accuracy_unchecked(Rows::Dense(self.x_batch.view()), y_batch),
+                None => engine::accuracy(params, act, self.x_batch.view(), y_batch),
             };
             let val_acc = match &val_sparse {
-                Some(s) => self.net.accuracy_sparse(s, &val_rows, y_val),
-                None => self.net.accuracy_unchecked(Rows::Dense(x_val), y_val),
+                Some(s) => engine::accuracy_sparse(params, act, s, &val_rows, y_val),
+                None => engine::accuracy(params, act, x_val, y_val),
             };
             stats.train_acc_history.push(train_acc);
             stats.val_acc_history.push(val_acc);
@@ -373,11 +374,7 @@ impl<'n, 'x> Trainer<'n, 'x> {
         }
         let input = match &self.sparse {
             Some(s) => Input::Sparse { s, idx, next },
-            None => Input::Gather {
-                src: self.x,
-                idx,
-                buf: &mut self.x_batch,
-            },
+            None => Input::Gather { src: self.x, idx, buf: &mut self.x_batch },
         };
         sgd_step(
             &mut self.net.params,

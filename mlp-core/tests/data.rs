@@ -27,23 +27,13 @@ fn structurally_valid_dir() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     for f in &MNIST_FILES {
         let image = f.magic == 2051;
-        fs::write(
-            dir.path().join(f.name),
-            idx(f.magic, f.count as u32, image, 0),
-        )
-        .unwrap();
+        fs::write(dir.path().join(f.name), idx(f.magic, f.count as u32, image, 0)).unwrap();
     }
     dir
 }
 
 fn load(dir: &Path, verify: bool) -> MlpError {
-    load_mnist(
-        dir,
-        &LoadOptions {
-            verify_checksums: verify,
-        },
-    )
-    .unwrap_err()
+    load_mnist(dir, &LoadOptions { verify_checksums: verify }).unwrap_err()
 }
 
 #[test]
@@ -53,10 +43,7 @@ fn missing_file_says_to_run_make_data() {
     assert!(matches!(err, MlpError::MissingFile { .. }));
     let msg = err.to_string();
     assert!(msg.contains("train-images-idx3-ubyte not found"), "{msg}");
-    assert!(
-        msg.contains("make data") && msg.contains("MLP_DATA_DIR"),
-        "{msg}"
-    );
+    assert!(msg.contains("make data") && msg.contains("MLP_DATA_DIR"), "{msg}");
     assert!(!err.is_usage());
 }
 
@@ -118,10 +105,7 @@ fn image_and_label_counts_must_agree() {
 fn wrong_image_dimensions_are_named() {
     let mut bytes = idx(2051, 10_000, true, 0);
     bytes[8..12].copy_from_slice(&32u32.to_be_bytes());
-    assert_says(
-        error_with("t10k-images-idx3-ubyte", bytes),
-        "images are 32x28, expected 28x28",
-    );
+    assert_says(error_with("t10k-images-idx3-ubyte", bytes), "images are 32x28, expected 28x28");
 }
 
 #[test]
@@ -141,13 +125,7 @@ fn wrong_checksum_names_the_file() {
 fn structurally_valid_files_load_without_checksums() {
     // the validation lets through exactly what the `mnist` parser accepts
     let dir = structurally_valid_dir();
-    let m = load_mnist(
-        dir.path(),
-        &LoadOptions {
-            verify_checksums: false,
-        },
-    )
-    .unwrap();
+    let m = load_mnist(dir.path(), &LoadOptions { verify_checksums: false }).unwrap();
     assert_eq!(m.len(), 70_000);
     assert_eq!(m.images.len(), 70_000 * 784);
 }
@@ -161,20 +139,11 @@ fn gzipped_files_are_read_and_errors_name_the_gz() {
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     gz.write_all(&raw).unwrap();
     fs::write(dir.path().join(format!("{name}.gz")), gz.finish().unwrap()).unwrap();
-    let m = load_mnist(
-        dir.path(),
-        &LoadOptions {
-            verify_checksums: false,
-        },
-    )
-    .unwrap();
+    let m = load_mnist(dir.path(), &LoadOptions { verify_checksums: false }).unwrap();
     assert_eq!(m.len(), 70_000);
 
     // the first file checked is the training images (not gzipped here)
-    assert_says(
-        load(dir.path(), true),
-        "train-images-idx3-ubyte has SHA-256",
-    );
+    assert_says(load(dir.path(), true), "train-images-idx3-ubyte has SHA-256");
 
     fs::write(dir.path().join(format!("{name}.gz")), b"not gzip at all").unwrap();
     assert_says(
@@ -189,10 +158,7 @@ fn tiny() -> MnistBytes {
     for i in 0..10u8 {
         images.extend(std::iter::repeat_n(i * 10, 784));
     }
-    MnistBytes {
-        images,
-        labels: (0..10).collect(),
-    }
+    MnistBytes { images, labels: (0..10).collect() }
 }
 
 #[test]

@@ -17,14 +17,7 @@ fn toy_xy() -> (Array2<f64>, Array1<usize>) {
 fn rejects_mismatching_x_and_y() {
     let (x, _) = toy_xy();
     let err = net().loss(&x, &array![0usize, 1, 2], 0.1).unwrap_err();
-    assert!(matches!(
-        err,
-        MlpError::RowsLabelsMismatch {
-            rows: 5,
-            labels: 3,
-            ..
-        }
-    ));
+    assert!(matches!(err, MlpError::RowsLabelsMismatch { rows: 5, labels: 3, .. }));
     assert_eq!(
         err.to_string(),
         "loss: X has 5 rows but y has 3 labels; give exactly one label per row"
@@ -36,14 +29,7 @@ fn rejects_mismatching_x_and_y() {
 fn rejects_x_with_the_wrong_number_of_columns() {
     let x = Array2::<f64>::zeros((5, 7));
     let err = net().predict(&x).unwrap_err();
-    assert!(matches!(
-        err,
-        MlpError::InputSizeMismatch {
-            expected: 4,
-            found: 7,
-            ..
-        }
-    ));
+    assert!(matches!(err, MlpError::InputSizeMismatch { expected: 4, found: 7, .. }));
     assert_eq!(
         err.to_string(),
         "predict: X has 7 columns but the network expects input_size = 4; reshape X to (N, 4)"
@@ -53,22 +39,9 @@ fn rejects_x_with_the_wrong_number_of_columns() {
 #[test]
 fn rejects_labels_out_of_range() {
     let (x, _) = toy_xy();
-    let err = net()
-        .loss(&x, &array![0usize, 1, 3, 2, 1], 0.0)
-        .unwrap_err();
-    assert!(matches!(
-        err,
-        MlpError::LabelOutOfRange {
-            index: 2,
-            label: 3,
-            num_classes: 3,
-            ..
-        }
-    ));
-    assert_eq!(
-        err.to_string(),
-        "loss: label 3 at index 2 is out of range; labels must be in 0..3"
-    );
+    let err = net().loss(&x, &array![0usize, 1, 3, 2, 1], 0.0).unwrap_err();
+    assert!(matches!(err, MlpError::LabelOutOfRange { index: 2, label: 3, num_classes: 3, .. }));
+    assert_eq!(err.to_string(), "loss: label 3 at index 2 is out of range; labels must be in 0..3");
 }
 
 #[test]
@@ -77,19 +50,14 @@ fn rejects_empty_x() {
     let y = Array1::<usize>::zeros(0);
     let err = net().loss(&x, &y, 0.1).unwrap_err();
     assert!(matches!(err, MlpError::EmptyInput { what: "X" }));
-    assert_eq!(
-        err.to_string(),
-        "X is empty (0 rows): pass at least one example"
-    );
+    assert_eq!(err.to_string(), "X is empty (0 rows): pass at least one example");
 }
 
 #[test]
 fn rejects_zero_sizes() {
-    for (sizes, name) in [
-        ((0, 10, 3), "input_size"),
-        ((4, 0, 3), "hidden_size"),
-        ((4, 10, 0), "output_size"),
-    ] {
+    for (sizes, name) in
+        [((0, 10, 3), "input_size"), ((4, 0, 3), "hidden_size"), ((4, 10, 0), "output_size")]
+    {
         let err = TwoLayerMLP::new(
             sizes.0,
             sizes.1,
@@ -109,10 +77,7 @@ fn rejects_negative_or_non_finite_std_and_reg() {
     for std in [-0.1, f64::NAN, f64::INFINITY] {
         let err =
             TwoLayerMLP::new(4, 10, 3, std, Activation::Relu, &mut NumpyRng::new(0)).unwrap_err();
-        assert!(matches!(
-            err,
-            MlpError::InvalidHyperparameter { name: "std", .. }
-        ));
+        assert!(matches!(err, MlpError::InvalidHyperparameter { name: "std", .. }));
     }
     let err =
         TwoLayerMLP::new(4, 10, 3, -1.0, Activation::Relu, &mut NumpyRng::new(0)).unwrap_err();
@@ -124,63 +89,40 @@ fn rejects_negative_or_non_finite_std_and_reg() {
 
 fn train_err(config: TrainConfig) -> MlpError {
     let (x, y) = toy_xy();
-    net()
-        .train(&mut NumpyRng::new(0), &x, &y, &x, &y, &config)
-        .unwrap_err()
+    net().train(&mut NumpyRng::new(0), &x, &y, &x, &y, &config).unwrap_err()
 }
 
 #[test]
 fn rejects_bad_training_settings() {
     let cases: [(TrainConfig, &str); 6] = [
         (
-            TrainConfig {
-                learning_rate: -1.0,
-                ..Default::default()
-            },
+            TrainConfig { learning_rate: -1.0, ..Default::default() },
             "learning_rate must be finite and > 0, got -1.0",
         ),
         (
-            TrainConfig {
-                learning_rate: f64::NAN,
-                ..Default::default()
-            },
+            TrainConfig { learning_rate: f64::NAN, ..Default::default() },
             "learning_rate must be finite and > 0, got nan",
         ),
         (
-            TrainConfig {
-                learning_rate_decay: 0.0,
-                ..Default::default()
-            },
+            TrainConfig { learning_rate_decay: 0.0, ..Default::default() },
             "learning_rate_decay must be finite and > 0, got 0.0",
         ),
         (
-            TrainConfig {
-                reg: f64::INFINITY,
-                ..Default::default()
-            },
+            TrainConfig { reg: f64::INFINITY, ..Default::default() },
             "reg must be finite and >= 0, got inf",
         ),
         (
-            TrainConfig {
-                batch_size: 0,
-                ..Default::default()
-            },
+            TrainConfig { batch_size: 0, ..Default::default() },
             "batch_size must be at least 1, got 0",
         ),
         (
-            TrainConfig {
-                num_epochs: 0,
-                ..Default::default()
-            },
+            TrainConfig { num_epochs: 0, ..Default::default() },
             "num_epochs must be at least 1, got 0",
         ),
     ];
     for (config, message) in cases {
         let err = train_err(config);
-        assert!(matches!(
-            err,
-            MlpError::InvalidHyperparameter { .. } | MlpError::ZeroSize { .. }
-        ));
+        assert!(matches!(err, MlpError::InvalidHyperparameter { .. } | MlpError::ZeroSize { .. }));
         assert_eq!(err.to_string(), message);
     }
 }
@@ -196,16 +138,8 @@ fn rejects_nan_and_inf_in_x() {
         "X contains a non-finite value (nan) at row 3, column 1; clean or rescale the data"
     );
     x[[3, 1]] = f64::NEG_INFINITY;
-    let err = net()
-        .train(
-            &mut NumpyRng::new(0),
-            &x,
-            &y,
-            &x,
-            &y,
-            &TrainConfig::default(),
-        )
-        .unwrap_err();
+    let err =
+        net().train(&mut NumpyRng::new(0), &x, &y, &x, &y, &TrainConfig::default()).unwrap_err();
     assert!(matches!(err, MlpError::NonFinite { row: 3, col: 1, .. }));
 }
 
@@ -213,14 +147,7 @@ fn rejects_nan_and_inf_in_x() {
 fn validation_set_is_checked_too() {
     let (x, y) = toy_xy();
     let err = net()
-        .train(
-            &mut NumpyRng::new(0),
-            &x,
-            &y,
-            &x,
-            &array![0usize, 1],
-            &TrainConfig::default(),
-        )
+        .train(&mut NumpyRng::new(0), &x, &y, &x, &array![0usize, 1], &TrainConfig::default())
         .unwrap_err();
     assert_eq!(
         err.to_string(),
@@ -231,24 +158,11 @@ fn validation_set_is_checked_too() {
 #[test]
 fn divergence_stops_training_with_the_epoch_and_a_hint() {
     let (x, y) = toy_xy();
-    let mut net = Toy::default()
-        .model(Activation::Relu, 0.1, &mut NumpyRng::new(0))
-        .unwrap();
-    let config = TrainConfig {
-        learning_rate: 1e200,
-        num_epochs: 20,
-        ..Default::default()
-    };
-    let err = net
-        .train(&mut NumpyRng::new(0), &x, &y, &x, &y, &config)
-        .unwrap_err();
+    let mut net = Toy::default().model(Activation::Relu, 0.1, &mut NumpyRng::new(0)).unwrap();
+    let config = TrainConfig { learning_rate: 1e200, num_epochs: 20, ..Default::default() };
+    let err = net.train(&mut NumpyRng::new(0), &x, &y, &x, &y, &config).unwrap_err();
     match &err {
-        MlpError::Diverged {
-            epoch,
-            iteration,
-            learning_rate,
-            ..
-        } => {
+        MlpError::Diverged { epoch, iteration, learning_rate, .. } => {
             assert_eq!((*epoch, *iteration), (2, 1));
             assert_eq!(*learning_rate, 1e200 * 0.95);
         }
@@ -263,10 +177,7 @@ fn divergence_stops_training_with_the_epoch_and_a_hint() {
 
 #[test]
 fn toy_labels_must_match_the_number_of_inputs() {
-    let toy = Toy {
-        num_inputs: 6,
-        ..Toy::default()
-    };
+    let toy = Toy { num_inputs: 6, ..Toy::default() };
     let err = toy.data(&mut NumpyRng::new(0)).unwrap_err();
     assert_eq!(
         err.to_string(),
@@ -285,10 +196,7 @@ fn from_params_checks_shapes() {
 #[test]
 fn unknown_names_are_errors() {
     let err = "tanh".parse::<Activation>().unwrap_err();
-    assert_eq!(
-        err.to_string(),
-        "unknown activation 'tanh': expected one of sigmoid, relu"
-    );
+    assert_eq!(err.to_string(), "unknown activation 'tanh': expected one of sigmoid, relu");
     assert_eq!("w1".parse::<Param>().unwrap(), Param::W1);
     assert!("W3".parse::<Param>().is_err());
 }

@@ -2,29 +2,12 @@
 //! gradient norm and accuracy agrees, on MNIST-like images (mostly background) and on
 //! dense data, for both activations.
 
-use mlp_core::ndarray::{Array1, Array2, Axis, ShapeBuilder};
+use mlp_core::ndarray::{Array1, Array2, ShapeBuilder};
 use mlp_core::{Activation, InputKernel, NumpyRng, Params, Stats, TrainConfig, TwoLayerMLP};
 
-/// `n` 28x28 "images": ink (1..=255) more likely near the centre, background 0, then the
-/// mean image subtracted as the problem set does, so the background of pixel `k` is
-/// `-mean[k]`. The label says which of ten horizontal bands holds the most ink, so
-/// that there is something to learn.
-fn images(n: usize, rng: &mut NumpyRng) -> (Array2<f64>, Array1<usize>) {
-    let mut x = Array2::<f64>::zeros((n, 784));
-    for ((_, k), p) in x.indexed_iter_mut() {
-        let (r, c) = ((k / 28) as f64 - 13.5, (k % 28) as f64 - 13.5);
-        let ink = 0.45 * (-(r * r + c * c) / 90.0).exp();
-        if rng.random() < ink {
-            *p = (1.0 + 254.0 * rng.random()).floor();
-        }
-    }
-    let y = Array1::from_iter(x.rows().into_iter().map(|row| {
-        let band = |b: usize| row.iter().skip(b * 78).take(78).sum::<f64>();
-        (0..10).fold(0, |best, b| if band(b) > band(best) { b } else { best })
-    }));
-    let mean = x.mean_axis(Axis(0)).expect("rows");
-    (x - &mean, y)
-}
+#[path = "common/images.rs"]
+mod common;
+use common::images;
 
 fn train(
     activation: Activation,
@@ -42,9 +25,7 @@ fn train(
         kernel,
         ..TrainConfig::default()
     };
-    let stats = net
-        .train(&mut rng, x, y, x_val, y_val, &config)
-        .expect("trains");
+    let stats = net.train(&mut rng, x, y, x_val, y_val, &config).expect("trains");
     (stats, net.params)
 }
 
@@ -68,14 +49,8 @@ fn assert_same_training(sparse: &(Stats, Params), dense: &(Stats, Params), what:
     assert_eq!(s.train_acc_history, d.train_acc_history, "{what}");
     assert_eq!(s.val_acc_history, d.val_acc_history, "{what}");
     let scale = pd.w1.iter().fold(0.0, |m: f64, w| m.max(w.abs()));
-    let w1 = (&ps.w1 - &pd.w1)
-        .iter()
-        .fold(0.0, |m: f64, d| m.max(d.abs()))
-        / scale;
-    assert!(
-        w1 < 1e-10,
-        "{what}: W1 differs by {w1:e} of its largest entry"
-    );
+    let w1 = (&ps.w1 - &pd.w1).iter().fold(0.0, |m: f64, d| m.max(d.abs())) / scale;
+    assert!(w1 < 1e-10, "{what}: W1 differs by {w1:e} of its largest entry");
 }
 
 #[test]
@@ -152,15 +127,7 @@ fn a_diverging_sparse_run_leaves_the_network_as_its_steps_made_it() {
     };
     let err = net.train(&mut rng, &x, &y, &x, &y, &config).unwrap_err();
     assert!(matches!(err, mlp_core::MlpError::Diverged { .. }), "{err}");
-    let changed = net
-        .params
-        .w1
-        .iter()
-        .zip(&before)
-        .filter(|(a, b)| a.to_bits() != b.to_bits())
-        .count();
-    assert!(
-        changed > before.len() / 2,
-        "only {changed} entries of W1 changed"
-    );
+    let changed =
+        net.params.w1.iter().zip(&before).filter(|(a, b)| a.to_bits() != b.to_bits()).count();
+    assert!(changed > before.len() / 2, "only {changed} entries of W1 changed");
 }

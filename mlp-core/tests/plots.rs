@@ -21,16 +21,10 @@ fn decode(fig: &Figure) -> (u32, u32, usize, Vec<u8>) {
 fn stats(epochs: usize, per_epoch: usize) -> Stats {
     let n = epochs * per_epoch;
     Stats {
-        loss_history: (0..n)
-            .map(|i| 80.0 * (-(i as f64) / 300.0).exp() + 2.0)
-            .collect(),
+        loss_history: (0..n).map(|i| 80.0 * (-(i as f64) / 300.0).exp() + 2.0).collect(),
         grad_magnitude_history: (0..n).map(|i| 10.0 - i as f64 / n as f64 * 5.0).collect(),
-        train_acc_history: (0..epochs)
-            .map(|e| 0.2 + 0.7 * e as f64 / epochs as f64)
-            .collect(),
-        val_acc_history: (0..epochs)
-            .map(|e| 0.25 + 0.6 * e as f64 / epochs as f64)
-            .collect(),
+        train_acc_history: (0..epochs).map(|e| 0.2 + 0.7 * e as f64 / epochs as f64).collect(),
+        val_acc_history: (0..epochs).map(|e| 0.25 + 0.6 * e as f64 / epochs as f64).collect(),
         ..Stats::default()
     }
 }
@@ -114,9 +108,7 @@ fn weights_figure_is_the_grid_upscaled_in_gray() {
     assert_eq!((w, h, channels), (735, 735, 1));
     // the padding rows are black; tile 0's pixel (0, 0) matches the grid
     assert!(
-        pixels[(28 * 3 * w as usize)..(28 * 3 * w as usize + w as usize)]
-            .iter()
-            .all(|&p| p == 0)
+        pixels[(28 * 3 * w as usize)..(28 * 3 * w as usize + w as usize)].iter().all(|&p| p == 0)
     );
     let tiles = net
         .params
@@ -153,11 +145,7 @@ fn bad_plot_input_is_an_error() {
     s.loss_history[7] = f64::NAN;
     let err = plot_loss_and_gradient(&s, None).unwrap_err();
     assert!(matches!(err, MlpError::BadPlotData { .. }));
-    assert!(
-        err.to_string()
-            .contains("value NaN at index 7 is not finite"),
-        "{err}"
-    );
+    assert!(err.to_string().contains("value NaN at index 7 is not finite"), "{err}");
 
     let toy = TwoLayerMLP::new(4, 10, 3, 0.1, Activation::Relu, &mut NumpyRng::new(0)).unwrap();
     let err = show_net_weights(&toy).unwrap_err();

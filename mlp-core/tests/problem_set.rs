@@ -76,12 +76,7 @@ fn toy_final_loss(activation: Activation, learning_rate: f64, num_epochs: usize)
     let mut rng = NumpyRng::default();
     let (x, y) = toy.data(&mut rng).unwrap();
     let mut net = toy.model(activation, 0.1, &mut rng).unwrap();
-    let config = TrainConfig {
-        learning_rate,
-        reg: 1e-5,
-        num_epochs,
-        ..TrainConfig::default()
-    };
+    let config = TrainConfig { learning_rate, reg: 1e-5, num_epochs, ..TrainConfig::default() };
     let stats = net.train(&mut rng, &x, &y, &x, &y, &config).unwrap();
     assert_eq!(stats.loss_history.len(), num_epochs);
     assert_eq!(stats.grad_magnitude_history.len(), num_epochs);

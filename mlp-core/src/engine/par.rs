@@ -42,10 +42,7 @@ pub(crate) fn with_helper<R>(f: impl FnOnce() -> R) -> R {
     if cores < 2 || single_threaded() || HELPER.with(|h| h.get().is_some()) {
         return f();
     }
-    let slot = Slot {
-        job: AtomicPtr::new(std::ptr::null_mut()),
-        stop: AtomicBool::new(false),
-    };
+    let slot = Slot { job: AtomicPtr::new(std::ptr::null_mut()), stop: AtomicBool::new(false) };
     thread::scope(|scope| {
         let slot = &slot;
         scope.spawn(move || helper_loop(slot));
@@ -141,12 +138,7 @@ where
     let task_ptr = &task as *const Task as *mut Task;
     if slot
         .job
-        .compare_exchange(
-            std::ptr::null_mut(),
-            task_ptr,
-            Ordering::AcqRel,
-            Ordering::Acquire,
-        )
+        .compare_exchange(std::ptr::null_mut(), task_ptr, Ordering::AcqRel, Ordering::Acquire)
         .is_err()
     {
         // a job of an enclosing join is still waiting for the helper: run both here
@@ -158,12 +150,7 @@ where
     // wait for the helper; if it has not taken the job yet, take it back and run it here
     if slot
         .job
-        .compare_exchange(
-            task_ptr,
-            std::ptr::null_mut(),
-            Ordering::AcqRel,
-            Ordering::Acquire,
-        )
+        .compare_exchange(task_ptr, std::ptr::null_mut(), Ordering::AcqRel, Ordering::Acquire)
         .is_ok()
     {
         // SAFETY: the helper never saw the job; we are its only user.
@@ -191,11 +178,7 @@ fn single_threaded() -> bool {
 
 /// How many threads [`join`] can use from here.
 pub(crate) fn threads() -> usize {
-    if HELPER.with(|h| h.get().is_some()) {
-        2
-    } else {
-        1
-    }
+    if HELPER.with(|h| h.get().is_some()) { 2 } else { 1 }
 }
 
 #[cfg(test)]
@@ -206,10 +189,8 @@ mod tests {
     fn join_runs_both_with_and_without_a_helper() {
         let mut v = vec![0u64; 1000];
         let (a, b) = v.split_at_mut(500);
-        let (x, y) = join(
-            || a.iter_mut().for_each(|e| *e = 1),
-            || b.iter_mut().for_each(|e| *e = 2),
-        );
+        let (x, y) =
+            join(|| a.iter_mut().for_each(|e| *e = 1), || b.iter_mut().for_each(|e| *e = 2));
         assert_eq!((x, y), ((), ()));
         assert_eq!(v.iter().sum::<u64>(), 1500);
         let total = with_helper(|| {

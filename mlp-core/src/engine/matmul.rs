@@ -4,14 +4,14 @@
 //! crate (its AVX2/AVX-512 kernels are chosen at run time); small ones (the toy
 //! network's), and all of them without the feature (notebooks), through ndarray's own
 //! product (matrixmultiply). The
-//! training loop splits the large ones in two halves on two threads itself
-//! (`net.rs`, `par.rs`); `par_matmul_into` does the same for a single product.
+//! training steps split the large ones in two halves on two threads themselves
+//! (`dense.rs`, `par.rs`).
 //! Measured on the 2-core target machine for the minibatch products of the MNIST run
-//! (see ARCHITECTURE.md): `X W1` (100x784 by 784x64) 247 us with ndarray's
+//! (see docs/performance.md): `X W1` (100x784 by 784x64) 247 us with ndarray's
 //! matrixmultiply, 192 us with `gemm` on one thread, 120 us split in two; `X^T dZ`
 //! 225 / 203 / 122 us.
 
-use ndarray::{ArrayView2, ArrayViewMut2, Axis};
+use ndarray::{ArrayView2, ArrayViewMut2};
 
 /// Below this many multiply-adds a product stays on one thread: the split's
 /// synchronisation would cost more than it saves.
@@ -27,10 +27,7 @@ const SMALL_WORK: usize = 20_000;
 pub(crate) fn matmul_into(a: ArrayView2<f64>, b: ArrayView2<f64>, c: &mut ArrayViewMut2<f64>) {
     let (m, k) = a.dim();
     let n = b.ncols();
-    assert!(
-        b.nrows() == k && c.dim() == (m, n),
-        "matmul shapes: internal invariant"
-    );
+    assert!(b.nrows() == k && c.dim() == (m, n), "matmul shapes: internal invariant");
     if m == 0 || n == 0 {
         return;
     }
@@ -79,31 +76,6 @@ fn gemm_into(a: ArrayView2<f64>, b: ArrayView2<f64>, c: &mut ArrayViewMut2<f64>)
     }
 }
 
-/// [`matmul_into`] on two threads when the product is large: the longer of `c`'s two
-/// dimensions is split in half (rows of `a` and `c`, or columns of `b` and `c`).
-pub(crate) fn par_matmul_into(a: ArrayView2<f64>, b: ArrayView2<f64>, c: &mut ArrayViewMut2<f64>) {
-    let (m, k) = a.dim();
-    let n = b.ncols();
-    if m * n * k < PARALLEL_MIN_WORK || crate::par::threads() < 2 {
-        return matmul_into(a, b, c);
-    }
-    if m >= n {
-        let (a0, a1) = a.split_at(Axis(0), m / 2);
-        let (mut c0, mut c1) = c.view_mut().split_at(Axis(0), m / 2);
-        crate::par::join(
-            || matmul_into(a0, b, &mut c0),
-            || matmul_into(a1, b, &mut c1),
-        );
-    } else {
-        let (b0, b1) = b.split_at(Axis(1), n / 2);
-        let (mut c0, mut c1) = c.view_mut().split_at(Axis(1), n / 2);
-        crate::par::join(
-            || matmul_into(a, b0, &mut c0),
-            || matmul_into(a, b1, &mut c1),
-        );
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -114,7 +86,7 @@ mod tests {
         let b = Array2::from_shape_fn((k, n), |(i, j)| ((i * 5 + j) % 13) as f64 * 0.25);
         let expected = a.dot(&b);
         let mut c = Array2::from_elem((m, n), f64::NAN);
-        par_matmul_into(a.view(), b.view(), &mut c.view_mut());
+        matmul_into(a.view(), b.view(), &mut c.view_mut());
         assert_eq!(c, expected, "{m}x{k}x{n}");
         // transposed operands, as the backward pass uses them
         let mut ct = Array2::from_elem((n, m), f64::NAN);

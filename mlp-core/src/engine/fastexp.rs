@@ -8,8 +8,8 @@
 //! with the C library's on a million points). Each step is one rounding or one fused
 //! multiply-add, so every instruction set gives the same doubles.
 
-use crate::net::Activation;
-use crate::simd::dispatch_fn;
+use super::simd::dispatch_fn;
+use crate::model::Activation;
 
 /// `1.5 * 2^52`: adding it rounds a double to an integer, left in the low bits.
 const ROUND: f64 = 6755399441055744.0;
@@ -125,11 +125,9 @@ fn activate_any(act: Activation, z: &mut [f64], c: &[f64], b: &[f64]) {
                 *z = 1.0 / (1.0 + exp(-(*z + c + b)));
             }
         }
-        Activation::Relu => z
-            .iter_mut()
-            .zip(c)
-            .zip(b)
-            .for_each(|((z, &c), &b)| *z = act.apply(*z + c + b)),
+        Activation::Relu => {
+            z.iter_mut().zip(c).zip(b).for_each(|((z, &c), &b)| *z = act.apply(*z + c + b))
+        }
     }
 }
 
@@ -148,10 +146,9 @@ mod tests {
         let n = 1_000_000;
         for i in 0..n {
             // evenly over [-745, 710] and densely around 0, where sigmoid lives
-            for x in [
-                -745.0 + 1455.0 * i as f64 / n as f64,
-                -40.0 + 80.0 * (i as f64 + 0.37) / n as f64,
-            ] {
+            for x in
+                [-745.0 + 1455.0 * i as f64 / n as f64, -40.0 + 80.0 * (i as f64 + 0.37) / n as f64]
+            {
                 let (got, want) = (exp(x), x.exp());
                 if want >= f64::MIN_POSITIVE && want.is_finite() {
                     let d = ulps(got, want);

@@ -109,9 +109,7 @@ fn run_avx2<K: Kernel>(kernel: K) -> K::Output {
 /// A pointer into each 64-byte line `v` spans (from its first element on).
 #[cfg(target_arch = "x86_64")]
 fn lines<T>(v: &[T]) -> impl Iterator<Item = *const i8> + '_ {
-    v.iter()
-        .step_by((64 / size_of::<T>().max(1)).max(1))
-        .map(|x| (x as *const T).cast())
+    v.iter().step_by((64 / size_of::<T>().max(1)).max(1)).map(|x| (x as *const T).cast())
 }
 
 /// Ask the CPU to bring `v` into the caches, without waiting.
