@@ -68,7 +68,7 @@ lint:
 
 unit:
 	cargo test --locked --workspace
-	# the kernels' narrower instruction-set paths too (src/simd.rs), where the CPU has
+	# the kernels' narrower instruction-set paths too (src/engine/simd.rs), where the CPU has
 	# wider ones: every path gives the same numbers
 	MLP_SIMD=avx2 cargo test --locked --workspace
 	MLP_SIMD=baseline cargo test --locked --workspace --lib

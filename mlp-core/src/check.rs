@@ -4,7 +4,6 @@
 use ndarray::{ArrayView1, ArrayView2};
 
 use crate::error::{MlpError, Result};
-use crate::model::Params;
 
 /// `X` against a network with `d` inputs: `d` columns, at least one row, finite values.
 pub(crate) fn check_x(what: &'static str, x: ArrayView2<f64>, d: usize) -> Result<()> {
@@ -60,11 +59,11 @@ pub(crate) fn check_labels(
     }
 }
 
-/// The parameters' shapes agree with each other: `W1 (D, H)`, `b1 (H,)`, `W2 (H, C)`,
-/// `b2 (C,)`, none of the sizes zero.
-pub(crate) fn check_params(params: &Params) -> Result<()> {
-    let (d, h) = params.w1.dim();
-    let c = params.w2.ncols();
+/// The shapes of `W1`, `b1`, `W2`, `b2` agree with each other: `(D, H)`, `(H,)`,
+/// `(H, C)`, `(C,)`, none of the sizes zero.
+pub(crate) fn check_params([w1, b1, w2, b2]: [&[usize]; 4]) -> Result<()> {
+    let (d, h) = (w1[0], w1[1]);
+    let c = w2[1];
     check_nonzero("input_size", d)?;
     check_nonzero("hidden_size", h)?;
     check_nonzero("output_size", c)?;
@@ -75,9 +74,9 @@ pub(crate) fn check_params(params: &Params) -> Result<()> {
             Err(MlpError::ShapeMismatch { what: what.to_string(), expected, found: found.to_vec() })
         }
     };
-    expect("b1", vec![h], params.b1.shape())?;
-    expect("W2", vec![h, c], params.w2.shape())?;
-    expect("b2", vec![c], params.b2.shape())
+    expect("b1", vec![h], b1)?;
+    expect("W2", vec![h, c], w2)?;
+    expect("b2", vec![c], b2)
 }
 
 /// Check that `value` is finite and `>= 0`.

@@ -128,7 +128,8 @@ impl TwoLayerMLP {
 
     /// A network with the given parameters, after checking their shapes agree.
     pub fn from_params(params: Params, activation: Activation) -> Result<Self> {
-        check_params(&params)?;
+        let Params { w1, b1, w2, b2 } = &params;
+        check_params([w1.shape(), b1.shape(), w2.shape(), b2.shape()])?;
         Ok(TwoLayerMLP { params, activation })
     }
 

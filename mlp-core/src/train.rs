@@ -11,7 +11,7 @@ use crate::rng::NumpyRng;
 
 /// Above this fraction of stored entries, [`InputKernel::Auto`] keeps the dense
 /// products. On MNIST (0.19 stored) a sparse step took 300 us against 390 us dense, and
-/// about 240 us of it grows with the entries, so the two meet near 0.25 (ARCHITECTURE.md).
+/// about 240 us of it grows with the entries, so the two meet near 0.25 (docs/performance.md).
 const SPARSE_MAX_DENSITY: f64 = 0.25;
 
 /// Shorter runs than this keep the dense products under [`InputKernel::Auto`]: on MNIST
@@ -231,7 +231,7 @@ impl TwoLayerMLP {
     ) -> Result<Stats> {
         let (x, y, x_val, y_val) = (x.into(), y.into(), x_val.into(), y_val.into());
         config.validate()?;
-        // A spinning helper thread takes the second half of each split (see par.rs),
+        // A spinning helper thread takes the second half of each split (see engine/par.rs),
         // the checks of the data's values included.
         engine::par::with_helper(|| {
             let (d, c) = (self.input_size(), self.output_size());

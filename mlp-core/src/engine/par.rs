@@ -3,7 +3,7 @@
 //! One SGD step on MNIST is about 0.3 ms of work split in two halves twice.
 //! `rayon::join` handed the second half to a pool thread that went to sleep between
 //! steps, and waking it took longer than the half itself, so training ran on one core
-//! (see ARCHITECTURE.md). While a training loop (or a large prediction) runs,
+//! (see docs/performance.md). While a training loop (or a large prediction) runs,
 //! [`with_helper`] keeps one helper thread spinning for work instead; [`join`] gives it
 //! the second closure and runs the first here. Without a helper (one core, or
 //! `MLP_NUM_THREADS=1`), [`join`] runs both closures here, one after the other.

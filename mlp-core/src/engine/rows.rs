@@ -127,7 +127,7 @@ pub(super) fn softmax_cross_entropy_row(s: &mut [f64], label: usize, n: f64) -> 
     sum.ln() - shifted_label
 }
 
-/// Everything of [`loss_and_grads`] but `dW1` and `dW2` for the batch `x`: returns the
+/// Everything of `model.rs`'s loss but `dW1` and `dW2` for the batch `x`: returns the
 /// loss; `ws.dhidden` holds `dL/dz1` and `ws.scores` `dL/dscores`, from which
 /// `dW1 = X^T dz1 + reg W1` and `dW2 = hidden^T dscores + reg W2` follow.
 /// `carried` is what the last SGD step computed for this one, if anything.

@@ -12,7 +12,7 @@ use super::{ParamViews, row_split};
 use crate::model::{Activation, Grads, Params};
 use crate::sums::pairwise_sum;
 
-/// [`sgd_step`] for rows `idx` of `X = S + 1 c^T` (see `sparse.rs`): the same
+/// [`super::sgd_step`] for rows `idx` of `X = S + 1 c^T` (see `sparse.rs`): the same
 /// parameters to the bit as the dense products' chains in row order (the loss's
 /// `sum(W1^2)` and `|dW1|` are summed in another order: the last bits differ), with the
 /// work split between the two threads so that each keeps its data in its own core's
@@ -22,7 +22,7 @@ use crate::sums::pairwise_sum;
 ///    for all rows, `act(S W1[:, half] + c W1[:, half] + b1[half])`, from its half of
 ///    `W1`'s columns (which only it ever reads or writes);
 /// 2. by rows: each thread takes its half of the batch through the second layer, the
-///    softmax and back to `dz1`, as [`rows_pass`] does; and the sum of the squares of
+///    softmax and back to `dz1`, as [`super::rows::rows_pass`] does; and the sum of the squares of
 ///    its panel of `W1`, for the loss;
 /// 3. by hidden units again: `dW1[:, half] = S^T dz1[:, half] + c db1[half]^T + reg
 ///    W1[:, half]`, added up in a buffer in row order, each block of rows used for the

@@ -18,7 +18,7 @@ pub(crate) struct Workspace {
     /// Each row's cross-entropy, `(n,)`.
     pub(super) row_loss: Vec<f64>,
     /// For a sparse batch, each thread's columns of the hidden layer `(n, w)` (see
-    /// [`sparse_sgd_step`]), and its columns of `S^T dz1` `(D, w)`: all zero between
+    /// [`super::sparse_step::sparse_sgd_step`]), and its columns of `S^T dz1` `(D, w)`: all zero between
     /// steps.
     pub(super) columns: [Array2<f64>; 2],
     pub(super) dw1: [Array2<f64>; 2],
@@ -27,15 +27,15 @@ pub(crate) struct Workspace {
     /// the cores took them from each other at every step (the half-width step ran no
     /// faster on two threads than the whole on one).
     pub(super) panels: [Array2<f64>; 2],
-    /// What the last [`sgd_step`] computed for the next one (see there).
+    /// What the last [`super::sgd_step`] computed for the next one (see there).
     pub(super) carried: Carried,
     /// `c W1` for a sparse batch in two parts (the rows of `W1` each thread updated),
-    /// from the last [`sgd_step`] if `carried.shift`; and `c W1` for the current step.
+    /// from the last [`super::sgd_step`] if `carried.shift`; and `c W1` for the current step.
     pub(super) shift_parts: [Vec<f64>; 2],
     pub(super) shift: Vec<f64>,
 }
 
-/// What an [`sgd_step`] computes for the next step's loss and forward pass while it
+/// What an [`super::sgd_step`] computes for the next step's loss and forward pass while it
 /// updates `W1`. Only valid while nothing else changes the parameters in between (as in
 /// training); a new [`Workspace`] has none of it.
 #[derive(Clone, Copy, Debug, Default)]
