@@ -26,7 +26,7 @@ class TwoLayerMLP:
         self.params["b2"] = np.zeros(output_size)
         self.activation = activation
 
-    def loss(self, X, y=None, reg=0.0):
+    def loss(self, X, y=None, reg=0.0, regularization="l2"):
         W1, b1 = self.params["W1"], self.params["b1"]
         W2, b2 = self.params["W2"], self.params["b2"]
         N, D = X.shape
@@ -44,25 +44,30 @@ class TwoLayerMLP:
         log_probs = shifted - np.log(sum_exp)
         probs = np.exp(log_probs)
         loss = -np.sum(log_probs[np.arange(N), y]) / N
-        loss += 0.5 * reg * (np.sum(W1 * W1) + np.sum(W2 * W2))
+        if regularization == "l1":  # Problem 3: reg * (sum |W1| + sum |W2|), subgradient reg * sign(W)
+            loss += reg * (np.sum(np.abs(W1)) + np.sum(np.abs(W2)))
+            dpen1, dpen2 = np.sign(W1), np.sign(W2)
+        else:
+            loss += 0.5 * reg * (np.sum(W1 * W1) + np.sum(W2 * W2))
+            dpen1, dpen2 = W1, W2
 
         grads = {}
         dscores = probs.copy()
         dscores[np.arange(N), y] -= 1
         dscores /= N
-        grads["W2"] = hidden.T.dot(dscores) + reg * W2
+        grads["W2"] = hidden.T.dot(dscores) + reg * dpen2
         grads["b2"] = np.sum(dscores, axis=0)
         dhidden = dscores.dot(W2.T)
         if self.activation == "relu":
             dz1 = dhidden * (z1 > 0)
         else:
             dz1 = dhidden * hidden * (1 - hidden)
-        grads["W1"] = X.T.dot(dz1) + reg * W1
+        grads["W1"] = X.T.dot(dz1) + reg * dpen1
         grads["b1"] = np.sum(dz1, axis=0)
         return loss, grads
 
     def train(self, X, y, X_val, y_val, learning_rate=1e-3, learning_rate_decay=0.95,
-              reg=1e-5, num_epochs=10, batch_size=200, verbose=False):
+              reg=1e-5, num_epochs=10, batch_size=200, verbose=False, regularization="l2"):
         num_train = X.shape[0]
         iterations_per_epoch = max(num_train // batch_size, 1)
         np.random.seed(1)
@@ -73,7 +78,7 @@ class TwoLayerMLP:
             for it in range(iterations_per_epoch):
                 idx = perm[it * batch_size:(it + 1) * batch_size]
                 X_batch, y_batch = X[idx], y[idx]
-                loss, grads = self.loss(X_batch, y=y_batch, reg=reg)
+                loss, grads = self.loss(X_batch, y=y_batch, reg=reg, regularization=regularization)
                 loss_history.append(loss)
                 for param in self.params:
                     self.params[param] -= learning_rate * grads[param]
@@ -154,13 +159,15 @@ def toy(args):
     return net, X, y
 
 
-def main():
+def parse(argv=None):
+    """The command line below (the defaults of each flag when `argv` is just a command)."""
     p = argparse.ArgumentParser()
     p.add_argument("command", choices=["gradcheck", "train"])
     p.add_argument("--dataset", default="toy")
     p.add_argument("--activation", default="sigmoid")
     p.add_argument("--std", type=float, default=0.1)
     p.add_argument("--reg", type=float)
+    p.add_argument("--regularization", choices=["l2", "l1"], default="l2")
     p.add_argument("--input-size", type=int, default=4)
     p.add_argument("--hidden-size", type=int)
     p.add_argument("--num-classes", type=int, default=3)
@@ -174,24 +181,30 @@ def main():
     p.add_argument("--batch-size", type=int)
     p.add_argument("--data-dir", default=os.environ.get("MLP_DATA_DIR", "data/mnist"))
     p.add_argument("--verbose", action="store_true")
-    a = p.parse_args()
+    a = p.parse_args(argv)
+    a.hidden_size = a.hidden_size or (10 if a.dataset == "toy" else 64)
+    return a
+
+
+def main():
+    a = parse()
     sigmoid = a.activation == "sigmoid"
 
     if a.command == "gradcheck":
-        a.hidden_size = a.hidden_size or 10
         reg = 0.1 if a.reg is None else a.reg
         net, X, y = toy(a)
-        loss, grads = net.loss(X, y, reg=reg)
+        pen = a.regularization
+        loss, grads = net.loss(X, y, reg=reg, regularization=pen)
         errors = {}
         for name in ["W1", "b1", "W2", "b2"]:
-            num = eval_numerical_gradient(lambda W: net.loss(X, y, reg=reg)[0], net.params[name])
+            num = eval_numerical_gradient(lambda W: net.loss(X, y, reg=reg, regularization=pen)[0],
+                                          net.params[name])
             errors[name] = rel_error(num, grads[name])
         print(json.dumps({"loss": loss, "grads": {k: v.tolist() for k, v in grads.items()},
-                          "rel_error": errors}))
+                          "rel_error": errors, "regularization": pen}))
         return
 
     if a.dataset == "toy":
-        a.hidden_size = a.hidden_size or 10
         net, X, y = toy(a)
         data = (X, y, X, y, None, None)
         lr = a.learning_rate or (0.5 if sigmoid else 0.1)
@@ -200,7 +213,7 @@ def main():
         batch = a.batch_size or 200
     else:
         data = get_MNIST_data(a.data_dir)
-        net = TwoLayerMLP(784, a.hidden_size or 64, 10, std=a.std, activation=a.activation)
+        net = TwoLayerMLP(784, a.hidden_size, 10, std=a.std, activation=a.activation)
         lr = a.learning_rate or 1e-3
         epochs = a.epochs or 20
         reg = 0.5 if a.reg is None else a.reg
@@ -209,7 +222,7 @@ def main():
     start = time.perf_counter()
     stats = net.train(X_train, y_train, X_val, y_val, learning_rate=lr,
                       learning_rate_decay=a.learning_rate_decay, reg=reg, num_epochs=epochs,
-                      batch_size=batch, verbose=a.verbose)
+                      batch_size=batch, verbose=a.verbose, regularization=a.regularization)
     seconds = time.perf_counter() - start
     accuracy = {"train": (net.predict(X_train) == y_train).mean(),
                 "val": (net.predict(X_val) == y_val).mean()}
@@ -217,7 +230,8 @@ def main():
         accuracy["test"] = (net.predict(X_test) == y_test).mean()
     stats = {k: [float(v) for v in vs] for k, vs in stats.items()}
     stats.update(final_loss=stats["loss_history"][-1],
-                 accuracy={k: float(v) for k, v in accuracy.items()}, train_seconds=seconds)
+                 accuracy={k: float(v) for k, v in accuracy.items()}, train_seconds=seconds,
+                 regularization=a.regularization, reg=reg)
     print(json.dumps(stats))
 
 

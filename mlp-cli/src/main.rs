@@ -12,9 +12,9 @@ use std::time::Instant;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use mlp_core::ndarray::{Array1, Array2};
 use mlp_core::{
-    Activation, InputKernel, LoadOptions, MNIST_PIXELS, MlpError, NumpyRng, Param, Stats, Toy,
-    TrainConfig, TwoLayerMLP, default_mnist_dir, load_mnist, plot_loss_and_gradient, plot_stats,
-    py_e, py_float, rel_error, show_net_weights, split_mnist,
+    Activation, InputKernel, LoadOptions, MNIST_PIXELS, MlpError, NumpyRng, Param, Penalty, Reg,
+    Stats, Toy, TrainConfig, TwoLayerMLP, default_mnist_dir, load_mnist, plot_loss_and_gradient,
+    plot_stats, py_e, py_float, rel_error, show_net_weights, split_mnist,
 };
 use serde_json::{Value, json};
 
@@ -36,6 +36,8 @@ enum Command {
     /// Train a network on the toy data or MNIST with the notebook's settings
     /// (any flag overrides its preset) and report loss and accuracies.
     Train(TrainArgs),
+    /// Load a network saved with `mlp train --save DIR` and print its accuracies.
+    Evaluate(EvaluateArgs),
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -49,6 +51,23 @@ impl From<ActivationArg> for Activation {
         match a {
             ActivationArg::Sigmoid => Activation::Sigmoid,
             ActivationArg::Relu => Activation::Relu,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum PenaltyArg {
+    /// 0.5 * reg * (sum W1^2 + sum W2^2), gradient reg * W (the problem set's)
+    L2,
+    /// reg * (sum |W1| + sum |W2|), subgradient reg * sign(W)
+    L1,
+}
+
+impl From<PenaltyArg> for Penalty {
+    fn from(p: PenaltyArg) -> Self {
+        match p {
+            PenaltyArg::L2 => Penalty::L2,
+            PenaltyArg::L1 => Penalty::L1,
         }
     }
 }
@@ -145,9 +164,12 @@ struct GradcheckArgs {
     /// Standard deviation of the initial weights
     #[arg(long, default_value_t = 0.1)]
     std: f64,
-    /// L2 regularisation strength
+    /// Regularisation strength
     #[arg(long, default_value_t = 0.1)]
     reg: f64,
+    /// The weight penalty `--reg` weighs
+    #[arg(long, value_enum, default_value = "l2")]
+    regularization: PenaltyArg,
     /// Hidden size H [default: 10]
     #[arg(long)]
     hidden_size: Option<usize>,
@@ -182,9 +204,12 @@ struct TrainArgs {
     /// Learning-rate factor applied after every epoch [default: 0.95]
     #[arg(long)]
     learning_rate_decay: Option<f64>,
-    /// L2 regularisation strength [default: toy 1e-5, mnist 0.5]
+    /// Regularisation strength [default: toy 1e-5, mnist 0.5]
     #[arg(long)]
     reg: Option<f64>,
+    /// The weight penalty `--reg` weighs
+    #[arg(long, value_enum, default_value = "l2")]
+    regularization: PenaltyArg,
     /// Number of epochs [default: toy sigmoid 100, toy relu 50, mnist 20]
     #[arg(long)]
     epochs: Option<usize>,
@@ -195,6 +220,10 @@ struct TrainArgs {
     /// stats.png and weights.png for MNIST)
     #[arg(long)]
     plots: Option<PathBuf>,
+    /// Write the trained network into this folder: W1.npy, b1.npy, W2.npy, b2.npy
+    /// (numpy's format, float64) and model.json (activation, sizes, settings, accuracies)
+    #[arg(long)]
+    save: Option<PathBuf>,
     /// How the first layer's products are computed (same numbers up to rounding)
     #[arg(long, value_enum, default_value = "auto")]
     kernel: KernelArg,
@@ -211,11 +240,30 @@ struct TrainArgs {
     quiet: bool,
 }
 
+#[derive(Args, Debug)]
+struct EvaluateArgs {
+    /// Folder written by `mlp train --save`
+    #[arg(long)]
+    load: PathBuf,
+    /// Which data to measure the accuracies on
+    #[arg(long, value_enum)]
+    dataset: Dataset,
+    /// Folder with the MNIST IDX files, raw or .gz [default: $MLP_DATA_DIR or data/mnist]
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    #[command(flatten)]
+    toy: ToyArgs,
+    /// Print one JSON object instead of text
+    #[arg(long)]
+    json: bool,
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse(); // clap prints usage errors itself and exits with 2
     let result = match cli.command {
         Command::Gradcheck(args) => gradcheck(&args),
         Command::Train(args) => train(&args),
+        Command::Evaluate(args) => evaluate(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -248,10 +296,11 @@ fn gradcheck(args: &GradcheckArgs) -> Result<(), CliError> {
     let mut rng = NumpyRng::default();
     let (x, y) = toy.data(&mut rng)?;
     let net = toy.model(args.activation.into(), args.std, &mut rng)?;
-    let (loss, grads) = net.loss(&x, &y, args.reg)?;
+    let reg = Reg { penalty: args.regularization.into(), strength: args.reg };
+    let (loss, grads) = net.loss(&x, &y, reg)?;
     let mut errors = Vec::new();
     for p in Param::ALL {
-        let num = net.numerical_gradient(p, &x, &y, args.reg, args.step)?;
+        let num = net.numerical_gradient(p, &x, &y, reg, args.step)?;
         errors.push((p, rel_error(&num, &grads.get(p))?));
     }
     if args.json {
@@ -261,15 +310,21 @@ fn gradcheck(args: &GradcheckArgs) -> Result<(), CliError> {
             .collect();
         let err_json: serde_json::Map<String, Value> =
             errors.iter().map(|(p, e)| (p.name().to_string(), json!(e))).collect();
-        println!("{}", json!({"loss": loss, "grads": grads_json, "rel_error": err_json}));
+        let regularization = reg.penalty.name();
+        println!(
+            "{}",
+            json!({"loss": loss, "grads": grads_json, "rel_error": err_json,
+                   "regularization": regularization})
+        );
     } else {
         println!(
-            "Toy {} network {} -> {} -> {}, std {}, reg {}, {} points (model seed {}, data seed {})",
+            "Toy {} network {} -> {} -> {}, std {}, {} reg {}, {} points (model seed {}, data seed {})",
             net.activation,
             toy.input_size,
             toy.hidden_size,
             toy.num_classes,
             args.std,
+            reg.penalty.name().to_uppercase(),
             args.reg,
             toy.num_inputs,
             toy.model_seed,
@@ -348,6 +403,7 @@ fn train(args: &TrainArgs) -> Result<(), CliError> {
             .learning_rate_decay
             .unwrap_or(TrainConfig::default().learning_rate_decay),
         reg: args.reg.unwrap_or(p.reg),
+        penalty: args.regularization.into(),
         num_epochs: args.epochs.unwrap_or(p.epochs),
         batch_size: args.batch_size.unwrap_or(p.batch_size),
         verbose: false,
@@ -359,40 +415,15 @@ fn train(args: &TrainArgs) -> Result<(), CliError> {
     let std = args.std.unwrap_or(p.std);
 
     let mut rng = NumpyRng::default();
-    let (data, mut net) = match args.dataset {
-        Dataset::Toy => {
-            let toy = args.toy.toy(Some(hidden_size));
-            let (x, y) = toy.data(&mut rng)?;
-            let net = toy.model(activation, std, &mut rng)?;
-            let data =
-                Data { x_train: x.clone(), y_train: y.clone(), x_val: x, y_val: y, test: None };
-            (data, net)
-        }
+    let toy = args.toy.toy(Some(hidden_size));
+    let note = !args.json && !args.quiet;
+    let data = load_data(args.dataset, args.data_dir.as_deref(), &toy, &mut rng, note)?;
+    // created right after the data, as in the notebook: the weights come from where the
+    // toy data or the MNIST split left the generator
+    let mut net = match args.dataset {
+        Dataset::Toy => toy.model(activation, std, &mut rng)?,
         Dataset::Mnist => {
-            let dir = args.data_dir.clone().unwrap_or_else(default_mnist_dir);
-            let bytes = load_mnist(&dir, &LoadOptions::default())?;
-            let m = split_mnist(&bytes, &mut rng, 50_000, 10_000, 10_000)?;
-            drop(bytes);
-            if !args.json && !args.quiet {
-                eprintln!(
-                    "MNIST from {}: train {:?}, validation {:?}, test {:?}",
-                    dir.display(),
-                    m.x_train.dim(),
-                    m.x_val.dim(),
-                    m.x_test.dim()
-                );
-            }
-            // created right after loading, as in the notebook: the weights come from
-            // where the split's permutation left the generator
-            let net = TwoLayerMLP::new(MNIST_PIXELS, hidden_size, 10, std, activation, &mut rng)?;
-            let data = Data {
-                x_train: m.x_train,
-                y_train: m.y_train,
-                x_val: m.x_val,
-                y_val: m.y_val,
-                test: Some((m.x_test, m.y_test)),
-            };
-            (data, net)
+            TwoLayerMLP::new(MNIST_PIXELS, hidden_size, 10, std, activation, &mut rng)?
         }
     };
 
@@ -418,7 +449,15 @@ fn train(args: &TrainArgs) -> Result<(), CliError> {
         Some((x, y)) => Some(net.accuracy(x, y)?),
         None => None,
     };
-    report(args, &net, &stats, train_acc, val_acc, test_acc, train_seconds);
+    report(args, &config, &net, &stats, (train_acc, val_acc, test_acc), train_seconds);
+    if let Some(dir) = &args.save {
+        let mut accuracy = vec![("train", train_acc), ("val", val_acc)];
+        accuracy.extend(test_acc.map(|t| ("test", t)));
+        net.save_npy_with(dir, Some(&config), &accuracy)?;
+        if !args.json {
+            println!("Saved the network to {}", dir.display());
+        }
+    }
     if let Some(dir) = &args.plots {
         let written = write_plots(dir, args.dataset, &net, &stats)?;
         if !args.json {
@@ -426,6 +465,101 @@ fn train(args: &TrainArgs) -> Result<(), CliError> {
                 println!("Wrote {}", path.display());
             }
         }
+    }
+    Ok(())
+}
+
+/// The toy data (training and validation alike), or MNIST split as the problem set
+/// does; `note` prints MNIST's shapes on stderr.
+fn load_data(
+    dataset: Dataset,
+    data_dir: Option<&Path>,
+    toy: &Toy,
+    rng: &mut NumpyRng,
+    note: bool,
+) -> Result<Data, MlpError> {
+    Ok(match dataset {
+        Dataset::Toy => {
+            let (x, y) = toy.data(rng)?;
+            Data { x_train: x.clone(), y_train: y.clone(), x_val: x, y_val: y, test: None }
+        }
+        Dataset::Mnist => {
+            let dir = data_dir.map_or_else(default_mnist_dir, Path::to_path_buf);
+            let bytes = load_mnist(&dir, &LoadOptions::default())?;
+            let m = split_mnist(&bytes, rng, 50_000, 10_000, 10_000)?;
+            if note {
+                eprintln!(
+                    "MNIST from {}: train {:?}, validation {:?}, test {:?}",
+                    dir.display(),
+                    m.x_train.dim(),
+                    m.x_val.dim(),
+                    m.x_test.dim()
+                );
+            }
+            Data {
+                x_train: m.x_train,
+                y_train: m.y_train,
+                x_val: m.x_val,
+                y_val: m.y_val,
+                test: Some((m.x_test, m.y_test)),
+            }
+        }
+    })
+}
+
+fn evaluate(args: &EvaluateArgs) -> Result<(), CliError> {
+    if args.dataset != Dataset::Toy
+        && let Some(flag) = args.toy.given().first()
+    {
+        return Err(CliError::Usage(format!("{flag} only goes with --dataset toy")));
+    }
+    let net = TwoLayerMLP::load_npy(&args.load)?;
+    let toy = args.toy.toy(None);
+    let data =
+        load_data(args.dataset, args.data_dir.as_deref(), &toy, &mut NumpyRng::default(), false)?;
+    let (d, c) = (data.x_train.ncols(), data.y_train.iter().max().map_or(1, |m| m + 1));
+    if net.input_size() != d || net.output_size() < c {
+        return Err(CliError::Usage(format!(
+            "the network in {} is {} -> {} -> {}, but --dataset {} has {d} inputs and {c} classes; \
+             evaluate it on the data it was trained on",
+            args.load.display(),
+            net.input_size(),
+            net.hidden_size(),
+            net.output_size(),
+            args.dataset.to_possible_value().map_or("?".into(), |v| v.get_name().to_string()),
+        )));
+    }
+    let mut accuracy = vec![("train", net.accuracy(&data.x_train, &data.y_train)?)];
+    if let Some((x, y)) = &data.test {
+        accuracy.push(("val", net.accuracy(&data.x_val, &data.y_val)?));
+        accuracy.push(("test", net.accuracy(x, y)?));
+    }
+    if args.json {
+        let acc: serde_json::Map<String, Value> =
+            accuracy.iter().map(|&(k, v)| (k.to_string(), json!(v))).collect();
+        let sizes = [net.input_size(), net.hidden_size(), net.output_size()];
+        println!(
+            "{}",
+            json!({"activation": net.activation.name(), "sizes": sizes, "accuracy": acc})
+        );
+        return Ok(());
+    }
+    println!(
+        "Loaded a {} network {} -> {} -> {} from {}",
+        net.activation,
+        net.input_size(),
+        net.hidden_size(),
+        net.output_size(),
+        args.load.display()
+    );
+    for (name, a) in accuracy {
+        let name = match name {
+            "train" if data.test.is_none() => "toy data",
+            "train" => "training",
+            "val" => "validation",
+            _ => "test",
+        };
+        println!("{name} accuracy:  {}", py_float(a));
     }
     Ok(())
 }
@@ -460,11 +594,10 @@ fn write_plots(
 
 fn report(
     args: &TrainArgs,
+    config: &TrainConfig,
     net: &TwoLayerMLP,
     stats: &Stats,
-    train_acc: f64,
-    val_acc: f64,
-    test_acc: Option<f64>,
+    (train_acc, val_acc, test_acc): (f64, f64, Option<f64>),
     train_seconds: f64,
 ) {
     let final_loss = stats.final_loss();
@@ -484,6 +617,8 @@ fn report(
                 "accuracy": accuracy,
                 "train_seconds": train_seconds,
                 "kernel": stats.kernel.name(),
+                "regularization": config.penalty.name(),
+                "reg": config.reg,
             })
         );
         return;

@@ -130,3 +130,42 @@ fn plots_flag_writes_the_figure_and_says_where() {
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).starts_with("error: /proc/not-a-place/plots: "), "{}", stderr(&o));
 }
+
+#[test]
+fn l1_is_a_flag_and_shows_in_the_json() {
+    let v = json(&["gradcheck", "--regularization", "l1", "--json"]);
+    assert_eq!(v["regularization"], "l1");
+    // numpy: loss + reg * sum|W| over the L2 run's; tests/numpy_parity.py checks the digits
+    assert!(v["loss"].as_f64().unwrap() > 1.1822479803941373);
+    let v =
+        json(&["train", "--dataset", "toy", "--regularization", "l1", "--reg", "0.01", "--json"]);
+    assert_eq!((v["regularization"].as_str(), v["reg"].as_f64()), (Some("l1"), Some(0.01)));
+    let o = mlp(&["train", "--dataset", "toy", "--regularization", "l3"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("possible values: l2, l1"), "{}", stderr(&o));
+}
+
+#[test]
+fn a_saved_toy_network_evaluates_to_the_accuracy_training_printed() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    let trained =
+        json(&["train", "--dataset", "toy", "--activation", "relu", "--save", d, "--json"]);
+    for f in ["W1.npy", "b1.npy", "W2.npy", "b2.npy", "model.json"] {
+        assert!(dir.path().join(f).is_file(), "{f}");
+    }
+    let v = json(&["evaluate", "--load", d, "--dataset", "toy", "--json"]);
+    assert_eq!(v["accuracy"]["train"], trained["accuracy"]["train"]);
+    assert_eq!(v["activation"], "relu");
+    let o = mlp(&["evaluate", "--load", d, "--dataset", "toy"]);
+    assert!(stdout(&o).contains("toy data accuracy:  "), "{}", stdout(&o));
+    // a folder without a saved network: exit 1, naming the file and how to make one
+    let o = mlp(&["evaluate", "--load", "/nonexistent/net", "--dataset", "toy"]);
+    assert_eq!(o.status.code(), Some(1));
+    let e = stderr(&o);
+    assert!(e.contains("/nonexistent/net/model.json not found") && e.contains("--save"), "{e}");
+    // a network for other data: exit 2
+    let o = mlp(&["evaluate", "--load", d, "--dataset", "toy", "--input-size", "6"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("has 6 inputs"), "{}", stderr(&o));
+}

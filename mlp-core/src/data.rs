@@ -233,7 +233,9 @@ impl Drop for Scratch {
 /// Decompress a .gz file, refusing to produce more than the file's expected size.
 fn gunzip(path: &Path, file: &IdxFile) -> Result<Vec<u8>> {
     let f = fs::File::open(path).map_err(|e| MlpError::io(path, e))?;
-    let mut out = Vec::with_capacity(file.size as usize);
+    // grown as the data come (a capacity of the expected size up front would be 47 MB
+    // for a .gz of a few bytes)
+    let mut out = Vec::new();
     flate2::read::GzDecoder::new(f).take(file.size + 1).read_to_end(&mut out).map_err(|e| {
         MlpError::CorruptFile {
             path: path.to_path_buf(),

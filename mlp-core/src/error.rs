@@ -72,6 +72,13 @@ pub enum MlpError {
     )]
     ChecksumMismatch { path: PathBuf, expected: String, found: String },
 
+    /// A saved network's file (`.npy` weights or `model.json`) is not what it should be.
+    #[error(
+        "{} is not a saved network file: {reason}; save the network again (`mlp train --save DIR`, `net.save_npy(dir)`)",
+        path.display()
+    )]
+    BadModelFile { path: PathBuf, reason: String },
+
     /// A history to plot has nothing in it, or holds NaN/inf.
     #[error("cannot plot {what}: {reason}")]
     BadPlotData { what: String, reason: String },

@@ -5,7 +5,7 @@ use ndarray::{Array, ArrayD, ArrayView, AsArray, Dimension, Ix1, Ix2, Zip};
 
 use crate::check::check_positive;
 use crate::error::{MlpError, Result};
-use crate::model::{Param, TwoLayerMLP};
+use crate::model::{Param, Reg, TwoLayerMLP};
 
 /// The centred-difference gradient of `f` at `x`: for each entry `x[i]`, set it to
 /// `x[i] + h`, evaluate `f`, set it to `x[i] - h`, evaluate `f`, restore it, and take
@@ -85,10 +85,10 @@ impl TwoLayerMLP {
         param: Param,
         x: impl AsArray<'a, f64, Ix2>,
         y: impl AsArray<'b, usize, Ix1>,
-        reg: f64,
+        reg: impl Into<Reg>,
         h: f64,
     ) -> Result<ArrayD<f64>> {
-        let (x, y) = (x.into(), y.into());
+        let (x, y, reg) = (x.into(), y.into(), reg.into());
         self.loss(x, y, reg)?; // (the checks, once)
         let mut net = self.clone();
         let mut value = self.params.get(param).to_owned();

@@ -37,6 +37,7 @@ mod engine;
 mod error;
 mod gradcheck;
 mod model;
+mod npy;
 pub mod plot;
 mod pyfmt;
 mod rng;
@@ -50,7 +51,8 @@ pub use data::{
 };
 pub use error::{MlpError, Result};
 pub use gradcheck::{eval_numerical_gradient, rel_error};
-pub use model::{Activation, Grads, Param, Params, TwoLayerMLP};
+pub use model::{Activation, Grads, Param, Params, Penalty, Reg, TwoLayerMLP};
+pub use npy::{MODEL_JSON, ModelInfo};
 pub use plot::{Figure, plot_loss_and_gradient, plot_stats, show_net_weights, visualize_grid};
 pub use pyfmt::{numpy_str, py_e, py_float};
 pub use rng::NumpyRng;

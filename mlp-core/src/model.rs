@@ -6,12 +6,12 @@
 //! check checks. Training runs a faster engine (`engine/`) held equal to it by tests.
 
 use ndarray::{Array1, Array2, ArrayView2, ArrayViewD, ArrayViewMutD, AsArray, Axis};
-use ndarray::{Ix1, Ix2};
+use ndarray::{ArrayBase, Data, Dimension, Ix1, Ix2};
 
 use crate::check::{check_non_negative, check_nonzero, check_params, check_x, check_xy, choice};
 use crate::error::Result;
 use crate::rng::NumpyRng;
-use crate::sums::numpy_sum;
+use crate::sums::{numpy_sum, numpy_sum_of};
 
 /// The hidden layer's nonlinearity: `Sigmoid` `1 / (1 + exp(-z))`, `Relu` `max(0, z)`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -41,6 +41,62 @@ impl Activation {
     }
 }
 choice!(Activation, "activation", [Sigmoid "sigmoid", Relu "relu"]);
+
+/// The weight penalty (biases have none): `L2` adds `0.5 reg (sum W1^2 + sum W2^2)` to
+/// the loss and `reg W` to the gradients; `L1` adds `reg (sum |W1| + sum |W2|)` and
+/// `reg sign(W)`, with `sign(0) = 0`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Penalty {
+    #[default]
+    L2,
+    L1,
+}
+choice!(Penalty, "regularization", [L2 "l2", L1 "l1"]);
+
+impl Penalty {
+    /// The factor before `reg (sum + sum)` in the loss: `0.5` for L2, `1` for L1.
+    pub fn factor(self) -> f64 {
+        if self == Penalty::L2 { 0.5 } else { 1.0 }
+    }
+
+    /// `sum w^2` (L2) or `sum |w|` (L1) over `w`'s entries, added in numpy's order.
+    pub fn sum<S: Data<Elem = f64>, D: Dimension>(self, w: &ArrayBase<S, D>) -> f64 {
+        match self {
+            Penalty::L2 => numpy_sum_of(w, |x| x * x),
+            Penalty::L1 => numpy_sum_of(w, f64::abs),
+        }
+    }
+
+    /// The gradient of one weight's penalty, over `reg`: `w` (L2) or `sign(w)` (L1).
+    #[inline]
+    pub fn grad(self, w: f64) -> f64 {
+        match self {
+            Penalty::L2 => w,
+            Penalty::L1 => f64::from(u8::from(w > 0.0)) - f64::from(u8::from(w < 0.0)),
+        }
+    }
+}
+
+/// A penalty and its strength, as [`TwoLayerMLP::loss`] takes it: a plain number is
+/// L2 (`net.loss(&x, &y, 0.1)`), [`Reg::l1`] the other.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Reg {
+    pub penalty: Penalty,
+    pub strength: f64,
+}
+
+impl Reg {
+    /// `L1` at `strength`.
+    pub fn l1(strength: f64) -> Self {
+        Reg { penalty: Penalty::L1, strength }
+    }
+}
+
+impl From<f64> for Reg {
+    fn from(strength: f64) -> Self {
+        Reg { penalty: Penalty::L2, strength }
+    }
+}
 
 /// One parameter's name, as the keys of the problem set's `params` dict.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -161,15 +217,17 @@ impl TwoLayerMLP {
     }
 
     /// Loss and gradients for `X` `(N, D)`, labels `y` `(N,)`: mean softmax
-    /// cross-entropy plus `0.5 * reg * (sum W1^2 + sum W2^2)`.
+    /// cross-entropy plus the penalty, `0.5 * reg * (sum W1^2 + sum W2^2)` for a plain
+    /// `reg` (see [`Reg`]).
     pub fn loss<'a, 'b>(
         &self,
         x: impl AsArray<'a, f64, Ix2>,
         y: impl AsArray<'b, usize, Ix1>,
-        reg: f64,
+        reg: impl Into<Reg>,
     ) -> Result<(f64, Grads)> {
         let (x, y) = (x.into(), y.into());
         check_xy("loss", x, y, self.input_size(), self.output_size())?;
+        let Reg { penalty: pen, strength: reg } = reg.into();
         check_non_negative("reg", reg)?;
         let (n, act) = (x.nrows() as f64, self.activation);
         let Params { w1, w2, .. } = &self.params;
@@ -185,7 +243,7 @@ impl TwoLayerMLP {
         // loss_i = -ln probs[i, y_i] = ln sum_j exp(shifted_ij) - shifted[i, y_i]
         let correct = Array1::from_iter(y.iter().enumerate().map(|(i, &c)| shifted[[i, c]]));
         let data_loss = numpy_sum(&(sum_exp.remove_axis(Axis(1)).ln() - correct)) / n;
-        let reg_loss = 0.5 * reg * (numpy_sum(&(w1 * w1)) + numpy_sum(&(w2 * w2)));
+        let reg_loss = pen.factor() * reg * (pen.sum(w1) + pen.sum(w2));
         let loss = data_loss + reg_loss;
 
         // backward, from the loss to each parameter
@@ -195,13 +253,13 @@ impl TwoLayerMLP {
         }
         dscores /= n; //                                        (N, C)
         // scores = h W2 + b2
-        let dw2 = h.t().dot(&dscores) + reg * w2; //            (H, C)
+        let dw2 = h.t().dot(&dscores) + reg * w2.mapv(|w| pen.grad(w)); // (H, C)
         let db2 = dscores.sum_axis(Axis(0)); //                 (C,)
         let dh = dscores.dot(&w2.t()); //                       (N, H)
         // h = act(z1)
         let dz1 = dh * h.mapv(|h| act.derivative_from_output(h)); // (N, H)
         // z1 = X W1 + b1
-        let dw1 = x.t().dot(&dz1) + reg * w1; //                (D, H)
+        let dw1 = x.t().dot(&dz1) + reg * w1.mapv(|w| pen.grad(w)); // (D, H)
         let db1 = dz1.sum_axis(Axis(0)); //                     (H,)
         Ok((loss, Params { w1: dw1, b1: db1, w2: dw2, b2: db2 }))
     }

@@ -5,17 +5,22 @@ use ndarray::{ArrayBase, Data, Dimension};
 /// The sum of all entries of `a` in memory order, added as numpy's `np.sum` adds them
 /// ([`pairwise_sum`]): the same double.
 pub(crate) fn numpy_sum<S: Data<Elem = f64>, D: Dimension>(a: &ArrayBase<S, D>) -> f64 {
-    match a.as_slice_memory_order() {
-        Some(v) => pairwise_sum(v, |x| x),
-        None => pairwise_sum(&a.iter().copied().collect::<Vec<f64>>(), |x| x),
-    }
+    numpy_sum_of(a, |x| x)
 }
 
 /// The sum of the squares of all entries, as `np.sum(a * a)` adds them.
 pub(crate) fn sum_of_squares<S: Data<Elem = f64>, D: Dimension>(a: &ArrayBase<S, D>) -> f64 {
+    numpy_sum_of(a, |x| x * x)
+}
+
+/// `np.sum(f(a))`: the sum of `f` of all entries of `a` in memory order, in numpy's order.
+pub(crate) fn numpy_sum_of<S: Data<Elem = f64>, D: Dimension>(
+    a: &ArrayBase<S, D>,
+    f: impl Fn(f64) -> f64 + Copy,
+) -> f64 {
     match a.as_slice_memory_order() {
-        Some(v) => pairwise_sum(v, |w| w * w),
-        None => pairwise_sum(&a.iter().copied().collect::<Vec<f64>>(), |w| w * w),
+        Some(v) => pairwise_sum(v, f),
+        None => pairwise_sum(&a.iter().copied().collect::<Vec<f64>>(), f),
     }
 }
 

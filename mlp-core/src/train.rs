@@ -6,7 +6,7 @@ use ndarray::{Array2, ArrayView1, ArrayView2, AsArray, Ix1, Ix2};
 use crate::check::{check_non_negative, check_nonzero, check_positive, check_xy};
 use crate::engine::{self, Input, OffsetSparse, Workspace, fast_fma, sgd_step};
 use crate::error::{MlpError, Result};
-use crate::model::{Params, TwoLayerMLP};
+use crate::model::{Params, Penalty, Reg, TwoLayerMLP};
 use crate::rng::NumpyRng;
 
 /// Above this fraction of stored entries, [`InputKernel::Auto`] keeps the dense
@@ -71,8 +71,11 @@ pub struct TrainConfig {
     pub learning_rate: f64,
     /// Multiplies the learning rate after every epoch.
     pub learning_rate_decay: f64,
-    /// L2 strength: the loss adds `0.5 * reg * (|W1|^2 + |W2|^2)`.
+    /// The penalty's strength: the loss adds `0.5 * reg * (|W1|^2 + |W2|^2)` for L2,
+    /// `reg * (sum |W1| + sum |W2|)` for L1.
     pub reg: f64,
+    /// Which penalty `reg` weighs: [`Penalty::L2`] (the problem set's) or L1.
+    pub penalty: Penalty,
     /// Passes over the training set.
     pub num_epochs: usize,
     /// Examples per minibatch (all of them if the set is smaller).
@@ -92,6 +95,7 @@ impl Default for TrainConfig {
             learning_rate: 1e-3,
             learning_rate_decay: 0.95,
             reg: 1e-5,
+            penalty: Penalty::L2,
             num_epochs: 10,
             batch_size: 200,
             verbose: false,
@@ -381,7 +385,7 @@ impl<'n, 'x> Trainer<'n, 'x> {
             self.net.activation,
             input,
             &self.y_batch,
-            self.config.reg,
+            Reg { penalty: self.config.penalty, strength: self.config.reg },
             learning_rate,
             &mut self.ws,
             &mut self.grads,

@@ -1,10 +1,10 @@
 //! Array plumbing for the engine's kernels: cache-line-aligned buffers, contiguous
-//! slices of views, `y += a x`, row sums, and `sum(W1^2)` on two threads.
+//! slices of views, `y += a x`, row sums, and the penalty of `W1` on two threads.
 
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2, ArrayViewMut2, Axis};
 
 use super::matmul::PARALLEL_MIN_WORK;
-use crate::sums::sum_of_squares;
+use crate::model::{Penalty, Reg};
 
 /// A zero `(rows, cols)` array in standard layout whose first element starts a
 /// 64-byte cache line. With rows of a multiple of four doubles (64 hidden units), the
@@ -75,21 +75,34 @@ pub(crate) fn axpy(mut y: ArrayViewMut2<f64>, a: f64, x: ArrayView2<f64>) {
     }
 }
 
-/// [`sum_of_squares`], its two halves on two threads when numpy's pairwise order splits
-/// the entries between two rows (as it does for 784 x 64): the same double either way.
-pub(crate) fn sum_of_squares_split(a: ArrayView2<f64>) -> f64 {
-    match square_halves(a) {
-        None => sum_of_squares(&a),
+/// `y += reg * pen.grad(x)` elementwise: the penalty's gradient added to a gradient
+/// (for L2 [`axpy`], exactly).
+pub(super) fn add_penalty_grad(y: ArrayViewMut2<f64>, reg: Reg, x: ArrayView2<f64>) {
+    match reg.penalty {
+        Penalty::L2 => axpy(y, reg.strength, x),
+        Penalty::L1 => {
+            let s = reg.strength;
+            let mut y = y;
+            y.zip_mut_with(&x, |y, &x| *y += s * Penalty::L1.grad(x));
+        }
+    }
+}
+
+/// `pen.sum(a)`, its two halves on two threads when numpy's pairwise order splits the
+/// entries between two rows (as it does for 784 x 64): the same double either way.
+pub(crate) fn penalty_sum_split(a: ArrayView2<f64>, pen: Penalty) -> f64 {
+    match sum_halves(a) {
+        None => pen.sum(&a),
         Some((a0, a1)) => {
-            let (s0, s1) = super::par::join(|| sum_of_squares(&a0), || sum_of_squares(&a1));
+            let (s0, s1) = super::par::join(|| pen.sum(&a0), || pen.sum(&a1));
             s0 + s1
         }
     }
 }
 
-/// The two blocks of rows whose [`sum_of_squares`] add up to `a`'s (numpy's pairwise
+/// The two blocks of rows whose numpy-order sums add up to `a`'s (numpy's pairwise
 /// order splits the entries between two rows), when a second thread can take one.
-pub(super) fn square_halves(a: ArrayView2<f64>) -> Option<(ArrayView2<f64>, ArrayView2<f64>)> {
+pub(super) fn sum_halves(a: ArrayView2<f64>) -> Option<(ArrayView2<f64>, ArrayView2<f64>)> {
     let (d, h) = a.dim();
     let n = d * h;
     let n2 = n / 2 - (n / 2) % 8;

@@ -4,12 +4,12 @@
 
 use ndarray::{Array2, ArrayView2, ArrayViewMut2, Axis};
 
-use super::arrays::axpy;
+use super::arrays::{add_penalty_grad, axpy};
 use super::matmul::matmul_into;
 use super::rows::loss_and_grads_but_w1;
 use super::workspace::{Carried, Workspace};
 use super::{ParamViews, row_split};
-use crate::model::{Activation, Grads, Params};
+use crate::model::{Activation, Grads, Params, Reg};
 use crate::sums::sum_of_squares;
 
 /// Rows `idx` of `src` into `buf`, each thread copying the rows it then uses.
@@ -43,7 +43,7 @@ pub(super) fn gather_rows<'b>(
 /// while they are in its cache, and the same for its half of `dW2`'s rows.
 ///
 /// What the next step needs of the new `W1` is taken here, by each thread over the
-/// half it has just updated, and kept in `ws` (see [`Carried`]): `sum(W1^2)` for the
+/// half it has just updated, and kept in `ws` (see [`Carried`]): `pen.sum(W1)` for the
 /// loss.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn dense_sgd_step(
@@ -51,7 +51,7 @@ pub(super) fn dense_sgd_step(
     act: Activation,
     x: ArrayView2<f64>,
     y: &[usize],
-    reg: f64,
+    reg: Reg,
     learning_rate: f64,
     ws: &mut Workspace,
     grads: &mut Grads,
@@ -61,24 +61,24 @@ pub(super) fn dense_sgd_step(
     let carried = std::mem::take(&mut ws.carried);
     let loss = loss_and_grads_but_w1(ParamViews::of(params), act, x, y, reg, carried, ws, grads);
     let half = row_split(d, y.len() * h);
-    // the W1 squares come out in numpy's order (pairwise_sum's) if the halves are its
+    // the W1 penalty comes out in numpy's order (pairwise_sum's) if the halves are its
     // first split
     let n = d * h;
     let numpy_halves = half.is_none_or(|half| n > 128 && half * h == n / 2 - (n / 2) % 8);
     let hidden = ws.hidden.view();
     let dscores = ws.scores.view();
     let dz = ws.dhidden.view();
-    // Each thread: its rows of W1 (dW1 rows = X[:, rows]^T dz1 + reg W1 rows, |dW1
-    // rows|^2, the update, |W1 rows|^2), then its hidden units' rows of W2.
+    // Each thread: its rows of W1 (dW1 rows = X[:, rows]^T dz1 + reg pen'(W1 rows),
+    // |dW1 rows|^2, the update, pen.sum(W1 rows)), then its hidden units' rows of W2.
     let step =
         |xs: ArrayView2<f64>, mut w: ArrayViewMut2<f64>, mut g: ArrayViewMut2<f64>, w2: W2Rows| {
             matmul_into(xs.t(), dz, &mut g);
-            axpy(g.view_mut(), reg, w.view());
+            add_penalty_grad(g.view_mut(), reg, w.view());
             let squares = sum_of_squares(&g);
             axpy(w.view_mut(), -learning_rate, g.view());
-            let w1_squares = if numpy_halves { sum_of_squares(&w) } else { f64::NAN };
+            let w1_penalty = if numpy_halves { reg.penalty.sum(&w) } else { f64::NAN };
             w2_step(hidden, dscores, w2, reg, learning_rate);
-            (squares, w1_squares)
+            (squares, w1_penalty)
         };
     let half = half.unwrap_or(d);
     let (x0, x1) = x.split_at(Axis(1), half);
@@ -88,7 +88,7 @@ pub(super) fn dense_sgd_step(
     let ((s0, q0), (s1, q1)) =
         super::par::join_if(half < d, || step(x0, w0, g0, w2a), || step(x1, w1, g1, w2b));
     ws.carried =
-        Carried { w1_squares: numpy_halves.then_some(q0 + q1), shift: false, panels: false };
+        Carried { w1_penalty: numpy_halves.then_some(q0 + q1), shift: false, panels: false };
     params.b1.scaled_add(-learning_rate, &grads.b1);
     params.b2.scaled_add(-learning_rate, &grads.b2);
     (loss, (s0 + s1).sqrt())
@@ -111,17 +111,17 @@ pub(super) fn w2_rows<'a>(
     [(0, w2a, g2a), (j_half, w2b, g2b)]
 }
 
-/// `dW2 rows = hidden[:, rows]^T dscores + reg W2 rows` for a block of `W2`'s rows,
-/// and their update.
+/// `dW2 rows = hidden[:, rows]^T dscores + reg pen'(W2 rows)` for a block of `W2`'s
+/// rows, and their update.
 pub(super) fn w2_step(
     hidden: ArrayView2<f64>,
     dscores: ArrayView2<f64>,
     (j0, mut w2, mut g2): W2Rows,
-    reg: f64,
+    reg: Reg,
     learning_rate: f64,
 ) {
     let cols = hidden.slice(ndarray::s![.., j0..j0 + w2.nrows()]);
     matmul_into(cols.t(), dscores, &mut g2);
-    axpy(g2.view_mut(), reg, w2.view());
+    add_penalty_grad(g2.view_mut(), reg, w2.view());
     axpy(w2.view_mut(), -learning_rate, g2.view());
 }

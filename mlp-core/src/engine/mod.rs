@@ -46,7 +46,7 @@ use matmul::PARALLEL_MIN_WORK;
 pub(crate) use sparse::OffsetSparse;
 pub(crate) use workspace::Workspace;
 
-use crate::model::{Activation, Grads, Params};
+use crate::model::{Activation, Grads, Params, Reg};
 
 /// Borrowed parameters: what the forward/backward pass reads.
 #[derive(Clone, Copy)]
@@ -73,7 +73,7 @@ pub(crate) enum Input<'a> {
 }
 
 /// One SGD step on a batch with labels `y`: the loss and gradients of `model.rs`'s
-/// `loss`, then `param -= learning_rate * grad` for all four. Returns the loss (before
+/// `loss` with the penalty `reg`, then `param -= learning_rate * grad` for all four. Returns the loss (before
 /// the step) and `|dW1|` (Frobenius). `grads` ends with `db1`, `dW2`, `db2`, and for a
 /// dense batch `dW1` (a sparse step uses each block of `dW1` as it completes and keeps
 /// none of it). A sparse step keeps `W1` in `ws`: [`Workspace::sync_w1`] brings
@@ -84,7 +84,7 @@ pub(crate) fn sgd_step(
     act: Activation,
     input: Input,
     y: &[usize],
-    reg: f64,
+    reg: Reg,
     learning_rate: f64,
     ws: &mut Workspace,
     grads: &mut Grads,

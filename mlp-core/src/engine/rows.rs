@@ -4,12 +4,12 @@
 
 use ndarray::{ArrayView1, ArrayView2, ArrayViewMut2, Zip};
 
-use super::arrays::{contiguous, sum_of_squares_split, sum_rows_into, with_rows_slice, with_slice};
+use super::arrays::{contiguous, penalty_sum_split, sum_rows_into, with_rows_slice, with_slice};
 use super::matmul::matmul_into;
 use super::workspace::{Carried, Workspace, WorkspaceRows};
 use super::{ParamViews, Rows, row_split};
-use crate::model::{Activation, Grads};
-use crate::sums::{pairwise_sum, sum_of_squares};
+use crate::model::{Activation, Grads, Reg};
+use crate::sums::pairwise_sum;
 
 /// The forward pass for a block of rows: `hidden = act(X W1 + b1)` `(n, H)`,
 /// `scores = hidden W2 + b2` `(n, C)`.
@@ -129,7 +129,7 @@ pub(super) fn softmax_cross_entropy_row(s: &mut [f64], label: usize, n: f64) -> 
 
 /// Everything of `model.rs`'s loss but `dW1` and `dW2` for the batch `x`: returns the
 /// loss; `ws.dhidden` holds `dL/dz1` and `ws.scores` `dL/dscores`, from which
-/// `dW1 = X^T dz1 + reg W1` and `dW2 = hidden^T dscores + reg W2` follow.
+/// `dW1 = X^T dz1 + reg pen'(W1)` and `dW2 = hidden^T dscores + reg pen'(W2)` follow.
 /// `carried` is what the last SGD step computed for this one, if anything.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn loss_and_grads_but_w1(
@@ -137,7 +137,7 @@ pub(super) fn loss_and_grads_but_w1(
     act: Activation,
     x: ArrayView2<f64>,
     y: &[usize],
-    reg: f64,
+    reg: Reg,
     carried: Carried,
     ws: &mut Workspace,
     grads: &mut Grads,
@@ -156,8 +156,8 @@ pub(super) fn loss_and_grads_but_w1(
             );
         }
     }
-    let w1_squares = carried.w1_squares.unwrap_or_else(|| sum_of_squares_split(p.w1));
-    let loss = batch_loss(p, &ws.row_loss, w1_squares, reg);
+    let w1_penalty = carried.w1_penalty.unwrap_or_else(|| penalty_sum_split(p.w1, reg.penalty));
+    let loss = batch_loss(p, &ws.row_loss, w1_penalty, reg);
 
     // db2 = sum_rows dscores (C,)
     sum_rows_into(ws.scores.view(), &mut grads.b2);
@@ -166,9 +166,11 @@ pub(super) fn loss_and_grads_but_w1(
     loss
 }
 
-/// The loss of a batch from its rows' cross-entropies and `sum(W1^2)`:
-/// `mean(row_loss) + reg/2 (sum(W1^2) + sum(W2^2))`, the other sums in numpy's order.
-pub(super) fn batch_loss(p: ParamViews, row_loss: &[f64], w1_squares: f64, reg: f64) -> f64 {
+/// The loss of a batch from its rows' cross-entropies and `pen.sum(W1)`:
+/// `mean(row_loss) + f reg (pen.sum(W1) + pen.sum(W2))` (`f = pen.factor()`), the other
+/// sums in numpy's order.
+pub(super) fn batch_loss(p: ParamViews, row_loss: &[f64], w1_penalty: f64, reg: Reg) -> f64 {
     let data_loss = pairwise_sum(row_loss, |l| l) / row_loss.len() as f64;
-    data_loss + 0.5 * reg * w1_squares + 0.5 * reg * sum_of_squares(&p.w2)
+    let (pen, f, s) = (reg.penalty, reg.penalty.factor(), reg.strength);
+    data_loss + f * s * w1_penalty + f * s * pen.sum(&p.w2)
 }

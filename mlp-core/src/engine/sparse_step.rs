@@ -9,8 +9,7 @@ use super::rows::{batch_loss, rows_backward};
 use super::sparse::OffsetSparse;
 use super::workspace::{Carried, Workspace, WorkspaceRows};
 use super::{ParamViews, row_split};
-use crate::model::{Activation, Grads, Params};
-use crate::sums::pairwise_sum;
+use crate::model::{Activation, Grads, Params, Penalty, Reg};
 
 /// [`super::sgd_step`] for rows `idx` of `X = S + 1 c^T` (see `sparse.rs`): the same
 /// parameters to the bit as the dense products' chains in row order (the loss's
@@ -41,7 +40,7 @@ pub(super) fn sparse_sgd_step(
     act: Activation,
     (s, idx, next): (&OffsetSparse, &[usize], &[usize]),
     y: &[usize],
-    (reg, learning_rate): (f64, f64),
+    (reg, learning_rate): (Reg, f64),
     ws: &mut Workspace,
     grads: &mut Grads,
 ) -> (f64, f64) {
@@ -103,19 +102,16 @@ pub(super) fn sparse_sgd_step(
         super::par::join_if(two, || layer(0, pa, z0), || layer(j_half, pb, z1));
     }
 
-    // 2. by rows: the rest of the forward pass, back to dz1; sum(W1^2) for the loss
+    // 2. by rows: the rest of the forward pass, back to dz1; pen.sum(W1) for the loss
     let p = ParamViews::of(params);
-    // sum(W1^2): each thread over its own panel, in numpy's order within it (so all
+    // pen.sum(W1): each thread over its own panel, in numpy's order within it (so all
     // in numpy's order on one thread). numpy's order across the two panels would need
     // each thread to read half of the other's panel at every step, and the other to
     // take those cache lines back for its update: that made the step 60% slower where
     // the cores share no cache. The loss differs from numpy's in the last bits only;
     // nothing else depends on it.
     let (columns, panels) = (std::mem::take(&mut ws.columns), std::mem::take(&mut ws.panels));
-    let panel_squares = |t: usize| {
-        let p: &Array2<f64> = &panels[t];
-        p.as_slice().map_or(0.0, |v| pairwise_sum(v, |x| x * x))
-    };
+    let panel_squares = |t: usize| reg.penalty.sum(&panels[t]);
     let [z0, z1] = &columns;
     let tail = |r0: usize, mut w: WorkspaceRows| {
         w.prefetch();
@@ -227,18 +223,40 @@ pub(super) fn sparse_sgd_step(
         || update(j_half, w1b, acc1, db1b, [p0b, p1b], w2b),
     );
     ws.shift = shift;
-    ws.carried = Carried { w1_squares: None, shift: true, panels: true };
+    ws.carried = Carried { w1_penalty: None, shift: true, panels: true };
     params.b1.scaled_add(-learning_rate, &grads.b1);
     params.b2.scaled_add(-learning_rate, &grads.b2);
     (loss, (s0 + s1).sqrt())
 }
 
 /// The `W1` update of [`sparse_sgd_step`] for a block of rows of its columns, row by
-/// row: `g = (S^T dz1 + c db1^T) + reg W1`, from `acc = S^T dz1` (left zero), then
-/// `W1 -= learning_rate g`; `c[k] W1[k]` (new) summed into `parts[0]` for the rows
+/// row: `g = (S^T dz1 + c db1^T) + reg pen'(W1)`, from `acc = S^T dz1` (left zero),
+/// then `W1 -= learning_rate g`; `c[k] W1[k]` (new) summed into `parts[0]` for the rows
 /// before `mid`, `parts[1]` after; element `j` of `g^2` added to `lanes[j % 16]`.
-/// Compiled for the widest instruction set, like the gathers.
+/// Compiled for the widest instruction set, like the gathers, and for each penalty.
 pub(super) fn update_columns(
+    c_mid: (&[f64], usize),
+    w1: &mut [f64],
+    acc: &mut [f64],
+    db1: &[f64],
+    (reg, learning_rate): (Reg, f64),
+    lanes: &mut [f64; 16],
+    parts: [&mut [f64]; 2],
+) {
+    let rates = (reg.strength, learning_rate);
+    match reg.penalty {
+        Penalty::L2 => update_columns_for(c_mid, w1, acc, db1, rates, lanes, parts, |w| w),
+        Penalty::L1 => {
+            let sign = |w| Penalty::L1.grad(w);
+            update_columns_for(c_mid, w1, acc, db1, rates, lanes, parts, sign)
+        }
+    }
+}
+
+/// [`update_columns`] with the penalty's gradient `pen` (over `reg`).
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn update_columns_for(
     (c, mid): (&[f64], usize),
     w1: &mut [f64],
     acc: &mut [f64],
@@ -246,6 +264,7 @@ pub(super) fn update_columns(
     (reg, learning_rate): (f64, f64),
     lanes: &mut [f64; 16],
     parts: [&mut [f64]; 2],
+    pen: impl Fn(f64) -> f64 + Copy,
 ) {
     super::simd::dispatch_fn(
         #[inline(always)]
@@ -267,10 +286,10 @@ pub(super) fn update_columns(
                 let mut ws = wk.chunks_exact_mut(16);
                 let mut ds = db1.chunks_exact(16);
                 for ((g, w), db) in (&mut gs).zip(&mut ws).zip(&mut ds) {
-                    update_step(&mut sums, g, w, db, (ck, reg, learning_rate));
+                    update_step(&mut sums, g, w, db, (ck, reg, learning_rate), pen);
                 }
                 let (g, w, db) = (gs.into_remainder(), ws.into_remainder(), ds.remainder());
-                update_step(&mut sums, g, w, db, (ck, reg, learning_rate));
+                update_step(&mut sums, g, w, db, (ck, reg, learning_rate), pen);
                 if ck != 0.0 {
                     let part = if k < mid { &mut *part0 } else { &mut *part1 };
                     for (s, &w) in part.iter_mut().zip(wk.iter()) {
@@ -283,7 +302,7 @@ pub(super) fn update_columns(
     )
 }
 
-/// Up to sixteen elements of a row of [`update_columns`]: `g = (acc + ck db) + reg w`,
+/// Up to sixteen elements of a row of [`update_columns`]: `g = (acc + ck db) + reg pen(w)`,
 /// `w -= learning_rate g`, `lanes[j] += g^2`, `acc = 0`. A function of its own, so
 /// that the compiler knows the slices apart and, given whole chunks of 16, vectorises
 /// it (as a closure over slices it was a scalar loop).
@@ -294,9 +313,10 @@ pub(super) fn update_step(
     w: &mut [f64],
     db: &[f64],
     (ck, reg, learning_rate): (f64, f64, f64),
+    pen: impl Fn(f64) -> f64,
 ) {
     for (l, ((g, w), &db)) in lanes.iter_mut().zip(acc.iter_mut().zip(w).zip(db)) {
-        let gk = (*g + ck * db) + reg * *w;
+        let gk = (*g + ck * db) + reg * pen(*w);
         *w += -learning_rate * gk;
         *l += gk * gk;
         *g = 0.0;

@@ -4,9 +4,9 @@
 
 use ndarray::{Array2, ArrayView, Axis, Dimension};
 
-use super::arrays::{aligned_zeros, make_aligned, sum_of_squares_split};
+use super::arrays::{aligned_zeros, make_aligned, penalty_sum_split};
 use super::{Input, OffsetSparse, Workspace, par, sgd_step};
-use crate::model::{Activation, Grads, Param, Params, TwoLayerMLP};
+use crate::model::{Activation, Grads, Param, Params, Penalty, Reg, TwoLayerMLP};
 use crate::{NumpyRng, Toy};
 
 #[path = "../../tests/common/images.rs"]
@@ -31,7 +31,7 @@ enum Kernel {
 fn engine_step(
     net: &TwoLayerMLP,
     (x, y, idx): (&Array2<f64>, &[usize], &[usize]),
-    reg: f64,
+    reg: Reg,
     kernel: Kernel,
     two_threads: bool,
 ) -> (f64, Grads, Params) {
@@ -65,7 +65,8 @@ fn engine_step(
 }
 
 /// The engine's loss, gradients and step against `model.rs`'s on rows `idx` of `x`,
-/// with every kernel on one thread and on two.
+/// with every kernel on one thread and on two, for the L2 penalty `reg` and for L1 at
+/// the same strength.
 fn assert_engine_is_the_model(
     net: &TwoLayerMLP,
     x: &Array2<f64>,
@@ -75,12 +76,13 @@ fn assert_engine_is_the_model(
     what: &str,
 ) {
     let xb = x.select(Axis(0), idx);
-    let yb: Vec<usize> = idx.iter().map(|&i| y[i]).collect();
-    let (loss, grads) = net.loss(&xb, &ndarray::Array1::from(yb), reg).expect("a valid batch");
-    for kernel in [Kernel::Dense, Kernel::Sparse] {
-        for two_threads in [false, true] {
-            let case =
-                format!("{what}, {:?}, {kernel:?}, two threads {two_threads}", net.activation);
+    let yb = ndarray::Array1::from_iter(idx.iter().map(|&i| y[i]));
+    let cases = [Kernel::Dense, Kernel::Sparse].into_iter().flat_map(|k| [(k, false), (k, true)]);
+    for reg in [Reg::from(reg), Reg::l1(reg)] {
+        let (loss, grads) = net.loss(&xb, &yb, reg).expect("a valid batch");
+        for (kernel, two_threads) in cases.clone() {
+            let act = net.activation;
+            let case = format!("{what}, {act:?}, {reg:?}, {kernel:?}, two threads {two_threads}");
             let (e_loss, e_grads, after) = engine_step(net, (x, y, idx), reg, kernel, two_threads);
             let l = (e_loss - loss).abs() / loss.abs();
             assert!(l < 1e-12, "{case}: loss {e_loss} against the model's {loss} ({l:e})");
@@ -164,9 +166,11 @@ fn aligned_arrays_start_a_cache_line() {
 }
 
 #[test]
-fn sum_of_squares_on_two_threads_is_numpys() {
-    // np.random.seed(0); a = np.random.randn(784, 64); np.sum(a * a)
+fn penalties_on_two_threads_are_numpys_sums() {
+    // np.random.seed(0); a = np.random.randn(784, 64); np.sum(a * a), np.sum(np.abs(a))
     let w1 = NumpyRng::new(0).randn(784, 64);
-    let split = par::with_helper(|| sum_of_squares_split(w1.view()));
-    assert_eq!(split, 49886.11859285609);
+    let l2 = par::with_helper(|| penalty_sum_split(w1.view(), Penalty::L2));
+    assert_eq!(l2, 49886.11859285609);
+    let l1 = par::with_helper(|| penalty_sum_split(w1.view(), Penalty::L1));
+    assert_eq!(l1, 39826.197385239946);
 }

@@ -40,8 +40,8 @@ pub(crate) struct Workspace {
 /// training); a new [`Workspace`] has none of it.
 #[derive(Clone, Copy, Debug, Default)]
 pub(super) struct Carried {
-    /// `sum(W1^2)` in numpy's pairwise order.
-    pub(super) w1_squares: Option<f64>,
+    /// `pen.sum(W1)` (`sum(W1^2)` for L2) in numpy's pairwise order.
+    pub(super) w1_penalty: Option<f64>,
     /// Whether `Workspace::shift_parts` hold `c W1` for the current `W1`.
     pub(super) shift: bool,
     /// Whether `Workspace::panels` hold the current `W1` (the parameters' copy is then
