@@ -36,19 +36,33 @@ def init_worker(counter):
     os.environ["XDG_CACHE_HOME"] = cache
 
 
+# Two kernels started at the same moment can be given the same free port by
+# jupyter_client; the loser exits at once ("Address already in use") and the client
+# reports "Kernel died before replying to kernel_info". Such a start is tried again.
+KERNEL_STARTS = 3
+
+
 def execute(path):
     start = time.time()
-    nb = nbformat.read(path, as_version=4)
-    client = NotebookClient(nb, timeout=1800, kernel_name="rust", allow_errors=False,
-                            resources={"metadata": {"path": os.path.dirname(path)}})
     error = None
     name = os.path.basename(path)
     # the kernel's own stderr (cargo's "Compiling ..." lines) goes to a log beside the outputs
     with open(os.path.join(OUT, name.replace(".ipynb", ".kernel.log")), "w") as log:
-        try:
-            client.execute(stdout=log, stderr=log)
-        except CellExecutionError as e:
-            error = str(e) or repr(e)
+        for attempt in range(1, KERNEL_STARTS + 1):
+            nb = nbformat.read(path, as_version=4)
+            client = NotebookClient(nb, timeout=1800, kernel_name="rust", allow_errors=False,
+                                    resources={"metadata": {"path": os.path.dirname(path)}})
+            try:
+                client.execute(stdout=log, stderr=log)
+                break
+            except CellExecutionError as e:
+                error = str(e) or repr(e)
+                break
+            except RuntimeError as e:
+                if "before replying to kernel_info" not in str(e) or attempt == KERNEL_STARTS:
+                    raise
+                print("%s: the kernel did not start (%s); starting it again" % (name, e), file=log, flush=True)
+                time.sleep(attempt)
     nbformat.write(nb, os.path.join(OUT, name))
     html, _ = HTMLExporter().from_notebook_node(nb)
     with open(os.path.join(OUT, name.replace(".ipynb", ".html")), "w", encoding="utf-8") as f:

@@ -186,9 +186,8 @@ struct GradcheckArgs {
 #[derive(Args, Debug)]
 #[command(allow_negative_numbers = true)]
 struct TrainArgs {
-    /// Which data to train on
-    #[arg(long, value_enum)]
-    dataset: Dataset,
+    #[command(flatten)]
+    data: DataArgs,
     /// Hidden-layer activation [default: sigmoid]
     #[arg(long, value_enum, default_value = "sigmoid")]
     activation: ActivationArg,
@@ -227,11 +226,6 @@ struct TrainArgs {
     /// How the first layer's products are computed (same numbers up to rounding)
     #[arg(long, value_enum, default_value = "auto")]
     kernel: KernelArg,
-    /// Folder with the MNIST IDX files, raw or .gz [default: $MLP_DATA_DIR or data/mnist]
-    #[arg(long)]
-    data_dir: Option<PathBuf>,
-    #[command(flatten)]
-    toy: ToyArgs,
     /// Print one JSON object instead of text (nothing on stderr)
     #[arg(long)]
     json: bool,
@@ -240,12 +234,10 @@ struct TrainArgs {
     quiet: bool,
 }
 
+/// Which data a command runs on.
 #[derive(Args, Debug)]
-struct EvaluateArgs {
-    /// Folder written by `mlp train --save`
-    #[arg(long)]
-    load: PathBuf,
-    /// Which data to measure the accuracies on
+struct DataArgs {
+    /// Which data to train or evaluate on
     #[arg(long, value_enum)]
     dataset: Dataset,
     /// Folder with the MNIST IDX files, raw or .gz [default: $MLP_DATA_DIR or data/mnist]
@@ -253,6 +245,27 @@ struct EvaluateArgs {
     data_dir: Option<PathBuf>,
     #[command(flatten)]
     toy: ToyArgs,
+}
+
+impl DataArgs {
+    /// The toy flags are refused with another dataset.
+    fn check(&self) -> Result<(), CliError> {
+        match self.toy.given().first() {
+            Some(flag) if self.dataset != Dataset::Toy => Err(CliError::Usage(format!(
+                "{flag} only goes with --dataset toy; MNIST has its own sizes and labels"
+            ))),
+            _ => Ok(()),
+        }
+    }
+}
+
+#[derive(Args, Debug)]
+struct EvaluateArgs {
+    /// Folder written by `mlp train --save`
+    #[arg(long)]
+    load: PathBuf,
+    #[command(flatten)]
+    data: DataArgs,
     /// Print one JSON object instead of text
     #[arg(long)]
     json: bool,
@@ -389,14 +402,9 @@ fn preset(dataset: Dataset, activation: Activation) -> Preset {
 
 fn train(args: &TrainArgs) -> Result<(), CliError> {
     let activation: Activation = args.activation.into();
-    if args.dataset != Dataset::Toy
-        && let Some(flag) = args.toy.given().first()
-    {
-        return Err(CliError::Usage(format!(
-            "{flag} only goes with --dataset toy; MNIST has its own sizes and labels"
-        )));
-    }
-    let p = preset(args.dataset, activation);
+    args.data.check()?;
+    let dataset = args.data.dataset;
+    let p = preset(dataset, activation);
     let config = TrainConfig {
         learning_rate: args.learning_rate.unwrap_or(p.learning_rate),
         learning_rate_decay: args
@@ -415,12 +423,12 @@ fn train(args: &TrainArgs) -> Result<(), CliError> {
     let std = args.std.unwrap_or(p.std);
 
     let mut rng = NumpyRng::default();
-    let toy = args.toy.toy(Some(hidden_size));
+    let toy = args.data.toy.toy(Some(hidden_size));
     let note = !args.json && !args.quiet;
-    let data = load_data(args.dataset, args.data_dir.as_deref(), &toy, &mut rng, note)?;
+    let data = load_data(&args.data, &toy, &mut rng, note)?;
     // created right after the data, as in the notebook: the weights come from where the
     // toy data or the MNIST split left the generator
-    let mut net = match args.dataset {
+    let mut net = match dataset {
         Dataset::Toy => toy.model(activation, std, &mut rng)?,
         Dataset::Mnist => {
             TwoLayerMLP::new(MNIST_PIXELS, hidden_size, 10, std, activation, &mut rng)?
@@ -428,7 +436,7 @@ fn train(args: &TrainArgs) -> Result<(), CliError> {
     };
 
     let show_progress = !args.json && !args.quiet;
-    let print_epochs = !args.json && args.dataset != Dataset::Toy;
+    let print_epochs = !args.json && dataset != Dataset::Toy;
     let mut reporter = TrainProgress::new(show_progress, print_epochs, config.num_epochs);
     let start = Instant::now();
     let stats = net.train_with(
@@ -459,7 +467,7 @@ fn train(args: &TrainArgs) -> Result<(), CliError> {
         }
     }
     if let Some(dir) = &args.plots {
-        let written = write_plots(dir, args.dataset, &net, &stats)?;
+        let written = write_plots(dir, dataset, &net, &stats)?;
         if !args.json {
             for path in written {
                 println!("Wrote {}", path.display());
@@ -471,20 +479,14 @@ fn train(args: &TrainArgs) -> Result<(), CliError> {
 
 /// The toy data (training and validation alike), or MNIST split as the problem set
 /// does; `note` prints MNIST's shapes on stderr.
-fn load_data(
-    dataset: Dataset,
-    data_dir: Option<&Path>,
-    toy: &Toy,
-    rng: &mut NumpyRng,
-    note: bool,
-) -> Result<Data, MlpError> {
-    Ok(match dataset {
+fn load_data(args: &DataArgs, toy: &Toy, rng: &mut NumpyRng, note: bool) -> Result<Data, MlpError> {
+    Ok(match args.dataset {
         Dataset::Toy => {
             let (x, y) = toy.data(rng)?;
             Data { x_train: x.clone(), y_train: y.clone(), x_val: x, y_val: y, test: None }
         }
         Dataset::Mnist => {
-            let dir = data_dir.map_or_else(default_mnist_dir, Path::to_path_buf);
+            let dir = args.data_dir.clone().unwrap_or_else(default_mnist_dir);
             let bytes = load_mnist(&dir, &LoadOptions::default())?;
             let m = split_mnist(&bytes, rng, 50_000, 10_000, 10_000)?;
             if note {
@@ -508,15 +510,10 @@ fn load_data(
 }
 
 fn evaluate(args: &EvaluateArgs) -> Result<(), CliError> {
-    if args.dataset != Dataset::Toy
-        && let Some(flag) = args.toy.given().first()
-    {
-        return Err(CliError::Usage(format!("{flag} only goes with --dataset toy")));
-    }
+    args.data.check()?;
     let net = TwoLayerMLP::load_npy(&args.load)?;
-    let toy = args.toy.toy(None);
-    let data =
-        load_data(args.dataset, args.data_dir.as_deref(), &toy, &mut NumpyRng::default(), false)?;
+    let toy = args.data.toy.toy(None);
+    let data = load_data(&args.data, &toy, &mut NumpyRng::default(), false)?;
     let (d, c) = (data.x_train.ncols(), data.y_train.iter().max().map_or(1, |m| m + 1));
     if net.input_size() != d || net.output_size() < c {
         return Err(CliError::Usage(format!(
@@ -526,7 +523,7 @@ fn evaluate(args: &EvaluateArgs) -> Result<(), CliError> {
             net.input_size(),
             net.hidden_size(),
             net.output_size(),
-            args.dataset.to_possible_value().map_or("?".into(), |v| v.get_name().to_string()),
+            args.data.dataset.to_possible_value().map_or("?".into(), |v| v.get_name().to_string()),
         )));
     }
     let mut accuracy = vec![("train", net.accuracy(&data.x_train, &data.y_train)?)];

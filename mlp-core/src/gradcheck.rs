@@ -1,11 +1,14 @@
 //! Numerical gradient checking, as the problem set's `utils.eval_numerical_gradient`
-//! and the notebook's `rel_error`.
+//! and the notebook's `rel_error`; the parameters by name, to loop over them.
 
-use ndarray::{Array, ArrayD, ArrayView, AsArray, Dimension, Ix1, Ix2, Zip};
+use ndarray::{
+    Array, ArrayD, ArrayView, ArrayViewD, ArrayViewMutD, AsArray, Dimension, Ix1, Ix2, Zip,
+};
 
 use crate::check::check_positive;
 use crate::error::{MlpError, Result};
-use crate::model::{Param, Reg, TwoLayerMLP};
+use crate::model::{Param, Params, TwoLayerMLP};
+use crate::penalty::Reg;
 
 /// The centred-difference gradient of `f` at `x`: for each entry `x[i]`, set it to
 /// `x[i] + h`, evaluate `f`, set it to `x[i] - h`, evaluate `f`, restore it, and take
@@ -75,6 +78,28 @@ pub fn rel_error<'a, 'b, D: Dimension + 'a + 'b>(
         worst = if e.is_nan() || worst.is_nan() { f64::NAN } else { worst.max(e) };
     });
     Ok(worst)
+}
+
+impl Params {
+    /// One parameter by name, as an n-dimensional view.
+    pub fn get(&self, p: Param) -> ArrayViewD<'_, f64> {
+        match p {
+            Param::W1 => self.w1.view().into_dyn(),
+            Param::B1 => self.b1.view().into_dyn(),
+            Param::W2 => self.w2.view().into_dyn(),
+            Param::B2 => self.b2.view().into_dyn(),
+        }
+    }
+
+    /// One parameter by name, mutable.
+    pub fn get_mut(&mut self, p: Param) -> ArrayViewMutD<'_, f64> {
+        match p {
+            Param::W1 => self.w1.view_mut().into_dyn(),
+            Param::B1 => self.b1.view_mut().into_dyn(),
+            Param::W2 => self.w2.view_mut().into_dyn(),
+            Param::B2 => self.b2.view_mut().into_dyn(),
+        }
+    }
 }
 
 impl TwoLayerMLP {

@@ -38,6 +38,7 @@ mod error;
 mod gradcheck;
 mod model;
 mod npy;
+mod penalty;
 pub mod plot;
 mod pyfmt;
 mod rng;
@@ -51,9 +52,13 @@ pub use data::{
 };
 pub use error::{MlpError, Result};
 pub use gradcheck::{eval_numerical_gradient, rel_error};
-pub use model::{Activation, Grads, Param, Params, Penalty, Reg, TwoLayerMLP};
+pub use model::{Activation, Grads, Param, Params, TwoLayerMLP};
 pub use npy::{MODEL_JSON, ModelInfo};
-pub use plot::{Figure, plot_loss_and_gradient, plot_stats, show_net_weights, visualize_grid};
+pub use penalty::{Penalty, Reg};
+pub use plot::{
+    Figure, plot_loss_and_gradient, plot_stats, plot_weight_histograms, show_net_weights,
+    show_weight_grids, visualize_grid,
+};
 pub use pyfmt::{numpy_str, py_e, py_float};
 pub use rng::NumpyRng;
 pub use toy::Toy;

@@ -5,13 +5,13 @@
 //! [`TwoLayerMLP::scores`] and [`TwoLayerMLP::predict`] run, and what the gradient
 //! check checks. Training runs a faster engine (`engine/`) held equal to it by tests.
 
-use ndarray::{Array1, Array2, ArrayView2, ArrayViewD, ArrayViewMutD, AsArray, Axis};
-use ndarray::{ArrayBase, Data, Dimension, Ix1, Ix2};
+use ndarray::{Array1, Array2, ArrayView2, AsArray, Axis, Ix1, Ix2};
 
 use crate::check::{check_non_negative, check_nonzero, check_params, check_x, check_xy, choice};
 use crate::error::Result;
+use crate::penalty::Reg;
 use crate::rng::NumpyRng;
-use crate::sums::{numpy_sum, numpy_sum_of};
+use crate::sums::numpy_sum;
 
 /// The hidden layer's nonlinearity: `Sigmoid` `1 / (1 + exp(-z))`, `Relu` `max(0, z)`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -41,62 +41,6 @@ impl Activation {
     }
 }
 choice!(Activation, "activation", [Sigmoid "sigmoid", Relu "relu"]);
-
-/// The weight penalty (biases have none): `L2` adds `0.5 reg (sum W1^2 + sum W2^2)` to
-/// the loss and `reg W` to the gradients; `L1` adds `reg (sum |W1| + sum |W2|)` and
-/// `reg sign(W)`, with `sign(0) = 0`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-pub enum Penalty {
-    #[default]
-    L2,
-    L1,
-}
-choice!(Penalty, "regularization", [L2 "l2", L1 "l1"]);
-
-impl Penalty {
-    /// The factor before `reg (sum + sum)` in the loss: `0.5` for L2, `1` for L1.
-    pub fn factor(self) -> f64 {
-        if self == Penalty::L2 { 0.5 } else { 1.0 }
-    }
-
-    /// `sum w^2` (L2) or `sum |w|` (L1) over `w`'s entries, added in numpy's order.
-    pub fn sum<S: Data<Elem = f64>, D: Dimension>(self, w: &ArrayBase<S, D>) -> f64 {
-        match self {
-            Penalty::L2 => numpy_sum_of(w, |x| x * x),
-            Penalty::L1 => numpy_sum_of(w, f64::abs),
-        }
-    }
-
-    /// The gradient of one weight's penalty, over `reg`: `w` (L2) or `sign(w)` (L1).
-    #[inline]
-    pub fn grad(self, w: f64) -> f64 {
-        match self {
-            Penalty::L2 => w,
-            Penalty::L1 => f64::from(u8::from(w > 0.0)) - f64::from(u8::from(w < 0.0)),
-        }
-    }
-}
-
-/// A penalty and its strength, as [`TwoLayerMLP::loss`] takes it: a plain number is
-/// L2 (`net.loss(&x, &y, 0.1)`), [`Reg::l1`] the other.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Reg {
-    pub penalty: Penalty,
-    pub strength: f64,
-}
-
-impl Reg {
-    /// `L1` at `strength`.
-    pub fn l1(strength: f64) -> Self {
-        Reg { penalty: Penalty::L1, strength }
-    }
-}
-
-impl From<f64> for Reg {
-    fn from(strength: f64) -> Self {
-        Reg { penalty: Penalty::L2, strength }
-    }
-}
 
 /// One parameter's name, as the keys of the problem set's `params` dict.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -130,26 +74,6 @@ impl Params {
     pub fn zeros(d: usize, h: usize, c: usize) -> Self {
         let (w1, w2) = (Array2::zeros((d, h)), Array2::zeros((h, c)));
         Params { w1, b1: Array1::zeros(h), w2, b2: Array1::zeros(c) }
-    }
-
-    /// One parameter by name, as an n-dimensional view.
-    pub fn get(&self, p: Param) -> ArrayViewD<'_, f64> {
-        match p {
-            Param::W1 => self.w1.view().into_dyn(),
-            Param::B1 => self.b1.view().into_dyn(),
-            Param::W2 => self.w2.view().into_dyn(),
-            Param::B2 => self.b2.view().into_dyn(),
-        }
-    }
-
-    /// One parameter by name, mutable.
-    pub fn get_mut(&mut self, p: Param) -> ArrayViewMutD<'_, f64> {
-        match p {
-            Param::W1 => self.w1.view_mut().into_dyn(),
-            Param::B1 => self.b1.view_mut().into_dyn(),
-            Param::W2 => self.w2.view_mut().into_dyn(),
-            Param::B2 => self.b2.view_mut().into_dyn(),
-        }
     }
 }
 
@@ -217,8 +141,8 @@ impl TwoLayerMLP {
     }
 
     /// Loss and gradients for `X` `(N, D)`, labels `y` `(N,)`: mean softmax
-    /// cross-entropy plus the penalty, `0.5 * reg * (sum W1^2 + sum W2^2)` for a plain
-    /// `reg` (see [`Reg`]).
+    /// cross-entropy plus the penalty: `0.5 * reg * (sum W1^2 + sum W2^2)` for a plain
+    /// `reg`, `reg * (sum |W1| + sum |W2|)` for [`Reg::l1(reg)`](crate::Reg::l1).
     pub fn loss<'a, 'b>(
         &self,
         x: impl AsArray<'a, f64, Ix2>,

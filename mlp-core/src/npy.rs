@@ -19,7 +19,8 @@ use serde_json::{Value, json};
 
 use crate::check::check_params;
 use crate::error::{MlpError, Result};
-use crate::model::{Activation, Params, Penalty, TwoLayerMLP};
+use crate::model::{Activation, Params, TwoLayerMLP};
+use crate::penalty::Penalty;
 use crate::train::TrainConfig;
 
 /// The description file written beside the weights.

@@ -1,6 +1,7 @@
 //! The problem set's figures, drawn with `plotters` into an in-memory bitmap and
 //! encoded as PNG: the toy loss/gradient figure, `plot_stats`, and the first-layer
-//! weight grid (`visualize_grid`, `show_net_weights`).
+//! weight grid (`visualize_grid`, `show_net_weights`), and Problem 3's comparison of
+//! two penalties (`plot_weight_histograms`, `show_weight_grids`).
 //!
 //! A [`Figure`] holds the PNG bytes. In an evcxr notebook a cell whose last
 //! expression is a `Figure` shows it inline; elsewhere, [`Figure::save`] writes it.
@@ -15,6 +16,7 @@ use base64::Engine;
 use ndarray::{Array2, ArrayView3, AsArray, Axis, Ix3};
 use plotters::coord::Shift;
 use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
 use plotters::style::{FontStyle, register_font};
 use plotters_bitmap::BitMapBackend;
 
@@ -370,6 +372,12 @@ pub fn visualize_grid<'a>(
 /// are cast to `u8` as numpy's `astype('uint8')` does for 0..=255 (truncated), and
 /// shown with matplotlib's gray colormap over the image's min..max.
 pub fn show_gray(image: &Array2<f64>, scale: usize) -> Result<Figure> {
+    let (gray, wide, tall) = gray_pixels(image, scale)?;
+    Figure::from_gray(&gray, wide as u32, tall as u32)
+}
+
+/// [`show_gray`]'s pixels, row-major, with their width and height.
+fn gray_pixels(image: &Array2<f64>, scale: usize) -> Result<(Vec<u8>, usize, usize)> {
     if image.is_empty() || scale == 0 {
         return Err(MlpError::BadPlotData {
             what: "image".into(),
@@ -389,13 +397,20 @@ pub fn show_gray(image: &Array2<f64>, scale: usize) -> Result<Figure> {
         let row = bytes.row(r / scale);
         gray.extend((0..wide).map(|c| norm(row[c / scale])));
     }
-    Figure::from_gray(&gray, wide as u32, tall as u32)
+    Ok((gray, wide, tall))
 }
 
 /// The notebook's `show_net_weights`: W1 `(784, H)` transposed and reshaped to
 /// `(H, 28, 28)`, laid out by [`visualize_grid`] with padding 3, gray,
 /// nearest-neighbour upscaled to about 800 pixels.
 pub fn show_net_weights(net: &TwoLayerMLP) -> Result<Figure> {
+    let grid = weight_grid(net)?;
+    let scale = (FIGURE_SIZE.1 as usize / grid.nrows().max(grid.ncols())).max(1);
+    show_gray(&grid, scale)
+}
+
+/// W1 `(784, H)` as the grid of [`show_net_weights`], before scaling.
+fn weight_grid(net: &TwoLayerMLP) -> Result<Array2<f64>> {
     let w1 = &net.params.w1;
     if w1.nrows() != 28 * 28 {
         return Err(MlpError::ShapeMismatch {
@@ -407,9 +422,128 @@ pub fn show_net_weights(net: &TwoLayerMLP) -> Result<Figure> {
     let tiles =
         w1.t().as_standard_layout().into_owned().into_shape_with_order((w1.ncols(), 28, 28));
     let tiles = tiles.map_err(|e| MlpError::Plot(e.to_string()))?;
-    let grid = visualize_grid(&tiles, 255.0, 3)?;
-    let scale = (FIGURE_SIZE.1 as usize / grid.nrows().max(grid.ncols())).max(1);
-    show_gray(&grid, scale)
+    visualize_grid(&tiles, 255.0, 3)
+}
+
+/// Several networks' weight grids ([`show_net_weights`]) side by side, each under its
+/// title: to compare what two penalties did to the same network.
+pub fn show_weight_grids(nets: &[(&str, &TwoLayerMLP)]) -> Result<Figure> {
+    ensure_font()?;
+    let grids = nets.iter().map(|(_, net)| weight_grid(net)).collect::<Result<Vec<_>>>()?;
+    let Some(side) = grids.iter().map(|g| g.nrows().max(g.ncols())).max() else {
+        return Err(MlpError::BadPlotData {
+            what: "weight grids".into(),
+            reason: "no network given".into(),
+        });
+    };
+    let (w, title) = (FIGURE_SIZE.0, 40u32);
+    let cell = w / nets.len() as u32;
+    let scale = (cell as usize / side).max(1);
+    let h = title + (side * scale) as u32 + 10;
+    let mut rgb = vec![255u8; (w * h * 3) as usize];
+    {
+        let root = BitMapBackend::with_buffer(&mut rgb, (w, h)).into_drawing_area();
+        let style =
+            TextStyle::from((FONT, 20).into_font()).pos(Pos::new(HPos::Center, VPos::Center));
+        for (k, (name, _)) in nets.iter().enumerate() {
+            let x = (k as u32 * cell + cell / 2) as i32;
+            root.draw_text(name, &style, (x, (title / 2) as i32))
+                .map_err(|e| MlpError::Plot(e.to_string()))?;
+        }
+        root.present().map_err(|e| MlpError::Plot(e.to_string()))?;
+    }
+    for (k, grid) in grids.iter().enumerate() {
+        let (gray, gw, gh) = gray_pixels(grid, scale)?;
+        let x0 = (k as u32 * cell) as usize + (cell as usize - gw) / 2;
+        for (r, row) in gray.chunks_exact(gw).enumerate().take(gh) {
+            let start = ((title as usize + r) * w as usize + x0) * 3;
+            for (px, &g) in rgb[start..start + 3 * gw].chunks_exact_mut(3).zip(row) {
+                px.fill(g);
+            }
+        }
+    }
+    Figure::from_rgb(&rgb, w, h)
+}
+
+/// Problem 3's figure: a histogram of each network's first-layer weights, one panel
+/// per network over the same bins, counts on a log scale (so that both the spike at 0
+/// and the tails show).
+pub fn plot_weight_histograms(nets: &[(&str, &TwoLayerMLP)]) -> Result<Figure> {
+    ensure_font()?;
+    const BINS: usize = 81;
+    let weights: Vec<_> = nets.iter().map(|(_, net)| &net.params.w1).collect();
+    for ((name, _), w) in nets.iter().zip(&weights) {
+        if let Some(v) = w.iter().find(|v| !v.is_finite()) {
+            return Err(MlpError::BadPlotData {
+                what: format!("W1 of {name}"),
+                reason: format!("it holds {v}"),
+            });
+        }
+    }
+    let top = weights.iter().flat_map(|w| w.iter()).fold(0.0f64, |m, v| m.max(v.abs()));
+    if nets.is_empty() || top == 0.0 {
+        return Err(MlpError::BadPlotData {
+            what: "weight histograms".into(),
+            reason: "no nonzero weights to show".into(),
+        });
+    }
+    let width = 2.0 * top / BINS as f64;
+    let counts: Vec<Vec<usize>> = weights
+        .iter()
+        .map(|w| {
+            let mut c = vec![0; BINS];
+            for v in w.iter() {
+                c[(((v + top) / width) as usize).min(BINS - 1)] += 1;
+            }
+            c
+        })
+        .collect();
+    let most = counts.iter().flatten().copied().max().unwrap_or(1) as f64;
+    let (w, h) = FIGURE_SIZE;
+    let mut rgb = vec![255u8; (w * h * 3) as usize];
+    {
+        let root = BitMapBackend::with_buffer(&mut rgb, (w, h)).into_drawing_area();
+        let areas = root.split_evenly((nets.len(), 1));
+        for ((area, (name, _)), c) in areas.iter().zip(nets).zip(&counts) {
+            draw_histogram(area, name, c, (top, width), most)
+                .map_err(|e| MlpError::Plot(e.to_string()))?;
+        }
+        root.present().map_err(|e| MlpError::Plot(e.to_string()))?;
+    }
+    Figure::from_rgb(&rgb, w, h)
+}
+
+fn draw_histogram<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    title: &str,
+    counts: &[usize],
+    (top, width): (f64, f64),
+    most: f64,
+) -> std::result::Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
+    let mut chart = ChartBuilder::on(area)
+        .caption(title, (FONT, 20))
+        .margin(10)
+        .x_label_area_size(42)
+        .y_label_area_size(70)
+        .build_cartesian_2d(-top..top, (0.8f64..most * 1.5).log_scale())?;
+    chart
+        .configure_mesh()
+        // (a tick at zero prints as 0.00, not -0.00)
+        .x_label_formatter(&|x| format!("{:.2}", if x.abs() < 5e-3 { 0.0 } else { *x }))
+        .y_label_formatter(&|y| format!("{y:.0}"))
+        .x_desc("first-layer weight")
+        .y_desc("count (log scale)")
+        .axis_desc_style((FONT, 16))
+        .label_style((FONT, 14))
+        .light_line_style(WHITE)
+        .bold_line_style(RGBColor(235, 235, 235))
+        .draw()?;
+    let bars = counts.iter().enumerate().filter(|&(_, &n)| n > 0).map(|(i, &n)| {
+        let x0 = -top + i as f64 * width;
+        Rectangle::new([(x0, 0.8), (x0 + width, n as f64)], BLUE.filled())
+    });
+    chart.draw_series(bars)?;
+    Ok(())
 }
 
 #[cfg(test)]

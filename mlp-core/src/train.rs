@@ -6,7 +6,8 @@ use ndarray::{Array2, ArrayView1, ArrayView2, AsArray, Ix1, Ix2};
 use crate::check::{check_non_negative, check_nonzero, check_positive, check_xy};
 use crate::engine::{self, Input, OffsetSparse, Workspace, fast_fma, sgd_step};
 use crate::error::{MlpError, Result};
-use crate::model::{Params, Penalty, Reg, TwoLayerMLP};
+use crate::model::{Params, TwoLayerMLP};
+use crate::penalty::{Penalty, Reg};
 use crate::rng::NumpyRng;
 
 /// Above this fraction of stored entries, [`InputKernel::Auto`] keeps the dense

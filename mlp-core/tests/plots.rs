@@ -160,3 +160,33 @@ fn bad_plot_input_is_an_error() {
     let err = fig.save("/proc/definitely/not/writable.png").unwrap_err();
     assert!(matches!(err, MlpError::Io { .. }));
 }
+
+#[test]
+fn penalty_comparison_figures_show_both_networks() {
+    let mut rng = NumpyRng::new(4);
+    let a = TwoLayerMLP::new(784, 16, 10, 0.1, Activation::Relu, &mut rng).unwrap();
+    let mut b = a.clone();
+    b.params.w1.mapv_inplace(|w| if w.abs() < 0.1 { 0.0 } else { w }); // a sparse one
+    let hist = mlp_core::plot_weight_histograms(&[("L2", &a), ("L1", &b)]).unwrap();
+    let (w, h, channels, pixels) = decode(&hist);
+    assert_eq!((w, h, channels), (FIGURE_SIZE.0, FIGURE_SIZE.1, 3));
+    // bars in both panels
+    assert!(has_line(&pixels, w, 60..h / 2 - 50) && has_line(&pixels, w, h / 2 + 60..h - 50));
+    let grids = mlp_core::show_weight_grids(&[("L2", &a), ("L1", &b)]).unwrap();
+    let (gw, gh, _, gpix) = decode(&grids);
+    assert_eq!(gw, FIGURE_SIZE.0);
+    // 16 tiles of 28 pixels, 4 x 4 with padding 3: 121 pixels a side, scaled 4 times
+    assert_eq!(gh, 40 + 121 * 4 + 10);
+    assert!(has_ink(&gpix, gw, 0..40), "the titles");
+    // bad input: a network whose W1 is not 28x28 images, NaN weights, nothing to show
+    let toy = TwoLayerMLP::new(4, 3, 2, 0.1, Activation::Relu, &mut rng).unwrap();
+    assert!(matches!(
+        mlp_core::show_weight_grids(&[("toy", &toy)]),
+        Err(MlpError::ShapeMismatch { .. })
+    ));
+    assert!(matches!(mlp_core::show_weight_grids(&[]), Err(MlpError::BadPlotData { .. })));
+    b.params.w1[[0, 0]] = f64::NAN;
+    let e = mlp_core::plot_weight_histograms(&[("L1", &b)]).unwrap_err();
+    assert!(e.to_string().contains("W1 of L1"), "{e}");
+    assert!(mlp_core::plot_weight_histograms(&[]).is_err());
+}

@@ -4,7 +4,7 @@
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2, ArrayViewMut2, Axis};
 
 use super::matmul::PARALLEL_MIN_WORK;
-use crate::model::{Penalty, Reg};
+use crate::penalty::{Penalty, Reg};
 
 /// A zero `(rows, cols)` array in standard layout whose first element starts a
 /// 64-byte cache line. With rows of a multiple of four doubles (64 hidden units), the

@@ -9,7 +9,8 @@ use super::matmul::matmul_into;
 use super::rows::loss_and_grads_but_w1;
 use super::workspace::{Carried, Workspace};
 use super::{ParamViews, row_split};
-use crate::model::{Activation, Grads, Params, Reg};
+use crate::model::{Activation, Grads, Params};
+use crate::penalty::Reg;
 use crate::sums::sum_of_squares;
 
 /// Rows `idx` of `src` into `buf`, each thread copying the rows it then uses.

@@ -46,7 +46,8 @@ use matmul::PARALLEL_MIN_WORK;
 pub(crate) use sparse::OffsetSparse;
 pub(crate) use workspace::Workspace;
 
-use crate::model::{Activation, Grads, Params, Reg};
+use crate::model::{Activation, Grads, Params};
+use crate::penalty::Reg;
 
 /// Borrowed parameters: what the forward/backward pass reads.
 #[derive(Clone, Copy)]

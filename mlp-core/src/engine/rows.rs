@@ -8,7 +8,8 @@ use super::arrays::{contiguous, penalty_sum_split, sum_rows_into, with_rows_slic
 use super::matmul::matmul_into;
 use super::workspace::{Carried, Workspace, WorkspaceRows};
 use super::{ParamViews, Rows, row_split};
-use crate::model::{Activation, Grads, Reg};
+use crate::model::{Activation, Grads};
+use crate::penalty::Reg;
 use crate::sums::pairwise_sum;
 
 /// The forward pass for a block of rows: `hidden = act(X W1 + b1)` `(n, H)`,

@@ -9,7 +9,8 @@ use super::rows::{batch_loss, rows_backward};
 use super::sparse::OffsetSparse;
 use super::workspace::{Carried, Workspace, WorkspaceRows};
 use super::{ParamViews, row_split};
-use crate::model::{Activation, Grads, Params, Penalty, Reg};
+use crate::model::{Activation, Grads, Params};
+use crate::penalty::{Penalty, Reg};
 
 /// [`super::sgd_step`] for rows `idx` of `X = S + 1 c^T` (see `sparse.rs`): the same
 /// parameters to the bit as the dense products' chains in row order (the loss's

@@ -6,7 +6,8 @@ use ndarray::{Array2, ArrayView, Axis, Dimension};
 
 use super::arrays::{aligned_zeros, make_aligned, penalty_sum_split};
 use super::{Input, OffsetSparse, Workspace, par, sgd_step};
-use crate::model::{Activation, Grads, Param, Params, Penalty, Reg, TwoLayerMLP};
+use crate::model::{Activation, Grads, Param, Params, TwoLayerMLP};
+use crate::penalty::{Penalty, Reg};
 use crate::{NumpyRng, Toy};
 
 #[path = "../../tests/common/images.rs"]
