@@ -65,6 +65,7 @@ lint:
 	cargo fmt --all --check
 	cargo clippy --locked --workspace --all-targets -- -D warnings
 	cargo clippy --locked -p mlp-core --all-targets -- -D warnings  # without the gemm feature
+	cargo clippy --locked -p mlp-core --no-default-features --lib -- -D warnings  # the student edition's build
 
 unit:
 	cargo test --locked --workspace

@@ -79,6 +79,17 @@ pub enum MlpError {
     )]
     BadModelFile { path: PathBuf, reason: String },
 
+    /// A function the student wrote returned something the harness cannot use.
+    #[error("your {function} is not finished: {problem}; fix its cell and run it again")]
+    StudentCode { function: &'static str, problem: String },
+
+    /// A checkpoint of the student edition: the student's value is not within the
+    /// tolerance of the expected one.
+    #[error(
+        "{what} is off: yours is {yours}, expected {expected}; the difference {difference:.3e} is not below {tolerance:.0e}"
+    )]
+    CheckFailed { what: String, yours: f64, expected: f64, difference: f64, tolerance: f64 },
+
     /// A history to plot has nothing in it, or holds NaN/inf.
     #[error("cannot plot {what}: {reason}")]
     BadPlotData { what: String, reason: String },

@@ -102,6 +102,7 @@ impl Params {
     }
 }
 
+#[cfg(feature = "solutions")]
 impl TwoLayerMLP {
     /// The numerical gradient of the loss for one parameter, by centred differences
     /// with step `h` ([`eval_numerical_gradient`]): to check [`TwoLayerMLP::loss`]'s.

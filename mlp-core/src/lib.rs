@@ -27,12 +27,17 @@
 //! Everything a user can get wrong returns [`MlpError`]; nothing here panics on bad
 //! input.
 
+// Without `solutions` (the student edition) the answers are left out, and with them the
+// only users of some imports and helpers.
+#![cfg_attr(not(feature = "solutions"), allow(unused_imports, dead_code))]
+
 // the test helpers shared with the integration tests name the crate `mlp_core`
 #[cfg(test)]
 extern crate self as mlp_core;
 
 mod check;
 mod data;
+#[cfg(feature = "solutions")]
 mod engine;
 mod error;
 mod gradcheck;
@@ -42,6 +47,7 @@ mod penalty;
 pub mod plot;
 mod pyfmt;
 mod rng;
+mod student;
 mod sums;
 mod toy;
 mod train;
@@ -61,6 +67,7 @@ pub use plot::{
 };
 pub use pyfmt::{numpy_str, py_e, py_float};
 pub use rng::NumpyRng;
+pub use student::{Implementation, LossFn, PredictFn, StepFn, check_below, check_close};
 pub use toy::Toy;
 pub use train::{EpochSummary, InputKernel, PrintEpochs, Reporter, Silent, Stats, TrainConfig};
 

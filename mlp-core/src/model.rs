@@ -4,6 +4,8 @@
 //! expression with its shape beside it. This is the code [`TwoLayerMLP::loss`],
 //! [`TwoLayerMLP::scores`] and [`TwoLayerMLP::predict`] run, and what the gradient
 //! check checks. Training runs a faster engine (`engine/`) held equal to it by tests.
+//! (Both are the problem set's answers: they need the `solutions` feature, on by
+//! default and off in the student edition.)
 
 use ndarray::{Array1, Array2, ArrayView2, AsArray, Axis, Ix1, Ix2};
 
@@ -123,7 +125,12 @@ impl TwoLayerMLP {
     pub fn output_size(&self) -> usize {
         self.params.w2.ncols()
     }
+}
 
+/// The mathematics: what the student edition asks the student to write (its notebooks
+/// leave the `solutions` feature off, and these with it).
+#[cfg(feature = "solutions")]
+impl TwoLayerMLP {
     /// The forward pass: the hidden layer `h` `(N, H)` and the scores `(N, C)`.
     fn forward(&self, x: ArrayView2<f64>) -> (Array2<f64>, Array2<f64>) {
         let Params { w1, b1, w2, b2 } = &self.params;

@@ -4,6 +4,7 @@
 use ndarray::{Array2, ArrayView1, ArrayView2, AsArray, Ix1, Ix2};
 
 use crate::check::{check_non_negative, check_nonzero, check_positive, check_xy};
+#[cfg(feature = "solutions")]
 use crate::engine::{self, Input, OffsetSparse, Workspace, fast_fma, sgd_step};
 use crate::error::{MlpError, Result};
 use crate::model::{Params, TwoLayerMLP};
@@ -51,6 +52,7 @@ impl InputKernel {
     }
 
     /// The sparse form of `x`, if this choice takes it for `x`.
+    #[cfg(feature = "solutions")]
     fn sparse_form(self, x: ArrayView2<f64>) -> Option<OffsetSparse> {
         if self == InputKernel::Dense {
             return None;
@@ -194,6 +196,7 @@ impl Reporter for PrintEpochs {
     }
 }
 
+#[cfg(feature = "solutions")]
 impl TwoLayerMLP {
     /// Train with minibatch SGD, as the problem set's `train(X, y, X_val, y_val, ...)`:
     /// `X` `(N, D)`, `y` `(N,)`, `X_val` `(M, D)`, `y_val` `(M,)`.
@@ -248,6 +251,7 @@ impl TwoLayerMLP {
 }
 
 /// The training loop's state: buffers allocated once and reused every minibatch.
+#[cfg(feature = "solutions")]
 struct Trainer<'n, 'x> {
     net: &'n mut TwoLayerMLP,
     x: ArrayView2<'x, f64>,
@@ -262,6 +266,7 @@ struct Trainer<'n, 'x> {
     grads: Params,
 }
 
+#[cfg(feature = "solutions")]
 impl<'n, 'x> Trainer<'n, 'x> {
     fn new(
         net: &'n mut TwoLayerMLP,

@@ -1,0 +1,242 @@
+//! The student edition's harness: what the problem set's `utils.py` and notebook give a
+//! student around the functions they write themselves (the problem set's `mlp.py`: the
+//! loss with its gradients, `predict` and the SGD step). [`Implementation`] holds those
+//! functions; its `train` is the problem set's training loop over them, its
+//! `gradient_check` the notebook's check, and [`check_close`] a checkpoint that prints
+//! the student's value, the expected one, the difference and the tolerance.
+//!
+//! Nothing here computes the network's loss or gradients: that is the student's part
+//! (the library's own, `model.rs` and the engine, need the `solutions` feature, which
+//! the student edition's notebooks leave off).
+
+use ndarray::{Array1, Array2, ArrayView1, ArrayView2, Axis};
+
+use crate::check::{check_non_negative, check_xy};
+use crate::error::{MlpError, Result};
+use crate::gradcheck::{eval_numerical_gradient, rel_error};
+use crate::model::{Grads, Param, TwoLayerMLP};
+use crate::penalty::{Penalty, Reg};
+use crate::pyfmt::py_e;
+use crate::rng::NumpyRng;
+use crate::train::{EpochSummary, PrintEpochs, Reporter, Silent, Stats, TrainConfig};
+
+/// The student's loss: `(loss, grads)` for `X` `(N, D)`, labels `y` `(N,)` and the L2
+/// strength `reg`.
+pub type LossFn = fn(&TwoLayerMLP, &Array2<f64>, &Array1<usize>, f64) -> (f64, Grads);
+/// The student's `predict`: the class of each row of `X` `(N, D)`, `(N,)`.
+pub type PredictFn = fn(&TwoLayerMLP, &Array2<f64>) -> Array1<usize>;
+/// The student's SGD step: `param -= learning_rate * grad` for the four parameters.
+pub type StepFn = fn(&mut TwoLayerMLP, &Grads, f64);
+
+/// A student's implementation of the network's three functions.
+#[derive(Clone, Copy, Debug)]
+pub struct Implementation {
+    pub loss: LossFn,
+    pub predict: PredictFn,
+    pub sgd_step: StepFn,
+}
+
+impl Implementation {
+    /// The student's loss, with what it returned checked: a finite loss, gradients of
+    /// the parameters' shapes. For [`Penalty::L1`] (Problem 3, which asks for its update
+    /// rule on paper) the student's loss is called without a penalty and the harness
+    /// adds `reg * (sum |W1| + sum |W2|)` and `reg * sign(W)`.
+    pub fn loss(
+        &self,
+        net: &TwoLayerMLP,
+        x: &Array2<f64>,
+        y: &Array1<usize>,
+        reg: impl Into<Reg>,
+    ) -> Result<(f64, Grads)> {
+        let Reg { penalty, strength } = reg.into();
+        check_xy("loss", x.view(), y.view(), net.input_size(), net.output_size())?;
+        check_non_negative("reg", strength)?;
+        let l2 = if penalty == Penalty::L2 { strength } else { 0.0 };
+        let (mut loss, mut grads) = (self.loss)(net, x, y, l2);
+        let p = &net.params;
+        for param in Param::ALL {
+            let (got, want) = (grads.get(param).shape().to_vec(), p.get(param).shape().to_vec());
+            if got != want {
+                return Err(MlpError::StudentCode {
+                    function: "loss",
+                    problem: format!("it returned d{param} of shape {got:?}; {param} is {want:?}"),
+                });
+            }
+        }
+        if penalty == Penalty::L1 {
+            loss += strength * (penalty.sum(&p.w1) + penalty.sum(&p.w2));
+            grads.w1.zip_mut_with(&p.w1, |g, &w| *g += strength * penalty.grad(w));
+            grads.w2.zip_mut_with(&p.w2, |g, &w| *g += strength * penalty.grad(w));
+        }
+        Ok((loss, grads))
+    }
+
+    /// The student's `predict`, with its output checked (one class per row, in range).
+    pub fn predict(&self, net: &TwoLayerMLP, x: &Array2<f64>) -> Result<Array1<usize>> {
+        let pred = (self.predict)(net, x);
+        let problem = if pred.len() != x.nrows() {
+            format!("it returned {} predictions for {} rows", pred.len(), x.nrows())
+        } else if let Some(&c) = pred.iter().find(|&&c| c >= net.output_size()) {
+            format!("it predicted class {c}; the classes are 0..{}", net.output_size())
+        } else {
+            return Ok(pred);
+        };
+        Err(MlpError::StudentCode { function: "predict", problem })
+    }
+
+    /// The fraction of rows of `X` whose predicted class (the student's `predict`) is `y`'s.
+    pub fn accuracy(&self, net: &TwoLayerMLP, x: &Array2<f64>, y: &Array1<usize>) -> Result<f64> {
+        check_xy("accuracy", x.view(), y.view(), net.input_size(), net.output_size())?;
+        Ok(hits(self.predict(net, x)?.view(), y.view()))
+    }
+
+    /// The notebook's gradient check: each parameter's numerical gradient of the
+    /// student's loss (centred differences, `h = 1e-5`) against the gradient the loss
+    /// returned. Prints `W1 max relative error: ...` for each, in the problem set's
+    /// order, and returns the errors.
+    pub fn gradient_check(
+        &self,
+        net: &TwoLayerMLP,
+        x: &Array2<f64>,
+        y: &Array1<usize>,
+        reg: impl Into<Reg>,
+    ) -> Result<Vec<(Param, f64)>> {
+        let reg = reg.into();
+        let (_, grads) = self.loss(net, x, y, reg)?;
+        let mut probe = net.clone();
+        let mut errors = Vec::new();
+        for p in Param::ALL {
+            let mut value = net.params.get(p).to_owned();
+            let num = eval_numerical_gradient(
+                |v| {
+                    probe.params.get_mut(p).assign(&v);
+                    Ok(self.loss(&probe, x, y, reg)?.0)
+                },
+                &mut value,
+                1e-5,
+            )?;
+            probe.params.get_mut(p).assign(&net.params.get(p));
+            let e = rel_error(&num, &grads.get(p))?;
+            println!("{p} max relative error: {}", py_e(e));
+            errors.push((p, e));
+        }
+        Ok(errors)
+    }
+
+    /// The problem set's `train(X, y, X_val, y_val, ...)` over the student's functions:
+    /// the generator re-seeded with `config.seed`, one permutation per epoch, each
+    /// minibatch's loss and gradients, the SGD step, the histories, the accuracies after
+    /// each epoch (the `Epoch %d: ...` line with `config.verbose`), the learning-rate
+    /// decay. A loss that turns NaN or infinite is [`MlpError::Diverged`].
+    #[allow(clippy::too_many_arguments)]
+    pub fn train(
+        &self,
+        net: &mut TwoLayerMLP,
+        rng: &mut NumpyRng,
+        x: &Array2<f64>,
+        y: &Array1<usize>,
+        x_val: &Array2<f64>,
+        y_val: &Array1<usize>,
+        config: &TrainConfig,
+    ) -> Result<Stats> {
+        config.validate()?;
+        let (d, c) = (net.input_size(), net.output_size());
+        check_xy("train (training set)", x.view(), y.view(), d, c)?;
+        check_xy("train (validation set)", x_val.view(), y_val.view(), d, c)?;
+        let mut reporter: Box<dyn Reporter> =
+            if config.verbose { Box::new(PrintEpochs) } else { Box::new(Silent) };
+        let reg = Reg { penalty: config.penalty, strength: config.reg };
+        let num_train = x.nrows();
+        let batch = config.batch_size.min(num_train);
+        let iterations_per_epoch = (num_train / config.batch_size).max(1);
+        let mut stats = Stats::default();
+        let mut learning_rate = config.learning_rate;
+        rng.seed(config.seed);
+        for epoch in 1..=config.num_epochs {
+            let perm = rng.permutation(num_train);
+            let (mut loss, mut last) = (f64::NAN, (Array2::zeros((0, d)), Array1::zeros(0)));
+            for it in 0..iterations_per_epoch {
+                let idx = &perm[it * batch..(it + 1) * batch];
+                let (xb, yb) = (x.select(Axis(0), idx), y.select(Axis(0), idx));
+                let grads;
+                (loss, grads) = self.loss(net, &xb, &yb, reg)?;
+                if !loss.is_finite() {
+                    let suggested = learning_rate / 10.0;
+                    let iteration = it + 1;
+                    return Err(MlpError::Diverged {
+                        epoch,
+                        iteration,
+                        loss,
+                        learning_rate,
+                        suggested,
+                    });
+                }
+                stats.loss_history.push(loss);
+                (self.sgd_step)(net, &grads, learning_rate);
+                stats.grad_magnitude_history.push(frobenius(grads.w1.view()));
+                reporter.iteration(epoch, it, iterations_per_epoch, loss);
+                last = (xb, yb);
+            }
+            let train_acc = hits(self.predict(net, &last.0)?.view(), last.1.view());
+            let val_acc = hits(self.predict(net, x_val)?.view(), y_val.view());
+            stats.train_acc_history.push(train_acc);
+            stats.val_acc_history.push(val_acc);
+            let num_epochs = config.num_epochs;
+            reporter.epoch(&EpochSummary {
+                epoch,
+                num_epochs,
+                loss,
+                train_acc,
+                val_acc,
+                learning_rate,
+            });
+            learning_rate *= config.learning_rate_decay;
+        }
+        Ok(stats)
+    }
+}
+
+fn hits(pred: ArrayView1<usize>, y: ArrayView1<usize>) -> f64 {
+    pred.iter().zip(y).filter(|(p, t)| p == t).count() as f64 / y.len() as f64
+}
+
+fn frobenius(a: ArrayView2<f64>) -> f64 {
+    a.iter().map(|v| v * v).sum::<f64>().sqrt()
+}
+
+/// A checkpoint, as the problem set's cells print one: the student's value, the
+/// expected value, their difference and the tolerance; an error when the difference is
+/// not below the tolerance (so that a test cell fails).
+pub fn check_close(what: &str, yours: f64, expected: f64, tolerance: f64) -> Result<()> {
+    let difference = (yours - expected).abs();
+    println!("your {what}:     {yours}");
+    println!("expected {what}: {expected}");
+    println!("difference: {difference:.3e} (must be below {tolerance:.0e})");
+    if difference < tolerance {
+        Ok(())
+    } else {
+        Err(MlpError::CheckFailed {
+            what: what.to_string(),
+            yours,
+            expected,
+            difference,
+            tolerance,
+        })
+    }
+}
+
+/// [`check_close`] for a value that must stay below a bound (a relative error).
+pub fn check_below(what: &str, value: f64, bound: f64) -> Result<()> {
+    println!("{what}: {value:e} (must be below {bound:.0e})");
+    if value < bound {
+        Ok(())
+    } else {
+        Err(MlpError::CheckFailed {
+            what: what.to_string(),
+            yours: value,
+            expected: 0.0,
+            difference: value,
+            tolerance: bound,
+        })
+    }
+}

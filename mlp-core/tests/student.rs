@@ -1,0 +1,98 @@
+//! The student edition's harness, driven by a "student" who writes the three functions
+//! with the library's own model: its training is the library's, to rounding.
+
+use mlp_core::ndarray::{Array1, Array2};
+use mlp_core::{
+    Activation, Grads, Implementation, MlpError, NumpyRng, Penalty, Toy, TrainConfig, TwoLayerMLP,
+    check_below, check_close,
+};
+
+fn loss(net: &TwoLayerMLP, x: &Array2<f64>, y: &Array1<usize>, reg: f64) -> (f64, Grads) {
+    net.loss(x, y, reg).unwrap()
+}
+fn predict(net: &TwoLayerMLP, x: &Array2<f64>) -> Array1<usize> {
+    net.predict(x).unwrap()
+}
+fn sgd_step(net: &mut TwoLayerMLP, g: &Grads, lr: f64) {
+    let p = &mut net.params;
+    p.w1.scaled_add(-lr, &g.w1);
+    p.b1.scaled_add(-lr, &g.b1);
+    p.w2.scaled_add(-lr, &g.w2);
+    p.b2.scaled_add(-lr, &g.b2);
+}
+
+const STUDENT: Implementation = Implementation { loss, predict, sgd_step };
+
+fn toy() -> (TwoLayerMLP, Array2<f64>, Array1<usize>, NumpyRng) {
+    let toy = Toy::default();
+    let mut rng = NumpyRng::default();
+    let (x, y) = toy.data(&mut rng).unwrap();
+    (toy.model(Activation::Sigmoid, 0.1, &mut rng).unwrap(), x, y, rng)
+}
+
+#[test]
+fn the_harness_trains_as_the_library_does_and_reaches_the_problem_sets_loss() {
+    for penalty in [Penalty::L2, Penalty::L1] {
+        let (net, x, y, rng) = toy();
+        let config = TrainConfig {
+            learning_rate: 0.5,
+            reg: 1e-5,
+            penalty,
+            num_epochs: 100,
+            ..TrainConfig::default()
+        };
+        let (mut ours, mut theirs) = (net.clone(), net);
+        let stats = STUDENT.train(&mut ours, &mut rng.clone(), &x, &y, &x, &y, &config).unwrap();
+        let library = theirs.train(&mut rng.clone(), &x, &y, &x, &y, &config).unwrap();
+        for (a, b) in stats.loss_history.iter().zip(&library.loss_history) {
+            assert!((a - b).abs() < 1e-9 * b.abs(), "{penalty:?}: {a} {b}");
+        }
+        assert_eq!(stats.train_acc_history, library.train_acc_history);
+        assert_eq!(stats.val_acc_history, library.val_acc_history);
+        if penalty == Penalty::L2 {
+            assert!((stats.final_loss() - 0.10926794610680679).abs() < 1e-9);
+        }
+    }
+}
+
+#[test]
+fn the_gradient_check_passes_for_a_right_loss_and_checkpoints_say_what_is_off() {
+    let (net, x, y, _) = toy();
+    let errors = STUDENT.gradient_check(&net, &x, &y, 0.1).unwrap();
+    assert_eq!(errors.len(), 4);
+    assert!(errors.iter().all(|(_, e)| *e < 1e-5), "{errors:?}");
+    assert!(check_close("loss", 1.1822479803941373, 1.182248, 1e-6).is_ok());
+    let e = check_close("loss", 1.19, 1.182248, 1e-6).unwrap_err();
+    assert!(matches!(e, MlpError::CheckFailed { .. }));
+    assert!(e.to_string().contains("loss is off: yours is 1.19, expected 1.182248"), "{e}");
+    assert!(check_below("W1 max relative error", 2e-3, 1e-7).is_err());
+}
+
+#[test]
+fn unfinished_functions_give_errors_that_say_which_and_what() {
+    fn half_grads(net: &TwoLayerMLP, x: &Array2<f64>, y: &Array1<usize>, reg: f64) -> (f64, Grads) {
+        let (l, mut g) = loss(net, x, y, reg);
+        g.w1 = g.w1.t().to_owned(); // a transposed gradient
+        (l, g)
+    }
+    fn short_predict(_: &TwoLayerMLP, _: &Array2<f64>) -> Array1<usize> {
+        Array1::zeros(2)
+    }
+    let (net, x, y, _) = toy();
+    let wrong = Implementation { loss: half_grads, ..STUDENT };
+    let e = wrong.loss(&net, &x, &y, 0.1).unwrap_err().to_string();
+    assert!(
+        e.contains("your loss is not finished: it returned dW1 of shape [10, 4]; W1 is [4, 10]"),
+        "{e}"
+    );
+    let wrong = Implementation { predict: short_predict, ..STUDENT };
+    let e = wrong.accuracy(&net, &x, &y).unwrap_err().to_string();
+    assert!(e.contains("it returned 2 predictions for 5 rows"), "{e}");
+    // a todo!() is the student's panic, at the cell that calls it
+    fn unwritten(_: &TwoLayerMLP, _: &Array2<f64>, _: &Array1<usize>, _: f64) -> (f64, Grads) {
+        todo!()
+    }
+    let stub = Implementation { loss: unwritten, ..STUDENT };
+    let panic = std::panic::catch_unwind(|| stub.loss(&net, &x, &y, 0.1)).unwrap_err();
+    assert_eq!(panic.downcast_ref::<&str>(), Some(&"not yet implemented"));
+}
