@@ -17,7 +17,8 @@ EVCXR         := $(EVCXR_ROOT)/bin/evcxr_jupyter
 EVCXR_CACHE   := $(HOME)/.cache/mlp-lab/evcxr-$(EVCXR_VERSION)/bin/evcxr_jupyter
 KERNEL_SPEC   := $(VENV)/share/jupyter/kernels/rust/kernel.json
 
-.PHONY: help venv kernel data build lint unit mnist parity notebooks lab bench test
+.PHONY: help venv kernel data build lint unit mnist parity notebooks lab bench test \
+        assignment autograde grading-test lab-student
 
 help:
 	@echo "make lab     set up and open the notebooks in JupyterLab"
@@ -26,6 +27,9 @@ help:
 	@echo "make bench   Rust against numpy on the MNIST run, and the criterion benchmarks"
 	@echo "make data    fetch MNIST into data/mnist (checksummed)"
 	@echo "make build   build the mlp command (target/release/mlp)"
+	@echo "make assignment  the student edition: notebooks/ -> course/release/mlp/ (nbgrader), checked"
+	@echo "make autograde   grade course/submitted/<student>/mlp/: course/grades.csv, course/feedback/"
+	@echo "make lab-student the student edition in JupyterLab, in student/mlp/ (your work is kept)"
 
 # --- set-up ---------------------------------------------------------------
 venv: $(VENV)/.installed
@@ -107,5 +111,49 @@ bench: venv data build
 	$(PY) tools/bench.py $(MLP)
 	cargo bench --locked -p mlp-core --features gemm --bench training
 
-test: lint unit mnist parity notebooks
+# --- the student edition and its grading (nbgrader, course/) -------------------
+# nbgrader's kernels get a compile cache of their own: make notebooks' workers may run
+# at the same time, and evcxr's cache has no locking.
+NBGRADER   := $(CURDIR)/$(VENV)/bin/nbgrader
+# (nbgrader runs alembic from PATH)
+GRADER_ENV := XDG_CACHE_HOME=$(HOME)/.cache/mlp-lab/kernel-cache-grader PATH=$(CURDIR)/$(VENV)/bin:$$PATH
+STUDENT    := student/mlp
+
+# notebooks/ (the solved edition with nbgrader's cell metadata) is the source; the
+# release is the student edition, then checked (tools/check_assignment.py).
+assignment: kernel data
+	rm -rf course/source/mlp && mkdir -p course/source/mlp
+	cp notebooks/*.ipynb course/source/mlp/
+	# (from course/source/mlp/ the notebooks' relative path to mlp-core would miss it)
+	sed -i 's|path = \\"../mlp-core\\"|path = \\"$(CURDIR)/mlp-core\\"|' course/source/mlp/*.ipynb
+	cd course && $(GRADER_ENV) $(NBGRADER) generate_assignment mlp --force
+	$(GRADER_ENV) $(PY) tools/check_assignment.py
+
+course/release/mlp:
+	$(MAKE) assignment
+
+# Every submission in course/submitted/<student>/mlp/: autograded, then feedback
+# (course/feedback/<student>/mlp/*.html) and the grades (course/grades.csv).
+autograde: kernel data course/release/mlp
+	cd course && $(GRADER_ENV) $(NBGRADER) autograde mlp --force
+	cd course && $(GRADER_ENV) $(NBGRADER) generate_feedback mlp --force
+	cd course && $(GRADER_ENV) $(NBGRADER) export --to grades.csv
+	@echo "grades: course/grades.csv; feedback: course/feedback/<student>/mlp/"
+
+# Four submissions graded as a student's would be (the solved edition, the blank
+# release, a planted backward-pass bug, a compile error), their scores checked.
+grading-test: kernel data course/release/mlp
+	$(GRADER_ENV) $(PY) tests/grading_test.py
+
+# The student edition in JupyterLab (same security as make lab), in a working folder of
+# its own: notebooks already there are never overwritten, by this or by make assignment.
+lab-student: kernel data course/release/mlp
+	mkdir -p $(STUDENT)
+	cp -n course/release/mlp/*.ipynb $(STUDENT)/
+	@echo "The student edition is in $(STUDENT)/ (your work there is kept)."
+	@echo "Starting JupyterLab on 127.0.0.1; open the URL with the token printed below."
+	$(VENV)/bin/jupyter lab --ServerApp.ip=127.0.0.1 --ServerApp.open_browser=False \
+	  --ServerApp.root_dir=$(CURDIR)/$(STUDENT) $$([ "$$(id -u)" = 0 ] && echo --allow-root)
+
+test: lint unit mnist parity notebooks assignment grading-test
 	$(PY) tests/check_notebooks.py

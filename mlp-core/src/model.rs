@@ -22,6 +22,7 @@ pub enum Activation {
     Relu,
 }
 
+#[cfg(feature = "solutions")]
 impl Activation {
     /// `h = act(z)` for one pre-activation value.
     #[inline]

@@ -37,10 +37,7 @@ pub struct Implementation {
 }
 
 impl Implementation {
-    /// The student's loss, with what it returned checked: a finite loss, gradients of
-    /// the parameters' shapes. For [`Penalty::L1`] (Problem 3, which asks for its update
-    /// rule on paper) the student's loss is called without a penalty and the harness
-    /// adds `reg * (sum |W1| + sum |W2|)` and `reg * sign(W)`.
+    /// [`checked_loss`] with this implementation's loss.
     pub fn loss(
         &self,
         net: &TwoLayerMLP,
@@ -48,27 +45,7 @@ impl Implementation {
         y: &Array1<usize>,
         reg: impl Into<Reg>,
     ) -> Result<(f64, Grads)> {
-        let Reg { penalty, strength } = reg.into();
-        check_xy("loss", x.view(), y.view(), net.input_size(), net.output_size())?;
-        check_non_negative("reg", strength)?;
-        let l2 = if penalty == Penalty::L2 { strength } else { 0.0 };
-        let (mut loss, mut grads) = (self.loss)(net, x, y, l2);
-        let p = &net.params;
-        for param in Param::ALL {
-            let (got, want) = (grads.get(param).shape().to_vec(), p.get(param).shape().to_vec());
-            if got != want {
-                return Err(MlpError::StudentCode {
-                    function: "loss",
-                    problem: format!("it returned d{param} of shape {got:?}; {param} is {want:?}"),
-                });
-            }
-        }
-        if penalty == Penalty::L1 {
-            loss += strength * (penalty.sum(&p.w1) + penalty.sum(&p.w2));
-            grads.w1.zip_mut_with(&p.w1, |g, &w| *g += strength * penalty.grad(w));
-            grads.w2.zip_mut_with(&p.w2, |g, &w| *g += strength * penalty.grad(w));
-        }
-        Ok((loss, grads))
+        checked_loss(self.loss, net, x, y, reg)
     }
 
     /// The student's `predict`, with its output checked (one class per row, in range).
@@ -88,39 +65,6 @@ impl Implementation {
     pub fn accuracy(&self, net: &TwoLayerMLP, x: &Array2<f64>, y: &Array1<usize>) -> Result<f64> {
         check_xy("accuracy", x.view(), y.view(), net.input_size(), net.output_size())?;
         Ok(hits(self.predict(net, x)?.view(), y.view()))
-    }
-
-    /// The notebook's gradient check: each parameter's numerical gradient of the
-    /// student's loss (centred differences, `h = 1e-5`) against the gradient the loss
-    /// returned. Prints `W1 max relative error: ...` for each, in the problem set's
-    /// order, and returns the errors.
-    pub fn gradient_check(
-        &self,
-        net: &TwoLayerMLP,
-        x: &Array2<f64>,
-        y: &Array1<usize>,
-        reg: impl Into<Reg>,
-    ) -> Result<Vec<(Param, f64)>> {
-        let reg = reg.into();
-        let (_, grads) = self.loss(net, x, y, reg)?;
-        let mut probe = net.clone();
-        let mut errors = Vec::new();
-        for p in Param::ALL {
-            let mut value = net.params.get(p).to_owned();
-            let num = eval_numerical_gradient(
-                |v| {
-                    probe.params.get_mut(p).assign(&v);
-                    Ok(self.loss(&probe, x, y, reg)?.0)
-                },
-                &mut value,
-                1e-5,
-            )?;
-            probe.params.get_mut(p).assign(&net.params.get(p));
-            let e = rel_error(&num, &grads.get(p))?;
-            println!("{p} max relative error: {}", py_e(e));
-            errors.push((p, e));
-        }
-        Ok(errors)
     }
 
     /// The problem set's `train(X, y, X_val, y_val, ...)` over the student's functions:
@@ -227,7 +171,7 @@ pub fn check_close(what: &str, yours: f64, expected: f64, tolerance: f64) -> Res
 
 /// [`check_close`] for a value that must stay below a bound (a relative error).
 pub fn check_below(what: &str, value: f64, bound: f64) -> Result<()> {
-    println!("{what}: {value:e} (must be below {bound:.0e})");
+    println!("{what}: {} (must be below {bound:.0e})", py_e(value));
     if value < bound {
         Ok(())
     } else {
@@ -239,4 +183,70 @@ pub fn check_below(what: &str, value: f64, bound: f64) -> Result<()> {
             tolerance: bound,
         })
     }
+}
+
+/// The student's loss `loss`, with what it returned checked: a finite loss, gradients of
+/// the parameters' shapes. For [`Penalty::L1`] (Problem 3, which asks for its update
+/// rule on paper) the student's loss is called without a penalty and the harness
+/// adds `reg * (sum |W1| + sum |W2|)` and `reg * sign(W)`.
+pub fn checked_loss(
+    loss: LossFn,
+    net: &TwoLayerMLP,
+    x: &Array2<f64>,
+    y: &Array1<usize>,
+    reg: impl Into<Reg>,
+) -> Result<(f64, Grads)> {
+    let Reg { penalty, strength } = reg.into();
+    check_xy("loss", x.view(), y.view(), net.input_size(), net.output_size())?;
+    check_non_negative("reg", strength)?;
+    let l2 = if penalty == Penalty::L2 { strength } else { 0.0 };
+    let (mut value, mut grads) = loss(net, x, y, l2);
+    let p = &net.params;
+    for param in Param::ALL {
+        let (got, want) = (grads.get(param).shape().to_vec(), p.get(param).shape().to_vec());
+        if got != want {
+            return Err(MlpError::StudentCode {
+                function: "loss",
+                problem: format!("it returned d{param} of shape {got:?}; {param} is {want:?}"),
+            });
+        }
+    }
+    if penalty == Penalty::L1 {
+        value += strength * (penalty.sum(&p.w1) + penalty.sum(&p.w2));
+        grads.w1.zip_mut_with(&p.w1, |g, &w| *g += strength * penalty.grad(w));
+        grads.w2.zip_mut_with(&p.w2, |g, &w| *g += strength * penalty.grad(w));
+    }
+    Ok((value, grads))
+}
+
+/// The notebook's gradient check: each parameter's numerical gradient of the
+/// student's loss (centred differences, `h = 1e-5`) against the gradient the loss
+/// returned: each parameter's relative error, in the problem set's order.
+pub fn gradient_check(
+    loss: LossFn,
+    net: &TwoLayerMLP,
+    x: &Array2<f64>,
+    y: &Array1<usize>,
+    reg: impl Into<Reg>,
+) -> Result<Vec<(Param, f64)>> {
+    let reg = reg.into();
+    let (_, grads) = checked_loss(loss, net, x, y, reg)?;
+    let mut probe = net.clone();
+    let mut errors = Vec::new();
+    for p in Param::ALL {
+        let mut value = net.params.get(p).to_owned();
+        let num = eval_numerical_gradient(
+            |v| {
+                probe.params.get_mut(p).assign(&v);
+                Ok(checked_loss(loss, &probe, x, y, reg)?.0)
+            },
+            &mut value,
+            1e-5,
+        )?;
+        probe.params.get_mut(p).assign(&net.params.get(p));
+        let e = rel_error(&num, &grads.get(p))?;
+        println!("{p} max relative error: {}", py_e(e));
+        errors.push((p, e));
+    }
+    Ok(errors)
 }

@@ -1,0 +1,39 @@
+"""nbgrader for the problem set: the course folder is this one, the assignment `mlp`.
+
+    make assignment   notebooks/ -> source/mlp/ -> release/mlp/ (the student edition)
+    make autograde    submitted/<student>/mlp/ -> autograded/, grades.csv, feedback/
+"""
+
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from nbgrader.preprocessors import (  # noqa: E402
+    CheckCellMetadata, ClearHiddenTests, ClearMarkScheme, ClearOutput, ClearSolutions, ComputeChecksums,
+    IncludeHeaderFooter, InstantiateTests, LockCells, SaveCells,
+)
+
+from mlp_nbgrader import StudentDependency  # noqa: E402
+
+c = get_config()  # noqa: F821
+
+c.CourseDirectory.root = os.path.dirname(os.path.abspath(__file__))
+c.CourseDirectory.course_id = "mlp-lab"
+
+# Rust solution stubs: a function body the student replaces; it compiles, and running it
+# stops with "not yet implemented"
+c.ClearSolutions.code_stub = {"rust": "// YOUR CODE HERE\ntodo!()"}
+c.ClearSolutions.text_stub = "YOUR ANSWER HERE"
+
+# the first cell of a notebook compiles mlp-core (about two minutes cold on 2 cores), and
+# notebook 3 trains two MNIST networks
+c.Execute.timeout = 1200
+c.Execute.startup_timeout = 120
+
+# nbgrader's own list, with the student edition's dependency line before the cells are saved
+c.GenerateAssignment.preprocessors = [
+    IncludeHeaderFooter, InstantiateTests, LockCells, ClearSolutions, StudentDependency,
+    ClearOutput, CheckCellMetadata, ComputeChecksums, SaveCells, ClearHiddenTests,
+    ClearMarkScheme, ComputeChecksums, CheckCellMetadata,
+]
