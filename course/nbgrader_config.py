@@ -9,9 +9,10 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor  # noqa: E402
 from nbgrader.preprocessors import (  # noqa: E402
     CheckCellMetadata, ClearHiddenTests, ClearMarkScheme, ClearOutput, ClearSolutions, ComputeChecksums,
-    IncludeHeaderFooter, InstantiateTests, LockCells, SaveCells,
+    GetGrades, IncludeHeaderFooter, InstantiateTests, LockCells, SaveCells,
 )
 
 from mlp_nbgrader import StudentDependency  # noqa: E402
@@ -37,3 +38,6 @@ c.GenerateAssignment.preprocessors = [
     ClearOutput, CheckCellMetadata, ComputeChecksums, SaveCells, ClearHiddenTests,
     ClearMarkScheme, ComputeChecksums, CheckCellMetadata,
 ]
+
+# the feedback a student reads shows what the hidden tests printed, not their code
+c.GenerateFeedback.preprocessors = [GetGrades, ClearHiddenTests, CSSHTMLHeaderPreprocessor]

@@ -90,6 +90,11 @@ pub enum MlpError {
     )]
     CheckFailed { what: String, yours: f64, expected: f64, difference: f64, tolerance: f64 },
 
+    /// A checkpoint of the student edition: a value that must stay below a bound (a
+    /// gradient check's relative error) is not.
+    #[error("{what} is {value:e}, not below {bound:.0e}: the gradient it checks is not right yet")]
+    CheckTooLarge { what: String, value: f64, bound: f64 },
+
     /// A history to plot has nothing in it, or holds NaN/inf.
     #[error("cannot plot {what}: {reason}")]
     BadPlotData { what: String, reason: String },
