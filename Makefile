@@ -98,12 +98,18 @@ parity: venv data build
 notebooks: kernel data
 	$(PY) tools/run_notebooks.py
 
-# JupyterLab on the notebooks, on this machine only (127.0.0.1) and with a token: open
-# the URL it prints.
+# JupyterLab on this machine only (127.0.0.1) and with a token: open the URL it prints.
+# nbgrader's instructor extensions are off (they look for a course folder; make autograde
+# and nbgrader's command line grade).
+LAB_FLAGS := --ServerApp.ip=127.0.0.1 --ServerApp.open_browser=False \
+  $$([ "$$(id -u)" = 0 ] && echo --allow-root) \
+  --ServerApp.jpserver_extensions="{'nbgrader.server_extensions.formgrader': False, \
+    'nbgrader.server_extensions.course_list': False, 'nbgrader.server_extensions.assignment_list': False}"
+
+# The solved edition, for demos.
 lab: kernel data
 	@echo "Starting JupyterLab on 127.0.0.1; open the URL with the token printed below."
-	$(VENV)/bin/jupyter lab --ServerApp.ip=127.0.0.1 --ServerApp.open_browser=False \
-	  --ServerApp.root_dir=$(CURDIR)/notebooks $$([ "$$(id -u)" = 0 ] && echo --allow-root)
+	$(VENV)/bin/jupyter lab $(LAB_FLAGS) --ServerApp.root_dir=$(CURDIR)/notebooks
 
 # Speed: the MNIST run in Rust against the numpy baseline (alternated, medians), then
 # the criterion benchmarks (minibatch, epoch, prediction, figures).
@@ -152,8 +158,7 @@ lab-student: kernel data course/release/mlp
 	cp -n course/release/mlp/*.ipynb $(STUDENT)/
 	@echo "The student edition is in $(STUDENT)/ (your work there is kept)."
 	@echo "Starting JupyterLab on 127.0.0.1; open the URL with the token printed below."
-	$(VENV)/bin/jupyter lab --ServerApp.ip=127.0.0.1 --ServerApp.open_browser=False \
-	  --ServerApp.root_dir=$(CURDIR)/$(STUDENT) $$([ "$$(id -u)" = 0 ] && echo --allow-root)
+	$(VENV)/bin/jupyter lab $(LAB_FLAGS) --ServerApp.root_dir=$(CURDIR)/$(STUDENT)
 
 test: lint unit mnist parity notebooks assignment grading-test
 	$(PY) tests/check_notebooks.py
