@@ -10,6 +10,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor  # noqa: E402
+from nbconvert.preprocessors.coalescestreams import CoalesceStreamsPreprocessor  # noqa: E402
 from nbgrader.preprocessors import (  # noqa: E402
     CheckCellMetadata, ClearHiddenTests, ClearMarkScheme, ClearOutput, ClearSolutions, ComputeChecksums,
     GetGrades, IncludeHeaderFooter, InstantiateTests, LockCells, SaveCells,
@@ -39,5 +40,7 @@ c.GenerateAssignment.preprocessors = [
     ClearMarkScheme, ComputeChecksums, CheckCellMetadata,
 ]
 
-# the feedback a student reads shows what the hidden tests printed, not their code
-c.GenerateFeedback.preprocessors = [GetGrades, ClearHiddenTests, CSSHTMLHeaderPreprocessor]
+# the feedback a student reads shows what the hidden tests printed, not their code; and a
+# cell's printed lines in one block (evcxr sends each line as a message of its own)
+c.GenerateFeedback.preprocessors = [GetGrades, ClearHiddenTests, CoalesceStreamsPreprocessor,
+                                    CSSHTMLHeaderPreprocessor]

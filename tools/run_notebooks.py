@@ -22,6 +22,7 @@ import nbformat
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 from nbconvert import HTMLExporter
+from nbconvert.preprocessors.coalescestreams import CoalesceStreamsPreprocessor
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OUT = os.path.join(ROOT, "target", "notebooks")
@@ -64,7 +65,10 @@ def execute(path):
                 print("%s: the kernel did not start (%s); starting it again" % (name, e), file=log, flush=True)
                 time.sleep(attempt)
     nbformat.write(nb, os.path.join(OUT, name))
-    html, _ = HTMLExporter().from_notebook_node(nb)
+    # a cell's printed lines in one block (evcxr sends each line as a message of its own)
+    exporter = HTMLExporter()
+    exporter.register_preprocessor(CoalesceStreamsPreprocessor, enabled=True)
+    html, _ = exporter.from_notebook_node(nb)
     with open(os.path.join(OUT, name.replace(".ipynb", ".html")), "w", encoding="utf-8") as f:
         f.write(html)
     return name, time.time() - start, error
