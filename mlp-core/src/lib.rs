@@ -69,7 +69,7 @@ pub use pyfmt::{numpy_str, py_e, py_float};
 pub use rng::NumpyRng;
 pub use student::{
     Implementation, LossFn, PredictFn, StepFn, check_below, check_close, checked_loss,
-    gradient_check,
+    gradient_check, points,
 };
 pub use toy::Toy;
 pub use train::{EpochSummary, InputKernel, PrintEpochs, Reporter, Silent, Stats, TrainConfig};

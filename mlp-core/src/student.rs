@@ -243,3 +243,28 @@ pub fn gradient_check(
     }
     Ok(errors)
 }
+
+/// A test cell's score, for nbgrader: `max` points when `checks` passes, 0 when a check
+/// fails or a function it calls is unfinished (a panic, such as `todo!()`'s). What went
+/// wrong is printed on standard output, in order with the checks' lines. A test cell
+/// ends with it, so that its value is the cell's grade (nbgrader reads a number there as
+/// the points): evcxr may deliver a cell's standard error after the cell has finished,
+/// too late for nbgrader to see it.
+pub fn points(max: f64, checks: impl FnOnce() -> Result<()>) -> f64 {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(checks)) {
+        Ok(Ok(())) => max,
+        Ok(Err(e)) => {
+            println!("not passed: {e}");
+            0.0
+        }
+        Err(panic) => {
+            let message = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "a panic".to_string());
+            println!("not passed: a function this cell calls stopped: {message}");
+            0.0
+        }
+    }
+}

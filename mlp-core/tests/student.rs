@@ -97,3 +97,10 @@ fn unfinished_functions_give_errors_that_say_which_and_what() {
     let panic = std::panic::catch_unwind(|| stub.loss(&net, &x, &y, 0.1)).unwrap_err();
     assert_eq!(panic.downcast_ref::<&str>(), Some(&"not yet implemented"));
 }
+
+#[test]
+fn a_test_cells_points_are_all_or_nothing_and_never_a_panic() {
+    assert_eq!(mlp_core::points(5.0, || Ok(())), 5.0);
+    assert_eq!(mlp_core::points(5.0, || check_close("loss", 1.19, 1.182248, 1e-6)), 0.0);
+    assert_eq!(mlp_core::points(10.0, || todo!()), 0.0);
+}
