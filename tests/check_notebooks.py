@@ -14,6 +14,9 @@ import glob
 import os
 import sys
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tools"))
+from tally import Tally  # noqa: E402
+
 import nbformat
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -60,14 +63,8 @@ def text_of(output):
 def main():
     paths = sorted(glob.glob(os.path.join(OUT, "*.ipynb")))
     sources = sorted(glob.glob(os.path.join(ROOT, "notebooks", "*.ipynb")))
-    passed = failed = 0
-
-    def check(ok, what):
-        nonlocal passed, failed
-        passed += bool(ok)
-        failed += not ok
-        if not ok:
-            print("FAIL " + what)
+    tally = Tally(show_passes=False)
+    check = tally.check
 
     check(len(paths) == len(sources) and len(sources) >= 4,
           "every notebook executed (%d of %d in %s)" % (len(paths), len(sources), OUT))
@@ -98,8 +95,7 @@ def main():
         check(text in stdout.get(name, ""), "%s does not show %r" % (name, text))
     for name, n in FIGURES.items():
         check(images.get(name, 0) >= n, "%s has %d inline PNG figures, expected %d" % (name, images.get(name, 0), n))
-    print("notebooks: %d passed, %d failed" % (passed, failed))
-    sys.exit(1 if failed else 0)
+    tally.close("notebooks")
 
 
 if __name__ == "__main__":

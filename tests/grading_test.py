@@ -30,6 +30,9 @@ import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tools"))
+from tally import Tally  # noqa: E402
+
 import nbformat
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -66,13 +69,8 @@ def hand_in(course, student, from_dir):
 
 
 def main():
-    passed = failed = 0
-
-    def check(ok, what):
-        nonlocal passed, failed
-        passed += bool(ok)
-        failed += not ok
-        print(("ok   " if ok else "FAIL ") + what, flush=True)
+    tally = Tally(show_passes=True)
+    check = tally.check
 
     with tempfile.TemporaryDirectory(prefix="mlp-course-") as scratch:
         course = os.path.join(scratch, "course")
@@ -130,8 +128,7 @@ def main():
         shutil.copytree(os.path.join(course, "feedback"), os.path.join(keep, "feedback"))
         shutil.copy(os.path.join(course, "grades.csv"), keep)
         print("feedback and grades.csv copied to %s" % os.path.relpath(keep, ROOT))
-    print("grading: %d passed, %d failed" % (passed, failed))
-    sys.exit(1 if failed else 0)
+    tally.close("grading")
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ import re
 import subprocess
 import sys
 
+from tally import Tally
 import nbformat
 from nbclient import NotebookClient
 
@@ -71,13 +72,8 @@ def run_release(path, check):
 
 
 def main():
-    passed = failed = 0
-
-    def check(ok, what):
-        nonlocal passed, failed
-        passed += bool(ok)
-        failed += not ok
-        print(("ok   " if ok else "FAIL ") + what, flush=True)
+    tally = Tally(show_passes=True)
+    check = tally.check
 
     sources = sorted(glob.glob(os.path.join(SOURCE, "*.ipynb")))
     check(len(sources) >= 4, "%d source notebooks in %s" % (len(sources), SOURCE))
@@ -117,8 +113,7 @@ def main():
         run_release(path, check)
         code, out = validate(path)
         check("VALIDATION FAILED" in out, "nbgrader validate fails on the release %s, as it should" % name)
-    print("assignment: %d passed, %d failed" % (passed, failed))
-    sys.exit(1 if failed else 0)
+    tally.close("assignment")
 
 
 if __name__ == "__main__":
