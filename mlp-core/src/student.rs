@@ -103,7 +103,8 @@ impl Implementation {
                 let idx = &perm[it * batch..(it + 1) * batch];
                 let (xb, yb) = (x.select(Axis(0), idx), y.select(Axis(0), idx));
                 let grads;
-                (loss, grads) = self.loss(net, &xb, &yb, reg)?;
+                // (X, y and reg were checked above: not again for every minibatch)
+                (loss, grads) = call_loss(self.loss, net, &xb, &yb, reg)?;
                 if !loss.is_finite() {
                     let suggested = learning_rate / 10.0;
                     let iteration = it + 1;
@@ -190,9 +191,20 @@ pub fn checked_loss(
     y: &Array1<usize>,
     reg: impl Into<Reg>,
 ) -> Result<(f64, Grads)> {
-    let Reg { penalty, strength } = reg.into();
+    let reg = reg.into();
     check_xy("loss", x.view(), y.view(), net.input_size(), net.output_size())?;
-    check_non_negative("reg", strength)?;
+    check_non_negative("reg", reg.strength)?;
+    call_loss(loss, net, x, y, reg)
+}
+
+/// [`checked_loss`] for inputs already checked (a minibatch of a checked training set).
+fn call_loss(
+    loss: LossFn,
+    net: &TwoLayerMLP,
+    x: &Array2<f64>,
+    y: &Array1<usize>,
+    Reg { penalty, strength }: Reg,
+) -> Result<(f64, Grads)> {
     let l2 = if penalty == Penalty::L2 { strength } else { 0.0 };
     let (mut value, mut grads) = loss(net, x, y, l2);
     let p = &net.params;
