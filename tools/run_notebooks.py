@@ -12,7 +12,6 @@ each.
 
 import argparse
 import glob
-import multiprocessing
 import os
 import sys
 import time
@@ -26,15 +25,6 @@ from nbconvert.preprocessors.coalescestreams import CoalesceStreamsPreprocessor
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OUT = os.path.join(ROOT, "target", "notebooks")
-
-
-def init_worker(counter):
-    with counter.get_lock():
-        k = counter.value
-        counter.value += 1
-    cache = os.path.join(os.path.expanduser("~"), ".cache", "mlp-lab", "kernel-cache-%d" % k)
-    os.makedirs(cache, exist_ok=True)
-    os.environ["XDG_CACHE_HOME"] = cache
 
 
 # Two kernels started at the same moment can be given the same free port by
@@ -86,9 +76,7 @@ def main():
     failed = 0
     # the longest first, so that two workers finish close together
     paths.sort(key=lambda p: -os.path.getsize(p))
-    counter = multiprocessing.Value("i", 0)
-    with ProcessPoolExecutor(max_workers=max(1, args.jobs), initializer=init_worker,
-                             initargs=(counter,)) as pool:
+    with ProcessPoolExecutor(max_workers=max(1, args.jobs)) as pool:
         for name, seconds, error in pool.map(execute, paths):
             if error:
                 failed += 1
