@@ -17,7 +17,7 @@ EVCXR         := $(EVCXR_ROOT)/bin/evcxr_jupyter
 EVCXR_CACHE   := $(HOME)/.cache/mlp-lab/evcxr-$(EVCXR_VERSION)/bin/evcxr_jupyter
 KERNEL_SPEC   := $(VENV)/share/jupyter/kernels/rust/kernel.json
 
-.PHONY: help venv kernel data build lint unit mnist parity notebooks lab bench test \
+.PHONY: help venv kernel kernel-test data build lint unit mnist parity notebooks lab bench test \
         assignment autograde grading-test lab-student
 
 help:
@@ -109,6 +109,12 @@ parity: venv data build
 notebooks: kernel data
 	$(PY) tools/run_notebooks.py
 
+# The notebooks' kernel: three kernels started together on a cold and then a warm compile
+# cache, and a wrong shape, a compile error, a panic and an interrupt in one
+# (tests/kernel_test.py).
+kernel-test: kernel
+	$(PY) tests/kernel_test.py
+
 # JupyterLab on this machine only (127.0.0.1) and with a token: open the URL it prints.
 # nbgrader's instructor extensions are off (they look for a course folder; make autograde
 # and nbgrader's command line grade).
@@ -169,5 +175,5 @@ lab-student: kernel data course/release/mlp
 	@echo "Starting JupyterLab on 127.0.0.1; open the URL with the token printed below."
 	$(VENV)/bin/jupyter lab $(LAB_FLAGS) --ServerApp.root_dir=$(CURDIR)/$(STUDENT)
 
-test: lint unit mnist parity notebooks assignment grading-test
+test: lint unit mnist parity kernel-test notebooks assignment grading-test
 	$(PY) tests/check_notebooks.py

@@ -26,6 +26,7 @@ only what a student would otherwise trip over:
 import argparse
 import fcntl
 import hashlib
+import html
 import json
 import os
 import re
@@ -70,7 +71,10 @@ opt-level = 3
 debug-assertions = false
 overflow-checks = false
 codegen-units = 16
-"""
+
+[build]
+rustc-wrapper = "%s"
+""" % os.path.join(ROOT, "tools", "rustc_progress.sh")
 
 
 def write_if_changed(path, text):
@@ -133,6 +137,8 @@ def evcxr_env(home, work):
     env = dict(os.environ)
     env["EVCXR_TMPDIR"] = work
     env["EVCXR_CONFIG_DIR"] = os.path.join(home, "evcxr")
+    env["MLP_PANIC_FILE"] = panic_file(work)
+    env["MLP_PROGRESS_FILE"] = progress_file(work)
     # rustc writes each cell's library with a relative run path to the standard library
     # that counts one directory too many; it only resolves when the work directory is
     # one level below / (evcxr's default, /tmp/xyz). The loader path finds it anywhere.
@@ -142,10 +148,21 @@ def evcxr_env(home, work):
     return env
 
 
+def progress_file(work):
+    """Where tools/rustc_progress.sh notes each library cargo compiles."""
+    return os.path.join(os.path.dirname(work), "compiling.txt")
+
+
+def panic_file(work):
+    """Where mlp-core's panic hook writes the last panic's full report (src/kernel.rs)."""
+    return os.path.join(os.path.dirname(work), "last-panic.txt")
+
+
 # ---------------------------------------------------------------------------------
 # What the student sees
 
-COMPILING = re.compile(r"^\s*Compiling (\S+) v(\S+)")
+# mlp-core's panic hook (src/kernel.rs) prints this line on standard output
+PANIC_MARKER = "MLP_KERNEL_PANIC "
 PANICKED = re.compile(r"^thread '[^']*'(?: \(\d+\))? panicked at (.*):$")
 FRAME = re.compile(r"^\s*\d+: (.*)$")
 TERMINATED = "Subprocess terminated"
@@ -199,12 +216,16 @@ class Relay:
         self.hb = self.bind(zmq.REP, url(connection["hb_port"]))
         threading.Thread(target=self.heartbeat, daemon=True).start()
         self.argv, self.env = evcxr_argv_env
+        self.progress_path = progress_file(work)
+        open(self.progress_path, "wb").close()
+        self.progress_seen = 0
         self.proc = None
         self.current = None      # the header of the request evcxr is executing
         self.progress = {}       # msg_id -> display id of its "Compiling" display
         self.errors = {}         # msg_id -> content of the error output sent for it
         self.panic = {}          # msg_id -> [state, frames] while a panic is being printed
         self.last_backtrace = []
+        self.last_backtrace_time = 0
         self.backtrace_requests = set()
         self.held_idle = {}       # msg_id -> (since, idents, idle status) while a panic prints
         self.interrupted = set()  # msg_ids interrupted
@@ -248,7 +269,6 @@ class Relay:
         self.b_iopub = self.connect(zmq.SUB, url(backend["iopub_port"]))
         self.b_iopub.setsockopt(zmq.SUBSCRIBE, b"")
         os.set_blocking(self.proc.stderr.fileno(), False)
-        self.stderr_buf = b""
 
     def connect(self, kind, url, ident=None):
         s = self.ctx.socket(kind)
@@ -301,6 +321,11 @@ class Relay:
                 self.from_evcxr_shell(self.b_shell.recv_multipart())
             if self.proc.stderr.fileno() in events:
                 self.from_evcxr_stderr()
+            if self.current:
+                self.from_progress_file()
+                entry = self.progress.get(self.current["msg_id"])
+                if entry and time.time() - entry["shown"] >= 1.0:
+                    self.show_progress(self.current)
             for parent_id, (since, _, _) in list(self.held_idle.items()):
                 if time.time() - since > 1.0:
                     self.panic.pop(parent_id, None)
@@ -361,7 +386,7 @@ class Relay:
                 self.clear_progress(parent)
                 if parent_id in self.backtrace_requests:
                     self.backtrace_requests.discard(parent_id)
-                    text = "\n".join(self.last_backtrace) if self.last_backtrace else "No panic in this kernel yet."
+                    text = self.full_backtrace()
                     self.publish("stream", {"name": "stdout", "text": text + "\n"}, parent)
                 if self.current and self.current.get("msg_id") == parent_id:
                     self.current = None
@@ -369,7 +394,10 @@ class Relay:
             self.clear_progress(parent)
         if msg_type in ("execute_input", "execute_result"):
             self.renumber(content)
-        if msg_type == "stream" and content.get("name") == "stderr":
+        if msg_type == "stream" and content.get("name") == "stdout" and content["text"].startswith(PANIC_MARKER):
+            content["name"] = "stderr"
+            content["text"] = self.panic_report(content["text"])
+        elif msg_type == "stream" and content.get("name") == "stderr":
             content["text"] = self.filter_panic(parent_id, content["text"])
             if not content["text"]:
                 return
@@ -383,6 +411,18 @@ class Relay:
     def release_idle(self, parent_id):
         _, idents, msg = self.held_idle.pop(parent_id)
         self.from_evcxr_iopub_msg(idents, msg)
+
+    def panic_report(self, text):
+        """mlp-core's one-line report, as the student reads it."""
+        out = []
+        for line in text.splitlines():
+            if line.startswith(PANIC_MARKER):
+                report = json.loads(line[len(PANIC_MARKER):])
+                where = self.describe_location(report["location"]) if report.get("location") else "somewhere"
+                out.append("panicked: %s\n  %s\n  (the full report: run `:backtrace` in a cell)" % (report["message"], where))
+            else:
+                out.append(line)
+        return "\n".join(out) + "\n"
 
     def filter_panic(self, parent_id, text):
         """The runtime's panic report without its backtrace: the message, then where it
@@ -402,12 +442,26 @@ class Relay:
             elif bare.startswith("note: "):
                 state["frames"].append(bare)
                 self.last_backtrace = state["frames"]
+                self.last_backtrace_time = time.time()
                 self.panic.pop(parent_id)
-                out.append("  %s\n  (the full backtrace: run `:backtrace` in a cell)\n" % state["where"])
+                out.append("  %s\n  (the full report: run `:backtrace` in a cell)\n" % state["where"])
             else:  # the panic's message
                 state["frames"].append(bare)
                 out.append(line)
         return "".join(out)
+
+    def full_backtrace(self):
+        """The last panic's whole report: mlp-core's file, or the one evcxr printed."""
+        candidates = [("\n".join(self.last_backtrace), self.last_backtrace_time)]
+        try:
+            with open(panic_file(self.work)) as f:
+                candidates.append((f.read(), os.path.getmtime(panic_file(self.work))))
+        except OSError:
+            pass
+        candidates = [c for c in candidates if c[0]]
+        if not candidates:
+            return "No panic in this kernel yet."
+        return max(candidates, key=lambda c: c[1])[0]
 
     def describe_location(self, location):
         """`src/lib.rs:2:34` is evcxr's generated source of the notebook's cells: say
@@ -463,25 +517,40 @@ class Relay:
             return
         sys.stderr.buffer.write(data)
         sys.stderr.flush()
-        self.stderr_buf += data
-        *lines, self.stderr_buf = self.stderr_buf.split(b"\n")
-        for line in lines:
-            m = COMPILING.match(line.decode("utf-8", "replace"))
-            if m and self.current:
-                self.show_progress(self.current, m.group(1), m.group(2))
 
-    def show_progress(self, parent, crate, version):
+    def from_progress_file(self):
+        try:
+            with open(self.progress_path, "rb") as f:
+                f.seek(self.progress_seen)
+                data = f.read()
+        except OSError:
+            return
+        *lines, _ = data.split(b"\n")
+        for line in lines:
+            self.progress_seen += len(line) + 1
+            name, _, version = line.decode("utf-8", "replace").partition(" ")
+            if self.current:
+                self.show_progress(self.current, name, version)
+
+    def show_progress(self, parent, crate=None, version=None):
+        """The cell's progress line: the library being compiled and the time so far
+        (shown once a library starts compiling, updated each second, cleared before the
+        cell's own output)."""
         parent_id = parent["msg_id"]
         entry = self.progress.get(parent_id)
         if entry is None:
-            entry = self.progress[parent_id] = {"id": "compiling-%s" % parent_id, "crates": [], "start": time.time()}
-        entry["crates"].append("%s %s" % (crate, version))
-        seconds = time.time() - entry["start"]
-        text = ("Compiling %s (%d crate%s so far, %.0f s; this kernel's first build, later runs start in seconds)"
-                % (entry["crates"][-1], len(entry["crates"]), "" if len(entry["crates"]) == 1 else "s", seconds))
-        data = {"text/plain": text,
-                "text/html": "<div style=\"color:#666\">&#9203; %s</div>" % text}
-        msg_type = "display_data" if len(entry["crates"]) == 1 else "update_display_data"
+            if crate is None:
+                return
+            entry = self.progress[parent_id] = {"id": "compiling-%s" % parent_id, "crates": [],
+                                                "start": time.time(), "shown": 0}
+        if crate:
+            entry["crates"].append("%s v%s" % (crate, version))
+        n = len(entry["crates"])
+        text = ("Compiling %s ... %.0f s (%d librar%s so far, kept for the next kernel start)"
+                % (entry["crates"][-1], time.time() - entry["start"], n, "y" if n == 1 else "ies"))
+        data = {"text/plain": text, "text/html": "<div style=\"color:#666\">&#9203; %s</div>" % html.escape(text)}
+        msg_type = "update_display_data" if entry["shown"] else "display_data"
+        entry["shown"] = time.time()
         self.publish(msg_type, {"data": data, "metadata": {}, "transient": {"display_id": entry["id"]}}, parent)
 
     def clear_progress(self, parent):
@@ -539,15 +608,34 @@ def prebuild(deps):
     start = time.time()
     km, kc = start_new_kernel(kernel_name="rust", env=dict(os.environ, MLP_KERNEL_SLOT="template"),
                               startup_timeout=120)
+    compiled = []
+
+    def hook(msg):
+        if msg["msg_type"] in ("display_data", "update_display_data"):
+            compiled.append(msg["content"]["data"].get("text/plain", ""))
     try:
         for dep in deps:
             code = dep + "\nuse mlp_core::*;\n"
-            reply = kc.execute_interactive(code, timeout=1800, output_hook=lambda m: None)
+            reply = kc.execute_interactive(code, timeout=1800, output_hook=hook)
             if reply["content"]["status"] != "ok":
                 sys.exit("prebuild failed for %s: %s" % (dep, reply["content"].get("evalue")))
     finally:
         kc.stop_channels()
         km.shutdown_kernel(now=False)
+    if compiled:
+        # the slots not in use start again from the new template
+        for slot in os.listdir(os.path.join(home, "slots")):
+            path = os.path.join(home, "slots", slot)
+            if slot == "template" or not os.path.isdir(os.path.join(path, "work")):
+                continue
+            fd = os.open(os.path.join(path, "lock"), os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                shutil.rmtree(os.path.join(path, "work"))
+            except BlockingIOError:
+                pass  # in use: cargo brings it up to date at its next cell
+            finally:
+                os.close(fd)
     print("kernel prebuilt in %.0f s (%s)" % (time.time() - start, os.path.join(home, "slots", "template")))
 
 

@@ -1,0 +1,171 @@
+"""`make kernel-test`: the notebooks' Rust kernel (tools/mlp_kernel.py in front of evcxr).
+
+1. Concurrency: three kernels started together on a cold kernel home (no template, no
+   slots: each compiles mlp-core in its own work directory), then three again on the
+   same home (each finds its work directory compiled); every kernel computes the toy
+   data of the problem set and a value of its own, checked to the digit.
+2. State: in one kernel, a wrong-shape error, a compile error and a panic each stop
+   only their cell, and the variables built before are still there after each; the
+   panic's report names the notebook function, not the runtime's frames; `:backtrace`
+   prints the full one; Kernel > Interrupt says the variables are gone and which cells
+   to rerun; counts start at 1 and error replies carry ename/evalue.
+
+Closes with 'kernel: N passed, N failed'.
+"""
+
+import os
+import sys
+import tempfile
+import threading
+import time
+
+from jupyter_client.manager import start_new_kernel
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "tools"))
+from tally import Tally  # noqa: E402
+
+DEP = ':dep mlp-core = { path = "%s" }' % os.path.join(ROOT, "mlp-core")
+# the problem set's toy data: X = 10 * randn(5, 4) after seed 1
+TOY_X00 = "16.243453636632417"
+
+
+class Checks(Tally):
+    def check(self, what, ok, detail=""):
+        super().check(ok, what if ok else "%s: %s" % (what, repr(detail)[:600]))
+
+
+class Kernel:
+    def __init__(self, env=None):
+        self.km, self.kc = start_new_kernel(kernel_name="rust", startup_timeout=300,
+                                            env=dict(os.environ, **(env or {})))
+
+    def run(self, code, interrupt_after=None):
+        """(reply content, [output messages]) of one cell."""
+        outputs = []
+        if interrupt_after:
+            threading.Timer(interrupt_after, self.km.interrupt_kernel).start()
+        reply = self.kc.execute_interactive(code, timeout=1800, output_hook=outputs.append)
+        return reply["content"], outputs
+
+    def close(self):
+        self.kc.stop_channels()
+        self.km.shutdown_kernel(now=False)
+
+
+def text(outputs, kind=None):
+    parts = []
+    for m in outputs:
+        c = m["content"]
+        if m["msg_type"] == "stream" and (kind is None or c["name"] == kind):
+            parts.append(c["text"])
+        elif m["msg_type"] == "execute_result" and kind in (None, "result"):
+            parts.append(c["data"].get("text/plain", ""))
+        elif m["msg_type"] == "error" and kind in (None, "error"):
+            parts.append(c["evalue"])
+    return "".join(parts)
+
+
+def one_student(k, env, results):
+    start = time.time()
+    try:
+        kernel = Kernel(env)
+        try:
+            steps = [kernel.run(DEP), kernel.run("use mlp_core::*;"),
+                     kernel.run("let mut rng = NumpyRng::new(1);\nlet x = rng.randn(5, 4) * 10.0;\n"
+                                "println!(\"{:?}\", x[[0, 0]]);"),
+                     kernel.run("x.nrows() * 100 + %d" % k)]
+        finally:
+            kernel.close()
+        results[k] = (steps, time.time() - start)
+    except Exception as e:  # reported as a failed check below
+        results[k] = (e, time.time() - start)
+
+
+def concurrency(t):
+    home = tempfile.mkdtemp(prefix="mlp-kernel-home-")
+    for round_ in ("cold", "warm"):
+        results = {}
+        threads = [threading.Thread(target=one_student, args=(k, {"MLP_KERNEL_HOME": home}, results))
+                   for k in range(3)]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
+        for k in range(3):
+            steps, seconds = results[k]
+            name = "%s start, kernel %d (%.0f s)" % (round_, k, seconds)
+            if isinstance(steps, Exception):
+                t.check(name, False, repr(steps))
+                continue
+            statuses = [c["status"] for c, _ in steps]
+            t.check(name + ": every cell ok", statuses == ["ok"] * 4, statuses)
+            t.check(name + ": toy data", text(steps[2][1], "stdout").strip() == TOY_X00, text(steps[2][1]))
+            t.check(name + ": its own value", text(steps[3][1], "result").strip() == str(500 + k),
+                    text(steps[3][1]))
+    slots = sorted(os.listdir(os.path.join(home, "slots")))
+    t.check("three kernels used three work directories", slots == ["0", "1", "2"], slots)
+
+
+def state(t):
+    kernel = Kernel()
+    try:
+        c, out = kernel.run(DEP)
+        t.check("the first cell is In [1]", c.get("execution_count") == 1, c)
+        kernel.run("use mlp_core::*;\nuse mlp_core::ndarray::{Array1, Array2};")
+        kernel.run("let kept = 42;\nlet a = Array2::<f64>::zeros((2, 3));")
+
+        c, out = kernel.run("let b = Array2::<f64>::zeros((4, 5));\nlet c = a.dot(&b);")
+        t.check("wrong shapes: a panic with ndarray's message", "inputs 2 × 3 and 4 × 5 are not compatible"
+                in text(out, "stderr"), text(out))
+        c, out = kernel.run("kept")
+        t.check("wrong shapes: variables kept", text(out, "result").strip() == "42", text(out))
+
+        c, out = kernel.run("let z: i32 = \"not a number\";")
+        t.check("compile error: an error reply with ename and evalue",
+                c["status"] == "error" and c.get("ename") and "mismatched types" in c.get("evalue", ""), c)
+        c, out = kernel.run("kept")
+        t.check("compile error: variables kept", text(out, "result").strip() == "42", text(out))
+
+        kernel.run("fn unfinished(x: i32) -> i32 {\n    if x > 1 {\n        todo!()\n    }\n    x\n}\n"
+                   "fn caller(x: i32) -> i32 { unfinished(x) + 1 }")
+        c, out = kernel.run("caller(5)")
+        err = text(out, "stderr")
+        print("  the panic, as the cell shows it:\n    " + err.strip().replace("\n", "\n    "))
+        t.check("panic: the message", "panicked: not yet implemented" in err, err)
+        t.check("panic: the notebook function it happened in", "in your function `unfinished`, at: todo!()"
+                in err, err)
+        t.check("panic: no runtime backtrace", "stack backtrace" not in err and "evcxr::runtime" not in err, err)
+        c, out = kernel.run("kept")
+        t.check("panic: variables kept", text(out, "result").strip() == "42", text(out))
+        c, out = kernel.run(":backtrace")
+        t.check(":backtrace prints the full report", "stack backtrace:" in text(out, "stdout")
+                and "evcxr::runtime" in text(out, "stdout"), text(out))
+
+        c, out = kernel.run("std::thread::sleep(std::time::Duration::from_secs(30));", interrupt_after=3)
+        t.check("interrupt: the cell stops with an error", c["status"] == "error" and c.get("ename") == "Interrupted",
+                c)
+        message = text(out, "error")
+        print("  the interrupt, as the cell shows it:\n    " + message.strip().replace("\n", "\n    "))
+        t.check("interrupt: says the variables are gone and what to rerun",
+                "every variable is gone now" in message and "Run All Above Selected Cell" in message, message)
+        c, out = kernel.run("kept")
+        t.check("interrupt: the variable is indeed gone", c["status"] == "error"
+                and "cannot find value `kept`" in c.get("evalue", ""), c)
+        c, out = kernel.run("caller(1)")
+        t.check("interrupt: functions kept", text(out, "result").strip() == "2", text(out))
+    finally:
+        kernel.close()
+
+
+def main():
+    t = Checks()
+    start = time.time()
+    concurrency(t)
+    print("(concurrency in %.0f s)" % (time.time() - start), flush=True)
+    state(t)
+    t.close("kernel")
+
+
+if __name__ == "__main__":
+    main()
