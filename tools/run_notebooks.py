@@ -25,6 +25,10 @@ from nbconvert.preprocessors.coalescestreams import CoalesceStreamsPreprocessor
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OUT = os.path.join(ROOT, "target", "notebooks")
+# `make mathjax` installs MathJax 2 (the version nbconvert's templates configure) here; the
+# exports load it from target/notebooks/mathjax/
+MATHJAX = os.path.join(ROOT, ".tools", "npm", "node_modules", "mathjax")
+MATHJAX_URL = "mathjax/MathJax.js?config=TeX-AMS_CHTML-full,Safe"
 
 
 # Two kernels started at the same moment can be given the same free port by
@@ -56,7 +60,8 @@ def execute(path):
                 time.sleep(attempt)
     nbformat.write(nb, os.path.join(OUT, name))
     # a cell's printed lines in one block (evcxr sends each line as a message of its own)
-    exporter = HTMLExporter()
+    # formulas typeset with no network: MathJax from the npm registry, beside the exports
+    exporter = HTMLExporter(mathjax_url=MATHJAX_URL, require_js_url="data:text/javascript,")
     exporter.register_preprocessor(CoalesceStreamsPreprocessor, enabled=True)
     html, _ = exporter.from_notebook_node(nb)
     with open(os.path.join(OUT, name.replace(".ipynb", ".html")), "w", encoding="utf-8") as f:
@@ -72,6 +77,9 @@ def main():
     paths = args.notebooks or sorted(glob.glob(os.path.join(ROOT, "notebooks", "*.ipynb")))
     paths = [os.path.abspath(p) for p in paths]
     os.makedirs(OUT, exist_ok=True)
+    if os.path.lexists(os.path.join(OUT, "mathjax")):
+        os.remove(os.path.join(OUT, "mathjax"))
+    os.symlink(MATHJAX, os.path.join(OUT, "mathjax"))
     start = time.time()
     failed = 0
     # the longest first, so that two workers finish close together

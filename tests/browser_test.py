@@ -1,0 +1,247 @@
+"""`make browser-test`: the notebooks in JupyterLab under headless Chromium, as a student uses them.
+
+JupyterLab is started as `make lab` starts it (127.0.0.1, a token), on a free port, over
+a copy of the notebooks in target/browser/work/ (so that the autosave never writes
+outputs into notebooks/). Playwright for Python drives Debian's Chromium:
+
+- the wrong token and no token are refused;
+- each notebook is opened, run with Run > Run All Cells, and waited on until the kernel
+  is idle and every code cell has run; then: no error output and nothing on stderr, every
+  output image decoded (naturalWidth > 0), formulas typeset by MathJax (elements present,
+  no MathJax error);
+- two notebooks are opened in two tabs and run at once, both checked the same way;
+- the .html exports in target/notebooks/ (from `make notebooks`) are opened with the
+  network off: formulas typeset by the local MathJax, figures decoded, no request left
+  the machine.
+
+Screenshots go to target/browser/. Closes with 'browser: N passed, N failed'.
+"""
+
+import glob
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+
+from playwright.sync_api import sync_playwright
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "tools"))
+from tally import Tally  # noqa: E402
+
+OUT = os.path.join(ROOT, "target", "browser")
+WORK = os.path.join(OUT, "work")
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+TOKEN = "browser-test-%d" % os.getpid()
+RUN_TIMEOUT = 900  # seconds for one notebook (notebook 3 trains two networks on MNIST)
+
+
+class Checks(Tally):
+    def check(self, what, ok, detail=""):
+        super().check(ok, what if ok else "%s: %s" % (what, str(detail)[:800]))
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_lab(port):
+    shutil.rmtree(WORK, ignore_errors=True)
+    os.makedirs(WORK)
+    for nb in glob.glob(os.path.join(ROOT, "notebooks", "*.ipynb")):
+        shutil.copy(nb, WORK)
+    # the notebooks find ../mlp-core
+    os.symlink(os.path.join(ROOT, "mlp-core"), os.path.join(OUT, "mlp-core"))
+    log = open(os.path.join(OUT, "jupyterlab.log"), "w")
+    cmd = [os.path.join(ROOT, ".venv", "bin", "jupyter"), "lab", "--ServerApp.ip=127.0.0.1",
+           "--ServerApp.port=%d" % port, "--ServerApp.open_browser=False", "--IdentityProvider.token=" + TOKEN,
+           "--ServerApp.root_dir=" + WORK,
+           "--ServerApp.jpserver_extensions={'nbgrader.server_extensions.formgrader': False, "
+           "'nbgrader.server_extensions.course_list': False, 'nbgrader.server_extensions.assignment_list': False}"]
+    if os.getuid() == 0:
+        cmd.append("--allow-root")
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=WORK)
+    base = "http://127.0.0.1:%d" % port
+    for _ in range(120):
+        try:
+            urllib.request.urlopen(base + "/api/status?token=" + TOKEN, timeout=2)
+            return proc, base
+        except (urllib.error.URLError, ConnectionError):
+            time.sleep(0.5)
+    proc.terminate()
+    raise SystemExit("JupyterLab did not start; see target/browser/jupyterlab.log")
+
+
+def status_of(url):
+    try:
+        return urllib.request.urlopen(url, timeout=5).status
+    except urllib.error.HTTPError as e:
+        return e.code
+
+
+def check_tokens(t, base):
+    t.check("the right token gets the API", status_of(base + "/api/kernels?token=" + TOKEN) == 200)
+    t.check("a wrong token is refused (403)", status_of(base + "/api/kernels?token=wrong") == 403,
+            status_of(base + "/api/kernels?token=wrong"))
+    t.check("no token is refused (403)", status_of(base + "/api/kernels") == 403, status_of(base + "/api/kernels"))
+    # the page itself sends a browser without a token to the login form
+    page = urllib.request.urlopen(base + "/lab", timeout=5)
+    t.check("the lab page without a token asks for one", "/login" in page.url, page.url)
+
+
+def open_notebook(context, base, name):
+    page = context.new_page()
+    page.set_viewport_size({"width": 1400, "height": 1000})
+    page.goto("%s/lab/tree/%s?token=%s" % (base, name, TOKEN))
+    page.wait_for_selector(".jp-NotebookPanel .jp-Cell", timeout=60000)
+    # the kernel is started and idle (the toolbar's kernel status)
+    page.wait_for_function("""() => {
+        const s = document.querySelector('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook-ExecutionIndicator');
+        return s && s.getAttribute('data-status') === 'idle';
+    }""", timeout=120000)
+    return page
+
+
+def run_all(page):
+    page.click(".lm-MenuBar-itemLabel:text-is('Run')", timeout=10000)  # the menu bar's Run menu
+    page.click(".lm-Menu-itemLabel:text-is('Run All Cells')", timeout=10000)
+
+
+def wait_done(page, timeout=RUN_TIMEOUT):
+    """Until every code cell has an execution count and the kernel is idle."""
+    page.wait_for_function("""() => {
+        const panel = document.querySelector('.jp-NotebookPanel:not(.lm-mod-hidden)');
+        const s = panel && panel.querySelector('.jp-Notebook-ExecutionIndicator');
+        if (!s || s.getAttribute('data-status') !== 'idle') return false;
+        const prompts = [...panel.querySelectorAll('.jp-CodeCell .jp-InputArea-prompt')];
+        return prompts.length > 0 && prompts.every(p => /\\[\\d+\\]/.test(p.textContent));
+    }""", timeout=timeout * 1000, polling=1000)
+
+
+def inspect(page):
+    return page.evaluate("""() => {
+        const panel = document.querySelector('.jp-NotebookPanel:not(.lm-mod-hidden)');
+        const q = sel => [...panel.querySelectorAll(sel)];
+        return {
+            cells: q('.jp-CodeCell').length,
+            prompts: q('.jp-CodeCell .jp-InputArea-prompt').map(p => p.textContent.trim()),
+            errors: q('.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.error"]').map(e => e.innerText.slice(0, 300)),
+            stderr: q('.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"]').map(e => e.innerText.slice(0, 300)),
+            images: q('.jp-OutputArea-output img').map(i => [i.complete, i.naturalWidth]),
+            math: q('mjx-container').length,
+            mathErrors: q('mjx-merror').length + q('.MathJax_Error').length,
+            // lines wider than their cell: cut at the right edge
+            clipped: q('.jp-CodeCell .cm-scroller').filter(c => c.scrollWidth > c.clientWidth + 2).length,
+        };
+    }""")
+
+
+def check_notebook(t, name, info, formulas=True):
+    t.check("%s: %d code cells, all run" % (name, info["cells"]),
+            info["cells"] > 0 and all(re.fullmatch(r"\[\d+\]:", p) for p in info["prompts"]), info["prompts"])
+    t.check("%s: no error output" % name, not info["errors"], info["errors"])
+    t.check("%s: nothing on stderr" % name, not info["stderr"], info["stderr"])
+    t.check("%s: no code line runs off its cell's edge" % name, info["clipped"] == 0, info["clipped"])
+    t.check("%s: every image decoded (%d)" % (name, len(info["images"])),
+            all(done and width > 0 for done, width in info["images"]), info["images"])
+    if formulas:
+        t.check("%s: formulas typeset (%d), no MathJax error" % (name, info["math"]),
+                info["math"] > 0 and info["mathErrors"] == 0, info)
+
+
+def shot(page, name):
+    page.screenshot(path=os.path.join(OUT, name + ".png"), full_page=False)
+
+
+def check_html(t, browser):
+    """The .html exports with the network off: local MathJax, embedded figures."""
+    exports = sorted(glob.glob(os.path.join(ROOT, "target", "notebooks", "*.html")))
+    t.check("make notebooks' .html exports are there (%d)" % len(exports), len(exports) == 4, exports)
+    context = browser.new_context(offline=True)
+    remote = []
+    context.route(re.compile(r"^https?://"), lambda route: (remote.append(route.request.url), route.abort()))
+    for path in exports:
+        name = os.path.basename(path)
+        page = context.new_page()
+        page.set_viewport_size({"width": 1200, "height": 900})
+        page.goto("file://" + path)
+        try:
+            page.wait_for_function("() => window.MathJax && MathJax.Hub && MathJax.Hub.queue.pending === 0 "
+                                   "&& document.querySelectorAll('.MathJax_CHTML, mjx-container').length > 0",
+                                   timeout=60000)
+        except Exception as e:  # reported below
+            print("  (%s: %s)" % (name, str(e).splitlines()[0]))
+        info = page.evaluate("""() => ({
+            math: document.querySelectorAll('.MathJax_CHTML, mjx-container').length,
+            mathErrors: document.querySelectorAll('.MathJax_Error, mjx-merror').length,
+            images: [...document.querySelectorAll('img')].map(i => [i.complete, i.naturalWidth]),
+        })""")
+        t.check("%s offline: formulas typeset (%d), no MathJax error" % (name, info["math"]),
+                info["math"] > 0 and info["mathErrors"] == 0, info)
+        t.check("%s offline: every figure decoded (%d)" % (name, len(info["images"])),
+                all(done and w > 0 for done, w in info["images"]), info["images"])
+        shot(page, "html-" + name.replace(".html", ""))
+        page.close()
+    t.check("the exports asked the network for nothing", not remote, remote)
+    context.close()
+
+
+def main():
+    t = Checks()
+    os.makedirs(OUT, exist_ok=True)
+    for f in glob.glob(os.path.join(OUT, "*.png")):
+        os.remove(f)
+    if os.path.islink(os.path.join(OUT, "mlp-core")):
+        os.remove(os.path.join(OUT, "mlp-core"))
+    proc, base = start_lab(free_port())
+    try:
+        check_tokens(t, base)
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                        args=["--no-sandbox"] if os.getuid() == 0 else [])
+            context = browser.new_context()
+            names = sys.argv[1:] or sorted(os.path.basename(n) for n in glob.glob(os.path.join(WORK, "*.ipynb")))
+            for name in names:
+                start = time.time()
+                page = open_notebook(context, base, name)
+                opened = time.time() - start
+                run_all(page)
+                wait_done(page)
+                info = inspect(page)
+                print("  %s: opened in %.1f s, ran in %.1f s" % (name, opened, time.time() - start - opened), flush=True)
+                check_notebook(t, name, info)
+                shot(page, name.replace(".ipynb", ""))
+                page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-CodeCell").last.scroll_into_view_if_needed()
+                shot(page, name.replace(".ipynb", "") + "-end")
+                page.close()
+            # two notebooks at once, in two tabs
+            pair = ["02_toy_network.ipynb", "04_regularization.ipynb"]
+            start = time.time()
+            pages = [open_notebook(context, base, n) for n in pair]
+            for page in pages:
+                run_all(page)
+            for page, name in zip(pages, pair):
+                wait_done(page)
+                check_notebook(t, "together: " + name, inspect(page))
+                shot(page, "together-" + name.replace(".ipynb", ""))
+            print("  two notebooks at once: done in %.1f s" % (time.time() - start), flush=True)
+            context.close()
+            check_html(t, browser)
+            browser.close()
+    finally:
+        proc.terminate()
+        proc.wait(30)
+        os.remove(os.path.join(OUT, "mlp-core"))
+    print("screenshots in %s" % os.path.relpath(OUT, ROOT))
+    t.close("browser")
+
+
+if __name__ == "__main__":
+    main()
