@@ -38,7 +38,7 @@ OUT = os.path.join(ROOT, "target", "browser")
 WORK = os.path.join(OUT, "work")
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 TOKEN = "browser-test-%d" % os.getpid()
-RUN_TIMEOUT = 900  # seconds for one notebook (notebook 3 trains two networks on MNIST)
+RUN_TIMEOUT = int(os.environ.get("BROWSER_RUN_TIMEOUT", 900))  # seconds for one notebook (notebook 3 trains two networks on MNIST)
 
 
 class Checks(Tally):
@@ -99,7 +99,8 @@ def check_tokens(t, base):
 def open_notebook(context, base, name):
     page = context.new_page()
     page.set_viewport_size({"width": 1400, "height": 1000})
-    page.goto("%s/lab/tree/%s?token=%s" % (base, name, TOKEN))
+    # a workspace of its own (and reset), so the page shows this notebook alone
+    page.goto("%s/lab/workspaces/%s/tree/%s?reset&token=%s" % (base, name.replace(".", "-"), name, TOKEN))
     page.wait_for_selector(".jp-NotebookPanel .jp-Cell", timeout=60000)
     # the kernel is started and idle (the toolbar's kernel status)
     page.wait_for_function("""() => {
@@ -213,7 +214,11 @@ def main():
                 page = open_notebook(context, base, name)
                 opened = time.time() - start
                 run_all(page)
-                wait_done(page)
+                try:
+                    wait_done(page)
+                except Exception:
+                    shot(page, name.replace(".ipynb", "") + "-timeout")
+                    raise
                 info = inspect(page)
                 print("  %s: opened in %.1f s, ran in %.1f s" % (name, opened, time.time() - start - opened), flush=True)
                 check_notebook(t, name, info)
