@@ -18,6 +18,7 @@ EVCXR_CACHE   := $(HOME)/.cache/mlp-lab/evcxr-$(EVCXR_VERSION)/bin/evcxr_jupyter
 KERNEL_SPEC   := $(VENV)/share/jupyter/kernels/rust/kernel.json
 
 .PHONY: help venv kernel kernel-test data build lint unit mnist parity notebooks browser-test lab bench test \
+        hub hub-test \
         assignment autograde grading-test lab-student
 
 help:
@@ -30,6 +31,7 @@ help:
 	@echo "make assignment  the student edition: notebooks/ -> course/release/mlp/ (nbgrader), checked"
 	@echo "make autograde   grade course/submitted/<student>/mlp/: course/grades.csv, course/feedback/"
 	@echo "make lab-student the student edition in JupyterLab, in student/mlp/ (your work is kept)"
+	@echo "make hub     JupyterHub for a class on this machine (deploy/README.md)"
 
 # --- set-up ---------------------------------------------------------------
 venv: $(VENV)/.installed
@@ -200,6 +202,23 @@ lab-student: kernel data course/release/mlp
 	@echo "The student edition is in $(STUDENT)/ (your work there is kept)."
 	@echo "Starting JupyterLab on 127.0.0.1; open the URL with the token printed below."
 	$(VENV)/bin/jupyter lab $(LAB_FLAGS) --ServerApp.root_dir=$(CURDIR)/$(STUDENT)
+
+# --- a class on one machine: JupyterHub (deploy/) --------------------------------------
+HUB_INSTALLED := $(VENV)/.hub-installed
+$(HUB_INSTALLED): deploy/requirements.txt $(VENV)/.installed
+	$(PY) -m pip install --quiet -r deploy/requirements.txt
+	touch $@
+
+# JupyterHub on 127.0.0.1:8000 (MLP_HUB_IP, MLP_HUB_PORT to change): students sign up,
+# the instructor (the admin, `instructor`) signs up first and approves them.
+hub: kernel data course/release/mlp $(HUB_INSTALLED) $(NPM_TOOLS)
+	@echo "Starting JupyterHub on http://$${MLP_HUB_IP:-127.0.0.1}:$${MLP_HUB_PORT:-8000}/ (deploy/README.md)"
+	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(VENV)/bin/jupyterhub -f deploy/jupyterhub_config.py
+
+# The hub with three students on a free port: notebook 2 in all three at once through the
+# proxy, the walls between them, timings and memory (tests/hub_test.py).
+hub-test: kernel data course/release/mlp $(HUB_INSTALLED) $(NPM_TOOLS)
+	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(PY) tests/hub_test.py
 
 test: lint unit mnist parity kernel-test notebooks browser-test assignment grading-test
 	$(PY) tests/check_notebooks.py

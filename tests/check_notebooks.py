@@ -60,41 +60,42 @@ def text_of(output):
     return "".join(t) if isinstance(t, list) else t
 
 
+def check_notebook(check, name, nb):
+    """Every cell's outputs of one executed notebook (`name` without .ipynb): no errors,
+    stderr only where tagged, every cell run, the numbers and the figures expected."""
+    out, pngs = [], 0
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type != "code":
+            continue
+        expect_error = "raises-exception" in cell.metadata.get("tags", [])
+        errs = [o for o in cell.outputs if o.output_type == "error"]
+        stderr = "".join(text_of(o) for o in cell.outputs
+                         if o.output_type == "stream" and o.name == "stderr")
+        check(not errs, "%s cell %d has an error output: %s" % (name, i, errs and errs[0].get("evalue")))
+        if not expect_error:
+            check(not stderr.strip(), "%s cell %d wrote to stderr: %s" % (name, i, stderr[:300]))
+        check(cell.get("execution_count") is not None, "%s cell %d was not executed" % (name, i))
+        for o in cell.outputs:
+            if o.output_type == "stream":
+                out.append(text_of(o))
+            if o.output_type in ("execute_result", "display_data") and "image/png" in o.get("data", {}):
+                pngs += 1
+    stdout = "".join(out)
+    for nb_name, text in EXPECTED:
+        if nb_name == name:
+            check(text in stdout, "%s does not show %r" % (name, text))
+    if name in FIGURES:
+        check(pngs >= FIGURES[name], "%s has %d inline PNG figures, expected %d" % (name, pngs, FIGURES[name]))
+
+
 def main():
     paths = sorted(glob.glob(os.path.join(OUT, "*.ipynb")))
     sources = sorted(glob.glob(os.path.join(ROOT, "notebooks", "*.ipynb")))
     tally = Tally(show_passes=False)
-    check = tally.check
-
-    check(len(paths) == len(sources) and len(sources) >= 4,
-          "every notebook executed (%d of %d in %s)" % (len(paths), len(sources), OUT))
-    stdout, images = {}, {}
+    tally.check(len(paths) == len(sources) and len(sources) >= 4,
+                "every notebook executed (%d of %d in %s)" % (len(paths), len(sources), OUT))
     for path in paths:
-        name = os.path.basename(path)[:-len(".ipynb")]
-        nb = nbformat.read(path, as_version=4)
-        out, pngs = [], 0
-        for i, cell in enumerate(nb.cells):
-            if cell.cell_type != "code":
-                continue
-            expect_error = "raises-exception" in cell.metadata.get("tags", [])
-            errs = [o for o in cell.outputs if o.output_type == "error"]
-            stderr = "".join(text_of(o) for o in cell.outputs
-                             if o.output_type == "stream" and o.name == "stderr")
-            check(not errs, "%s cell %d has an error output: %s" % (name, i, errs and errs[0].get("evalue")))
-            if not expect_error:
-                check(not stderr.strip(), "%s cell %d wrote to stderr: %s" % (name, i, stderr[:300]))
-            check(cell.get("execution_count") is not None, "%s cell %d was not executed" % (name, i))
-            for o in cell.outputs:
-                if o.output_type == "stream":
-                    out.append(text_of(o))
-                if o.output_type in ("execute_result", "display_data") and "image/png" in o.get("data", {}):
-                    pngs += 1
-        stdout[name] = "".join(out)
-        images[name] = pngs
-    for name, text in EXPECTED:
-        check(text in stdout.get(name, ""), "%s does not show %r" % (name, text))
-    for name, n in FIGURES.items():
-        check(images.get(name, 0) >= n, "%s has %d inline PNG figures, expected %d" % (name, images.get(name, 0), n))
+        check_notebook(tally.check, os.path.basename(path)[:-len(".ipynb")], nbformat.read(path, as_version=4))
     tally.close("notebooks")
 
 

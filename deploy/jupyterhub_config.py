@@ -1,0 +1,114 @@
+"""JupyterHub for a course on one machine: `make hub` (see deploy/README.md).
+
+Each student signs up at /hub/signup; the instructor (the admin, `MLP_HUB_ADMIN`,
+default `instructor`) approves them at /hub/authorize. A student's server is their own
+JupyterLab with the Rust kernel, in a home of their own (`deploy/state/homes/<name>`)
+that holds their copy of the student edition in `mlp/`, copied once and never
+overwritten. Every kernel on the machine shares one prebuilt compile cache (the
+kernel home of `make kernel`: mlp-core compiled once for everyone), so a student's
+first cell takes seconds and no student builds the kernel. Idle servers are stopped by
+jupyterhub-idle-culler after `MLP_HUB_IDLE` seconds (default 3600).
+
+Settings from the environment (the Makefile sets them): MLP_HUB_IP (127.0.0.1),
+MLP_HUB_PORT (8000), MLP_HUB_STATE (deploy/state), MLP_HUB_TEST_PASSWORD and
+MLP_HUB_TEST_TOKEN (make hub-test only: JupyterHub's shared-password authenticator and
+an admin service token instead of sign-up).
+"""
+
+import os
+import shutil
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "tools"))
+from mlp_kernel import kernel_home  # noqa: E402
+VENV = os.path.join(ROOT, ".venv")
+STATE = os.environ.get("MLP_HUB_STATE", os.path.join(ROOT, "deploy", "state"))
+RELEASE = os.path.join(ROOT, "course", "release", "mlp")
+ADMIN = os.environ.get("MLP_HUB_ADMIN", "instructor")
+os.makedirs(os.path.join(STATE, "homes"), exist_ok=True)
+
+c = get_config()  # noqa: F821 (JupyterHub's config loader provides it)
+
+c.JupyterHub.ip = os.environ.get("MLP_HUB_IP", "127.0.0.1")
+c.JupyterHub.port = int(os.environ.get("MLP_HUB_PORT", "8000"))
+c.JupyterHub.hub_ip = "127.0.0.1"
+c.JupyterHub.db_url = "sqlite:///" + os.path.join(STATE, "jupyterhub.sqlite")
+c.JupyterHub.cookie_secret_file = os.path.join(STATE, "jupyterhub_cookie_secret")
+c.JupyterHub.pid_file = os.path.join(STATE, "jupyterhub.pid")
+c.ConfigurableHTTPProxy.command = [os.path.join(ROOT, ".tools", "npm", "node_modules", ".bin",
+                                                "configurable-http-proxy")]
+c.ConfigurableHTTPProxy.pid_file = os.path.join(STATE, "proxy.pid")
+
+# --- who may log in ---------------------------------------------------------------
+c.Authenticator.admin_users = {ADMIN}
+if os.environ.get("MLP_HUB_TEST_PASSWORD"):
+    c.JupyterHub.authenticator_class = "shared-password"
+    c.SharedPasswordAuthenticator.user_password = os.environ["MLP_HUB_TEST_PASSWORD"]
+    c.SharedPasswordAuthenticator.admin_password = os.environ["MLP_HUB_TEST_PASSWORD"] * 4
+    c.Authenticator.allow_all = True
+else:
+    # students sign up; the instructor approves each one (/hub/authorize)
+    c.JupyterHub.authenticator_class = "nativeauthenticator.NativeAuthenticator"
+    c.NativeAuthenticator.open_signup = False
+    c.NativeAuthenticator.minimum_password_length = 8
+    c.NativeAuthenticator.check_common_password = True
+    c.NativeAuthenticator.allowed_failed_logins = 5
+    c.NativeAuthenticator.seconds_before_next_try = 60
+    c.Authenticator.allow_all = True  # every user NativeAuthenticator has authorized
+    import nativeauthenticator
+    c.JupyterHub.template_paths = [os.path.join(os.path.dirname(nativeauthenticator.__file__), "templates")]
+
+# --- each student's server ----------------------------------------------------------
+# one operating-system user for the whole class (JupyterHub's SimpleLocalProcessSpawner):
+# the hub keeps students out of each other's servers and API, not out of each other's
+# files; a class whose students must not be able to read each other's files runs the
+# container image instead (deploy/Dockerfile, Zero to JupyterHub).
+c.JupyterHub.spawner_class = "simple"
+c.SimpleLocalProcessSpawner.home_dir_template = os.path.join(STATE, "homes", "{username}")
+c.Spawner.cmd = [os.path.join(VENV, "bin", "jupyterhub-singleuser")]
+c.Spawner.default_url = "/lab/tree/mlp"
+c.Spawner.notebook_dir = "~"
+c.Spawner.args = [
+    # nbgrader's instructor tools stay with the instructor's own lab
+    "--ServerApp.jpserver_extensions={'nbgrader.server_extensions.formgrader': False, "
+    "'nbgrader.server_extensions.course_list': False, 'nbgrader.server_extensions.assignment_list': False}",
+]
+c.Spawner.environment = {
+    # the prebuilt compile cache every kernel shares (tools/mlp_kernel.py)
+    "MLP_KERNEL_HOME": kernel_home(),
+    "PATH": os.path.join(VENV, "bin") + os.pathsep + os.environ.get("PATH", ""),
+}
+c.Spawner.start_timeout = 120
+c.Spawner.http_timeout = 120
+
+
+def copy_student_edition(spawner):
+    """The student's own copy of the student edition, in ~/mlp: copied at the first
+    start; a notebook already there is never overwritten."""
+    home = spawner.home_dir
+    work = os.path.join(home, "mlp")
+    os.makedirs(work, exist_ok=True)
+    for name in sorted(os.listdir(RELEASE)):
+        target = os.path.join(work, name)
+        if name.endswith(".ipynb") and not os.path.exists(target):
+            shutil.copy(os.path.join(RELEASE, name), target)
+
+
+c.Spawner.pre_spawn_hook = copy_student_edition
+
+# --- services -------------------------------------------------------------------------
+idle = os.environ.get("MLP_HUB_IDLE", "3600")
+c.JupyterHub.services = [
+    {"name": "idle-culler",
+     "command": [sys.executable, "-m", "jupyterhub_idle_culler", "--timeout=" + idle]},
+]
+c.JupyterHub.load_roles = [
+    {"name": "idle-culler", "services": ["idle-culler"],
+     "scopes": ["list:users", "read:users:activity", "read:servers", "delete:servers"]},
+]
+if os.environ.get("MLP_HUB_TEST_TOKEN"):
+    c.JupyterHub.services.append({"name": "hub-test", "api_token": os.environ["MLP_HUB_TEST_TOKEN"]})
+    c.JupyterHub.load_roles.append({"name": "hub-test", "services": ["hub-test"],
+                                    "scopes": ["admin:users", "admin:servers", "tokens", "list:users",
+                                               "access:servers"]})

@@ -1,0 +1,373 @@
+"""`make hub-test`: the course's JupyterHub (deploy/jupyterhub_config.py) with students.
+
+    python tests/hub_test.py [--students N ...]   (default: 3; `--students 1 2 4` sizes a class)
+
+Starts the hub on a free loopback port with a test authenticator (JupyterHub's
+shared-password one) and an admin service token, creates the students through the REST
+API, starts their servers at once, and runs the solved notebook 2 in every server at
+the same time through the hub's proxy (the kernel's websocket at /user/<name>/api/...),
+checking every output as `make notebooks` does (tests/check_notebooks.py). Then the walls:
+student A's token gets 403 on student B's server and on B in the hub's API, a request
+without a token gets no content, a student cannot list users. Measures the time from
+asking for a server to the first cell's output and to the whole notebook, and the peak
+memory of each student's server with its kernel (RSS of the process tree). Stops
+everything it started and checks that no process is left.
+
+Closes with 'hub: N passed, N failed'.
+"""
+
+import argparse
+import asyncio
+import datetime
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+import uuid
+
+import nbformat
+from tornado.httpclient import HTTPRequest
+from tornado.websocket import websocket_connect
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "tools"))
+sys.path.insert(0, os.path.join(ROOT, "tests"))
+from tally import Tally  # noqa: E402
+from check_notebooks import check_notebook  # noqa: E402
+
+OUT = os.path.join(ROOT, "target", "hub")
+NOTEBOOK = os.path.join(ROOT, "notebooks", "02_toy_network.ipynb")
+PASSWORD = "hub-test-%s" % uuid.uuid4().hex[:12]
+TOKEN = uuid.uuid4().hex
+
+
+class Checks(Tally):
+    def check(self, what, ok, detail=""):
+        super().check(ok, what if ok else "%s: %s" % (what, str(detail)[:800]))
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args, **kwargs):
+        return None
+
+
+OPENER = urllib.request.build_opener(NoRedirect)
+
+
+def request(url, token=None, method="GET", body=None):
+    """(status, parsed JSON or text) of one HTTP request, without following redirects."""
+    headers = {"Authorization": "token " + token} if token else {}
+    data = None
+    if body is not None:
+        data = json.dumps(body).encode()
+        headers["Content-Type"] = "application/json"
+    req = urllib.request.Request(url, data=data, method=method, headers=headers)
+    try:
+        with OPENER.open(req, timeout=60) as r:
+            status, raw = r.status, r.read()
+    except urllib.error.HTTPError as e:
+        status, raw = e.code, e.read()
+    try:
+        return status, json.loads(raw) if raw else None
+    except ValueError:
+        return status, raw.decode("utf-8", "replace")
+
+
+# --- processes and memory ---------------------------------------------------------------
+def processes():
+    """{pid: (ppid, rss bytes, environ text, cmdline)} of every process readable."""
+    table = {}
+    page = os.sysconf("SC_PAGE_SIZE")
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % pid) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            with open("/proc/%s/environ" % pid, "rb") as f:
+                env = f.read().decode("utf-8", "replace")
+            with open("/proc/%s/cmdline" % pid, "rb") as f:
+                cmd = f.read().replace(b"\0", b" ").decode("utf-8", "replace")
+            table[int(pid)] = (int(fields[1]), int(fields[21]) * page, env, cmd)
+        except (OSError, IndexError, ValueError):
+            continue
+    return table
+
+
+def tree_rss(table, root):
+    total, stack = 0, [root]
+    while stack:
+        pid = stack.pop()
+        if pid in table:
+            total += table[pid][1]
+            stack.extend(p for p, v in table.items() if v[0] == pid)
+    return total
+
+
+def server_pids(table, user):
+    """The single-user servers of `user` (their environment names the user)."""
+    return [pid for pid, v in table.items() if "JUPYTERHUB_USER=%s\0" % user in v[2] + "\0"
+            and "jupyterhub-singleuser" in v[3]]
+
+
+class MemoryWatch(threading.Thread):
+    def __init__(self, users):
+        super().__init__(daemon=True)
+        self.users, self.peak, self.running = users, {u: 0 for u in users}, True
+
+    def run(self):
+        while self.running:
+            table = processes()
+            for u in self.users:
+                rss = sum(tree_rss(table, pid) for pid in server_pids(table, u))
+                self.peak[u] = max(self.peak[u], rss)
+            time.sleep(0.5)
+
+
+# --- a notebook through the hub's proxy -------------------------------------------------------
+def solved_cells():
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            cell.source = cell.source.replace('path = "../mlp-core"', 'path = "%s"' % os.path.join(ROOT, "mlp-core"))
+            cell.outputs = []
+    return nb
+
+
+def message(session, code):
+    return {"header": {"msg_id": uuid.uuid4().hex, "username": "hub-test", "session": session,
+                       "msg_type": "execute_request", "version": "5.3",
+                       "date": datetime.datetime.now(datetime.timezone.utc).isoformat()},
+            "parent_header": {}, "metadata": {}, "channel": "shell", "buffers": [],
+            "content": {"code": code, "silent": False, "store_history": True, "user_expressions": {},
+                        "allow_stdin": False, "stop_on_error": True}}
+
+
+async def run_notebook(base, user, token, nb, timings):
+    status, kernel = request("%s/user/%s/api/kernels" % (base, user), token, "POST", {"name": "rust"})
+    if status != 201:
+        raise RuntimeError("starting a kernel: %s %s" % (status, kernel))
+    url = "%s/user/%s/api/kernels/%s/channels" % (base.replace("http", "ws", 1), user, kernel["id"])
+    ws = await websocket_connect(HTTPRequest(url, headers={"Authorization": "token " + token}))
+    session = uuid.uuid4().hex
+    try:
+        for cell in nb.cells:
+            if cell.cell_type != "code":
+                continue
+            msg = message(session, cell.source)
+            ws.write_message(json.dumps(msg))
+            reply = idle = False
+            while not (reply and idle):
+                raw = await asyncio.wait_for(ws.read_message(), 900)
+                if raw is None:
+                    raise RuntimeError("the kernel's websocket closed")
+                m = json.loads(raw)
+                if m.get("parent_header", {}).get("msg_id") != msg["header"]["msg_id"]:
+                    continue
+                kind, content = m["header"]["msg_type"], m["content"]
+                if kind == "execute_reply":
+                    reply = True
+                    cell.execution_count = content.get("execution_count")
+                elif kind == "status" and content["execution_state"] == "idle":
+                    idle = True
+                elif kind == "clear_output":
+                    cell.outputs = []
+                elif kind == "stream":
+                    cell.outputs.append(nbformat.v4.new_output("stream", name=content["name"], text=content["text"]))
+                elif kind in ("execute_result", "display_data"):
+                    out = nbformat.v4.new_output(kind, data=content["data"], metadata=content.get("metadata", {}))
+                    if kind == "execute_result":
+                        out.execution_count = content.get("execution_count")
+                    cell.outputs.append(out)
+                elif kind == "error":
+                    cell.outputs.append(nbformat.v4.new_output("error", ename=content["ename"],
+                                                               evalue=content["evalue"],
+                                                               traceback=content["traceback"]))
+                if kind in ("stream", "execute_result", "display_data", "error") and "first_output" not in timings:
+                    timings["first_output"] = time.time()
+    finally:
+        ws.close()
+        request("%s/user/%s/api/kernels/%s" % (base, user, kernel["id"]), token, "DELETE")
+    timings["done"] = time.time()
+
+
+# --- the hub ------------------------------------------------------------------------------------
+class Hub:
+    def __init__(self):
+        self.port = free_port()
+        self.base = "http://127.0.0.1:%d" % self.port
+        self.api = self.base + "/hub/api"
+        self.state = tempfile.mkdtemp(prefix="mlp-hub-test-")
+        os.makedirs(OUT, exist_ok=True)
+        env = dict(os.environ, MLP_HUB_PORT=str(self.port), MLP_HUB_STATE=self.state,
+                   MLP_HUB_TEST_PASSWORD=PASSWORD, MLP_HUB_TEST_TOKEN=TOKEN)
+        self.log = open(os.path.join(OUT, "hub.log"), "w")
+        self.proc = subprocess.Popen([os.path.join(ROOT, ".venv", "bin", "jupyterhub"), "-f",
+                                      os.path.join(ROOT, "deploy", "jupyterhub_config.py")],
+                                     cwd=self.state, env=env, stdout=self.log, stderr=subprocess.STDOUT,
+                                     start_new_session=True)
+        for _ in range(240):
+            if self.proc.poll() is not None:
+                raise SystemExit("the hub exited (%s); see target/hub/hub.log" % self.proc.returncode)
+            try:
+                if request(self.api + "/")[0] == 200:
+                    return
+            except OSError:
+                pass
+            time.sleep(0.5)
+        raise SystemExit("the hub did not answer; see target/hub/hub.log")
+
+    def call(self, path, method="GET", body=None, token=TOKEN):
+        return request(self.api + path, token, method, body)
+
+    def start_server(self, user):
+        status, body = self.call("/users/%s/server" % user, "POST", {})
+        if status not in (201, 202):
+            raise RuntimeError("starting %s's server: %s %s" % (user, status, body))
+        for _ in range(600):
+            status, info = self.call("/users/%s" % user)
+            server = (info or {}).get("servers", {}).get("", {})
+            if server.get("ready"):
+                return
+            time.sleep(0.2)
+        raise RuntimeError("%s's server did not become ready" % user)
+
+    def stop(self):
+        for pid_file in ("jupyterhub.pid",):
+            pass
+        try:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        try:
+            self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(10)
+
+    def leftovers(self):
+        """Processes of this hub still running (their command line or environment names
+        its state folder or its port)."""
+        mark = "127.0.0.1:%d" % self.port
+        return [(pid, v[3][:120]) for pid, v in processes().items()
+                if pid != os.getpid() and (self.state in v[3] or self.state in v[2] or mark in v[2])]
+
+
+def class_run(t, hub, users):
+    """Every student's server started at once, notebook 2 run in each at the same time."""
+    tokens = {}
+    for u in users:
+        status, _ = hub.call("/users/%s" % u, "POST", {})
+        t.check("created %s through the REST API" % u, status == 201, status)
+        status, body = hub.call("/users/%s/tokens" % u, "POST", {"note": "hub-test"})
+        t.check("a token for %s" % u, status == 201 and "token" in (body or {}), (status, body))
+        tokens[u] = body["token"]
+    timings = {u: {} for u in users}
+    notebooks = {u: solved_cells() for u in users}
+    watch = MemoryWatch(users)
+    watch.start()
+    errors = {}
+
+    def student(u):
+        try:
+            timings[u]["asked"] = time.time()
+            hub.start_server(u)
+            timings[u]["ready"] = time.time()
+            asyncio.run(run_notebook(hub.base, u, tokens[u], notebooks[u], timings[u]))
+        except Exception as e:  # reported as a failed check
+            errors[u] = repr(e)
+
+    threads = [threading.Thread(target=student, args=(u,)) for u in users]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    watch.running = False
+    watch.join()
+    rows = []
+    for u in users:
+        t.check("%s: notebook 2 ran through the hub" % u, u not in errors, errors.get(u))
+        if u in errors:
+            continue
+        check_notebook(lambda ok, what: t.check(what, ok), "02_toy_network", notebooks[u])
+        nbformat.write(notebooks[u], os.path.join(OUT, "02_toy_network-%s.ipynb" % u))
+        tm = timings[u]
+        rows.append((u, tm["ready"] - tm["asked"], tm["first_output"] - tm["asked"], tm["done"] - tm["asked"],
+                     watch.peak[u] / 2 ** 20))
+    print("  %d student(s) at once:" % len(users))
+    print("    %-12s %14s %20s %18s %16s" % ("student", "server ready", "first cell output", "notebook done",
+                                              "peak memory"))
+    for u, ready, first, done, mib in rows:
+        print("    %-12s %12.1f s %18.1f s %16.1f s %12.0f MiB" % (u, ready, first, done, mib))
+    return tokens, rows
+
+
+def walls(t, hub, tokens):
+    a, b = sorted(tokens)[:2]
+    status, _ = request("%s/user/%s/api/contents" % (hub.base, b), tokens[a])
+    t.check("%s's token on %s's server: 403" % (a, b), status == 403, status)
+    status, _ = request("%s/user/%s/api/kernels" % (hub.base, b), tokens[a], "POST", {"name": "rust"})
+    t.check("%s's token cannot start a kernel on %s's server: 403" % (a, b), status == 403, status)
+    status, _ = hub.call("/users/%s" % b, token=tokens[a])
+    t.check("%s's token on %s in the hub's API: 403" % (a, b), status in (403, 404), status)
+    status, _ = hub.call("/users/%s/tokens" % b, "POST", {}, token=tokens[a])
+    t.check("%s's token cannot make a token for %s: 403" % (a, b), status in (403, 404), status)
+    status, body = request("%s/user/%s/api/contents" % (hub.base, a))
+    t.check("no token on %s's server: no content (%s, a redirect to log in)" % (a, status),
+            status in (302, 401, 403) and not isinstance(body, dict), (status, str(body)[:200]))
+    status, _ = hub.call("/users", token=None)
+    t.check("no token on the hub's API: 403", status in (401, 403), status)
+    status, _ = hub.call("/users", token=tokens[a])
+    t.check("a student cannot list users: 403", status == 403, status)
+    status, body = request("%s/user/%s/api/contents/mlp" % (hub.base, a), tokens[a])
+    names = sorted(c["name"] for c in (body or {}).get("content", [])) if status == 200 else body
+    t.check("%s has the student edition in ~/mlp" % a, status == 200 and "02_toy_network.ipynb" in names, names)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--students", type=int, nargs="+", default=[3])
+    args = parser.parse_args()
+    t = Checks()
+    hub = Hub()
+    try:
+        t.check("the hub answers on 127.0.0.1:%d" % hub.port, True)
+        first = None
+        for k, n in enumerate(args.students):
+            users = ["student-%d-%s" % (k, chr(ord("a") + i)) for i in range(n)]
+            tokens, _ = class_run(t, hub, users)
+            first = first or tokens
+            if len(tokens) >= 2:
+                walls(t, hub, tokens)
+            for u in users:  # their servers stop before the next round
+                hub.call("/users/%s/server" % u, "DELETE")
+            for _ in range(100):
+                if not any(hub.call("/users/%s" % u)[1].get("servers") for u in users):
+                    break
+                time.sleep(0.2)
+    finally:
+        hub.stop()
+    time.sleep(1)
+    left = hub.leftovers()
+    t.check("nothing left running after the hub stopped", not left, left)
+    if not left:
+        shutil.rmtree(hub.state, ignore_errors=True)
+    t.close("hub")
+
+
+if __name__ == "__main__":
+    main()
