@@ -18,7 +18,7 @@ EVCXR_CACHE   := $(HOME)/.cache/mlp-lab/evcxr-$(EVCXR_VERSION)/bin/evcxr_jupyter
 KERNEL_SPEC   := $(VENV)/share/jupyter/kernels/rust/kernel.json
 
 .PHONY: help venv kernel kernel-test data build lint unit mnist parity notebooks browser-test lab bench test \
-        hub hub-test \
+        hub hub-setup hub-test hub-sizing \
         assignment autograde grading-test lab-student
 
 help:
@@ -209,16 +209,23 @@ $(HUB_INSTALLED): deploy/requirements.txt $(VENV)/.installed
 	$(PY) -m pip install --quiet -r deploy/requirements.txt
 	touch $@
 
+# Everything a hub needs, built once (deploy/setup.sh runs this, in the course image too).
+hub-setup: kernel data course/release/mlp $(HUB_INSTALLED) $(NPM_TOOLS)
+
 # JupyterHub on 127.0.0.1:8000 (MLP_HUB_IP, MLP_HUB_PORT to change): students sign up,
 # the instructor (the admin, `instructor`) signs up first and approves them.
-hub: kernel data course/release/mlp $(HUB_INSTALLED) $(NPM_TOOLS)
+hub: hub-setup
 	@echo "Starting JupyterHub on http://$${MLP_HUB_IP:-127.0.0.1}:$${MLP_HUB_PORT:-8000}/ (deploy/README.md)"
 	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(VENV)/bin/jupyterhub -f deploy/jupyterhub_config.py
 
 # The hub with three students on a free port: notebook 2 in all three at once through the
 # proxy, the walls between them, timings and memory (tests/hub_test.py).
-hub-test: kernel data course/release/mlp $(HUB_INSTALLED) $(NPM_TOOLS)
+hub-test: hub-setup
 	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(PY) tests/hub_test.py
+
+# The class sizing in the README: 1, 2 and 4 students starting at once.
+hub-sizing: hub-setup
+	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(PY) tests/hub_test.py --students 1 2 4
 
 test: lint unit mnist parity kernel-test notebooks browser-test assignment grading-test
 	$(PY) tests/check_notebooks.py

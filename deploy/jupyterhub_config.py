@@ -74,10 +74,17 @@ c.Spawner.args = [
     "--ServerApp.jpserver_extensions={'nbgrader.server_extensions.formgrader': False, "
     "'nbgrader.server_extensions.course_list': False, 'nbgrader.server_extensions.assignment_list': False}",
 ]
+if os.getuid() == 0:
+    # every student's code runs as the hub's user: run `make hub` as an ordinary user for a
+    # class (root is for test machines, such as CI's)
+    c.Spawner.args.append("--allow-root")
 c.Spawner.environment = {
     # the prebuilt compile cache every kernel shares (tools/mlp_kernel.py)
     "MLP_KERNEL_HOME": kernel_home(),
     "PATH": os.path.join(VENV, "bin") + os.pathsep + os.environ.get("PATH", ""),
+    # the hub's Rust toolchain and crate registry (a student's HOME is their own folder)
+    "RUSTUP_HOME": os.environ.get("RUSTUP_HOME", os.path.expanduser("~/.rustup")),
+    "CARGO_HOME": os.environ.get("CARGO_HOME", os.path.expanduser("~/.cargo")),
 }
 c.Spawner.start_timeout = 120
 c.Spawner.http_timeout = 120
