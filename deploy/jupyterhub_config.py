@@ -57,6 +57,23 @@ else:
     c.NativeAuthenticator.seconds_before_next_try = 60
     c.Authenticator.allow_all = True  # every user NativeAuthenticator has authorized
     import nativeauthenticator
+    import nativeauthenticator.handlers
+
+    class NoStatsd:
+        """JupyterHub 6 dropped its statsd client; NativeAuthenticator 1.3.0's login
+        handler still times each login with it (an AttributeError, a 500 on every login)."""
+
+        def timer(self, name):
+            return self
+
+        def start(self):
+            return self
+
+        def stop(self, send=True):
+            pass
+
+    if not hasattr(nativeauthenticator.handlers.LoginHandler, "statsd"):
+        nativeauthenticator.handlers.LoginHandler.statsd = NoStatsd()
     c.JupyterHub.template_paths = [os.path.join(os.path.dirname(nativeauthenticator.__file__), "templates")]
 
 # --- each student's server ----------------------------------------------------------

@@ -101,13 +101,17 @@ def open_notebook(context, base, name):
     page.set_viewport_size({"width": 1400, "height": 1000})
     # a workspace of its own (and reset), so the page shows this notebook alone
     page.goto("%s/lab/workspaces/%s/tree/%s?reset&token=%s" % (base, name.replace(".", "-"), name, TOKEN))
-    page.wait_for_selector(".jp-NotebookPanel .jp-Cell", timeout=60000)
-    # the kernel is started and idle (the toolbar's kernel status)
+    wait_idle(page)
+    return page
+
+
+def wait_idle(page, timeout=180):
+    """Until the open notebook's kernel has started and is idle (the toolbar's status)."""
+    page.wait_for_selector(".jp-NotebookPanel .jp-Cell", timeout=timeout * 1000)
     page.wait_for_function("""() => {
         const s = document.querySelector('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook-ExecutionIndicator');
         return s && s.getAttribute('data-status') === 'idle';
-    }""", timeout=120000)
-    return page
+    }""", timeout=timeout * 1000)
 
 
 def run_all(page):

@@ -210,15 +210,16 @@ async def run_notebook(base, user, token, nb, timings):
 
 # --- the hub ------------------------------------------------------------------------------------
 class Hub:
-    def __init__(self):
+    def __init__(self, test_auth=True):
         self.port = free_port()
         self.base = "http://127.0.0.1:%d" % self.port
         self.api = self.base + "/hub/api"
         self.state = tempfile.mkdtemp(prefix="mlp-hub-test-")
         os.makedirs(OUT, exist_ok=True)
-        env = dict(os.environ, MLP_HUB_PORT=str(self.port), MLP_HUB_STATE=self.state,
-                   MLP_HUB_TEST_PASSWORD=PASSWORD, MLP_HUB_TEST_TOKEN=TOKEN)
-        self.log = open(os.path.join(OUT, "hub.log"), "w")
+        env = dict(os.environ, MLP_HUB_PORT=str(self.port), MLP_HUB_STATE=self.state, MLP_HUB_TEST_TOKEN=TOKEN)
+        if test_auth:
+            env["MLP_HUB_TEST_PASSWORD"] = PASSWORD
+        self.log = open(os.path.join(OUT, "hub.log" if test_auth else "hub-browser.log"), "w")
         self.proc = subprocess.Popen([os.path.join(ROOT, ".venv", "bin", "jupyterhub"), "-f",
                                       os.path.join(ROOT, "deploy", "jupyterhub_config.py")],
                                      cwd=self.state, env=env, stdout=self.log, stderr=subprocess.STDOUT,
@@ -250,17 +251,20 @@ class Hub:
         raise RuntimeError("%s's server did not become ready" % user)
 
     def stop(self):
-        for pid_file in ("jupyterhub.pid",):
-            pass
+        """The hub first (it stops the students' servers and the proxy), then whatever
+        of its process group is left."""
+        self.proc.terminate()
         try:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
-        try:
-            self.proc.wait(30)
+            self.proc.wait(60)
         except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(10)
+            pass
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            try:
+                os.killpg(self.proc.pid, sig)
+            except ProcessLookupError:
+                break
+            time.sleep(2)
+        self.proc.wait(10)
 
     def leftovers(self):
         """Processes of this hub still running (their command line or environment names
@@ -341,9 +345,81 @@ def walls(t, hub, tokens):
     t.check("%s has the student edition in ~/mlp" % a, status == 200 and "02_toy_network.ipynb" in names, names)
 
 
+def browser_student(t):
+    """make hub's own configuration (NativeAuthenticator) in headless Chromium: the
+    instructor signs up, a student signs up, the instructor approves them, the student
+    logs in, opens notebook 2 of their student edition and runs it (Run All)."""
+    from playwright.sync_api import sync_playwright
+    from browser_test import run_all, wait_done, wait_idle
+    hub = Hub(test_auth=False)
+    base = hub.base + "/hub"
+    shots = lambda page, name: page.screenshot(path=os.path.join(OUT, name + ".png"))
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=os.environ.get("CHROMIUM", "/usr/bin/chromium"),
+                                        headless=True, args=["--no-sandbox"] if os.getuid() == 0 else [])
+
+            def signup(page, name, password):
+                page.goto(base + "/signup")
+                page.fill("#username_input", name)
+                page.fill("#password_input", password)
+                page.fill("#password_confirmation_input", password)
+                page.click("#signup_submit")
+                page.wait_for_load_state()
+                return page.inner_text("body")
+
+            def login(page, name, password, next_url=None):
+                page.goto(base + "/login" + ("?next=" + urllib.request.quote(next_url) if next_url else ""))
+                page.fill("#username_input", name)
+                page.fill("#password_input", password)
+                page.click("#login_submit")
+                page.wait_for_load_state()
+
+            instructor = browser.new_context().new_page()
+            text = signup(instructor, "instructor", "instructor-pass-%s" % TOKEN[:6])
+            t.check("browser: the instructor signs up", "created" in text.lower() or "success" in text.lower(), text[:300])
+            student = browser.new_context().new_page()
+            student.set_viewport_size({"width": 1400, "height": 1000})
+            password = "student-pass-%s" % TOKEN[:6]
+            text = signup(student, "alice", password)
+            t.check("browser: a student signs up and waits for approval", "sent to the admin" in text, text[:300])
+            login(student, "alice", password)
+            t.check("browser: before approval the student cannot log in", "/login" in student.url, student.url)
+            login(instructor, "instructor", "instructor-pass-%s" % TOKEN[:6], next_url="/hub/authorize")
+            instructor.wait_for_url("**/hub/authorize**")
+            instructor.click("a[href$='authorize/alice']")
+            instructor.wait_for_load_state()
+            shots(instructor, "hub-authorize")
+            login(student, "alice", password)
+            student.wait_for_url("**/user/alice/lab/**", timeout=180000)
+            student.wait_for_selector(".jp-DirListing-item", timeout=120000)
+            names = student.locator(".jp-DirListing-itemName").all_inner_texts()
+            t.check("browser: the student's lab opens on ~/mlp, the student edition", "02_toy_network.ipynb" in names,
+                    names)
+            start = time.time()
+            student.goto(hub.base + "/user/alice/lab/tree/mlp/02_toy_network.ipynb")
+            wait_idle(student)
+            run_all(student)
+            wait_done(student)
+            print("  browser: the student's notebook 2 ran in %.1f s" % (time.time() - start))
+            stderr = student.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']")
+            texts = stderr.all_inner_texts()
+            t.check("browser: the unfinished functions stop with 'not yet implemented', named",
+                    any("not yet implemented" in x and "in your function" in x for x in texts), texts[:3])
+            stderr.first.scroll_into_view_if_needed()
+            shots(student, "hub-student-notebook2")
+            browser.close()
+    finally:
+        hub.stop()
+    time.sleep(1)
+    t.check("browser: nothing left running after that hub stopped", not hub.leftovers(), hub.leftovers())
+    shutil.rmtree(hub.state, ignore_errors=True)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--students", type=int, nargs="+", default=[3])
+    parser.add_argument("--no-browser", action="store_true", help="skip the browser run with make hub's sign-up")
     args = parser.parse_args()
     t = Checks()
     hub = Hub()
@@ -369,6 +445,8 @@ def main():
     t.check("nothing left running after the hub stopped", not left, left)
     if not left:
         shutil.rmtree(hub.state, ignore_errors=True)
+    if not args.no_browser:
+        browser_student(t)
     t.close("hub")
 
 

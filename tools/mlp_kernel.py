@@ -291,6 +291,7 @@ class Relay:
                           ident=[("kernel.relay.%s" % msg_type).encode()])
 
     def run(self):
+        parent = os.getppid()
         poller = zmq.Poller()
         for s in (self.f_shell, self.f_control, self.f_stdin, self.b_shell, self.b_control, self.b_stdin,
                   self.b_iopub):
@@ -333,6 +334,9 @@ class Relay:
             if self.proc.poll() is not None:
                 self.from_evcxr_stderr()
                 return self.proc.returncode
+            if os.getppid() != parent:
+                # the Jupyter server that started this kernel is gone (as ipykernel does)
+                return 0
 
     def from_frontend_shell(self, frames):
         idents, msg = self.split(frames)
