@@ -201,7 +201,8 @@ lab-student: kernel data course/release/mlp
 	cp -n course/release/mlp/*.ipynb $(STUDENT)/
 	@echo "The student edition is in $(STUDENT)/ (your work there is kept)."
 	@echo "Starting JupyterLab on 127.0.0.1; open the URL with the token printed below."
-	$(VENV)/bin/jupyter lab $(LAB_FLAGS) --ServerApp.root_dir=$(CURDIR)/$(STUDENT)
+	JUPYTER_CONFIG_PATH=$(CURDIR)/deploy/student-config \
+	  $(VENV)/bin/jupyter lab $(LAB_FLAGS) --ServerApp.root_dir=$(CURDIR)/$(STUDENT)
 
 # --- a class on one machine: JupyterHub (deploy/) --------------------------------------
 HUB_INSTALLED := $(VENV)/.hub-installed

@@ -99,6 +99,8 @@ c.Spawner.environment = {
     # the prebuilt compile cache every kernel shares (tools/mlp_kernel.py)
     "MLP_KERNEL_HOME": kernel_home(),
     "PATH": os.path.join(VENV, "bin") + os.pathsep + os.environ.get("PATH", ""),
+    # the student's lab without nbgrader's instructor menus (deploy/student-config)
+    "JUPYTER_CONFIG_PATH": os.path.join(ROOT, "deploy", "student-config"),
     # the hub's Rust toolchain and crate registry (a student's HOME is their own folder)
     "RUSTUP_HOME": os.environ.get("RUSTUP_HOME", os.path.expanduser("~/.rustup")),
     "CARGO_HOME": os.environ.get("CARGO_HOME", os.path.expanduser("~/.cargo")),
