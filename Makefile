@@ -228,5 +228,5 @@ hub-test: hub-setup
 hub-sizing: hub-setup
 	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(PY) tests/hub_test.py --students 1 2 4
 
-test: lint unit mnist parity kernel-test notebooks browser-test assignment grading-test
+test: lint unit mnist parity kernel-test notebooks browser-test assignment grading-test hub-test
 	$(PY) tests/check_notebooks.py
