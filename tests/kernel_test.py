@@ -103,6 +103,15 @@ def concurrency(t):
             t.check(name + ": toy data", text(steps[2][1], "stdout").strip() == TOY_X00, text(steps[2][1]))
             t.check(name + ": its own value", text(steps[3][1], "result").strip() == str(500 + k),
                     text(steps[3][1]))
+            kinds = [m["msg_type"] for m in steps[0][1]]
+            shown = [m["content"]["data"]["text/plain"] for m in steps[0][1]
+                     if m["msg_type"] in ("display_data", "update_display_data")]
+            if round_ == "cold":
+                t.check(name + ": the first cell showed what it compiled, then cleared it",
+                        any(x.startswith("Compiling mlp-core v") for x in shown) and kinds[-1] == "clear_output",
+                        (kinds[:5], shown[-3:]))
+            else:
+                t.check(name + ": nothing to compile, nothing shown", not shown, shown)
     slots = sorted(os.listdir(os.path.join(home, "slots")))
     t.check("three kernels used three work directories", slots == ["0", "1", "2"], slots)
 
