@@ -32,7 +32,7 @@ from playwright.sync_api import sync_playwright
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tools"))
-from tally import Tally  # noqa: E402
+from tally import Checks  # noqa: E402
 
 OUT = os.path.join(ROOT, "target", "browser")
 WORK = os.path.join(OUT, "work")
@@ -40,10 +40,6 @@ CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 TOKEN = "browser-test-%d" % os.getpid()
 RUN_TIMEOUT = int(os.environ.get("BROWSER_RUN_TIMEOUT", 900))  # seconds for one notebook (notebook 3 trains two networks on MNIST)
 
-
-class Checks(Tally):
-    def check(self, what, ok, detail=""):
-        super().check(ok, what if ok else "%s: %s" % (what, str(detail)[:800]))
 
 
 def free_port():

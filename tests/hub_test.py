@@ -23,7 +23,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -40,24 +39,15 @@ from tornado.websocket import websocket_connect
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tools"))
 sys.path.insert(0, os.path.join(ROOT, "tests"))
-from tally import Tally  # noqa: E402
+from tally import Checks  # noqa: E402
 from check_notebooks import check_notebook  # noqa: E402
+from browser_test import free_port  # noqa: E402
 
 OUT = os.path.join(ROOT, "target", "hub")
 NOTEBOOK = os.path.join(ROOT, "notebooks", "02_toy_network.ipynb")
 PASSWORD = "hub-test-%s" % uuid.uuid4().hex[:12]
 TOKEN = uuid.uuid4().hex
 
-
-class Checks(Tally):
-    def check(self, what, ok, detail=""):
-        super().check(ok, what if ok else "%s: %s" % (what, str(detail)[:800]))
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class NoRedirect(urllib.request.HTTPRedirectHandler):

@@ -18,3 +18,11 @@ class Tally:
     def close(self, name):
         print("%s: %d passed, %d failed" % (name, self.passed, self.failed))
         sys.exit(1 if self.failed else 0)
+
+
+class Checks(Tally):
+    """A Tally whose checks read `check(what, ok, detail)`: the detail is printed on a
+    failure only (the browser, kernel and hub tests)."""
+
+    def check(self, what, ok, detail=""):
+        super().check(ok, what if ok else "%s: %s" % (what, str(detail)[:800]))
