@@ -70,10 +70,17 @@ $(LAB_SETTINGS): tools/lab/overrides.json $(VENV)/.installed
 # mlp-core compiled in the kernels' template work directory, for the solved and the student
 # edition, so that no notebook's first cell compiles it (a minute or two the first time,
 # seconds when nothing changed).
-kernel: $(KERNEL_SPEC) $(LAB_SETTINGS)
+# (tools/mlp_kernel.py's kernel_home(); the stamp there says the template is up to date
+# with these sources, so that make lab does not start a kernel to find that out)
+KERNEL_HOME := $(or $(MLP_KERNEL_HOME),$(or $(XDG_CACHE_HOME),$(HOME)/.cache)/mlp-lab/kernels/evcxr-$(EVCXR_VERSION)-$(shell printf '%s' "$(CURDIR)" | sha256sum | cut -c1-10))
+PREBUILT    := $(KERNEL_HOME)/slots/template/prebuilt.stamp
+$(PREBUILT): $(KERNEL_SPEC) $(shell find mlp-core/src -name '*.rs') mlp-core/Cargo.toml Cargo.lock tools/mlp_kernel.py tools/rustc_progress.sh
 	$(PY) tools/mlp_kernel.py --prebuild \
 	  ':dep mlp-core = { path = "$(CURDIR)/mlp-core" }' \
 	  ':dep mlp-core = { path = "$(CURDIR)/mlp-core", default-features = false }'
+	touch $@
+
+kernel: $(KERNEL_SPEC) $(LAB_SETTINGS) $(PREBUILT)
 
 # The project's packages from the npm registry (tools/npm/package.json, pinned by its lock
 # file): MathJax, which the notebooks' .html exports load from beside them.
