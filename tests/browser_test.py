@@ -115,15 +115,17 @@ def run_all(page):
     page.click(".lm-Menu-itemLabel:text-is('Run All Cells')", timeout=10000)
 
 
-def wait_done(page, timeout=RUN_TIMEOUT):
-    """Until every code cell has an execution count and the kernel is idle."""
-    page.wait_for_function("""() => {
+def wait_done(page, timeout=RUN_TIMEOUT, every_cell=True):
+    """Until the kernel is idle and every code cell has an execution count (or, with
+    every_cell=False, until none is queued any more: Run All stops at a cell's error)."""
+    page.wait_for_function("""(everyCell) => {
         const panel = document.querySelector('.jp-NotebookPanel:not(.lm-mod-hidden)');
         const s = panel && panel.querySelector('.jp-Notebook-ExecutionIndicator');
         if (!s || s.getAttribute('data-status') !== 'idle') return false;
-        const prompts = [...panel.querySelectorAll('.jp-CodeCell .jp-InputArea-prompt')];
-        return prompts.length > 0 && prompts.every(p => /\\[\\d+\\]/.test(p.textContent));
-    }""", timeout=timeout * 1000, polling=1000)
+        const prompts = [...panel.querySelectorAll('.jp-CodeCell .jp-InputArea-prompt')].map(p => p.textContent);
+        if (everyCell) return prompts.length > 0 && prompts.every(p => /\\[\\d+\\]/.test(p));
+        return prompts.some(p => /\\[\\d+\\]/.test(p)) && !prompts.some(p => p.includes('*'));
+    }""", arg=every_cell, timeout=timeout * 1000, polling=1000)
 
 
 def inspect(page):
