@@ -51,11 +51,8 @@ def kernel_home():
         return os.environ["MLP_KERNEL_HOME"]
     cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     key = hashlib.sha256(ROOT.encode()).hexdigest()[:10]
-    return os.path.join(cache, "mlp-lab", "kernels", "%s-%s" % (os.path.basename(EVCXR_ROOT()), key))
-
-
-def EVCXR_ROOT():
-    return os.path.dirname(os.path.dirname(EVCXR))
+    version = os.path.basename(os.path.dirname(os.path.dirname(EVCXR)))  # evcxr-0.22.0
+    return os.path.join(cache, "mlp-lab", "kernels", "%s-%s" % (version, key))
 
 
 # evcxr's settings for every notebook (what the first cell set before: `:opt 2` and
