@@ -179,24 +179,6 @@ def lost_state_text(interrupted, status, cells):
             "Run the cells that create the variables again: Run > Run All Above Selected Cell" + ran + ".")
 
 
-def user_frames(frames):
-    """The notebook's own functions in a backtrace, innermost first, without the runtime's
-    frames: `ctx::forward` is the cell's `forward`."""
-    names = []
-    for f in frames:
-        m = re.match(r"^(ctx|mlp_core)::(.+?)(::h[0-9a-f]{16})?$", f.strip())
-        if not m:
-            continue
-        name = m.group(2)
-        if name.startswith("{{closure}}") or name.startswith("run_user_code") or "evcxr" in name:
-            continue
-        name = re.sub(r"::\{\{closure\}\}.*$", "", name)
-        label = name if m.group(1) == "ctx" else "mlp_core::" + name
-        if label not in names:
-            names.append(label)
-    return names
-
-
 class Relay:
     def __init__(self, connection, evcxr_argv_env, work):
         self.connection = connection
