@@ -10,7 +10,9 @@ first cell takes seconds and no student builds the kernel. Idle servers are stop
 jupyterhub-idle-culler after `MLP_HUB_IDLE` seconds (default 3600).
 
 Settings from the environment (the Makefile sets them): MLP_HUB_IP (127.0.0.1),
-MLP_HUB_PORT (8000), MLP_HUB_STATE (deploy/state), MLP_HUB_TEST_PASSWORD and
+MLP_HUB_PORT (8000), MLP_HUB_STATE (deploy/state), MLP_HUB_POOL (4 warm kernels kept
+ready, 0 for none; MLP_HUB_POOL_DEP: the `:dep` line they run, by default the student
+edition's), MLP_HUB_TEST_PASSWORD and
 MLP_HUB_TEST_TOKEN (make hub-test only: JupyterHub's shared-password authenticator and
 an admin service token instead of sign-up).
 """
@@ -96,16 +98,19 @@ if os.getuid() == 0:
     # every student's code runs as the hub's user: run `make hub` as an ordinary user for a
     # class (root is for test machines, such as CI's)
     c.Spawner.args.append("--allow-root")
-c.Spawner.environment = {
+KERNEL_ENV = {
     # the prebuilt compile cache every kernel shares (tools/mlp_kernel.py)
     "MLP_KERNEL_HOME": kernel_home(),
     "PATH": os.path.join(VENV, "bin") + os.pathsep + os.environ.get("PATH", ""),
-    # the student's lab without nbgrader's instructor menus (deploy/student-config)
-    "JUPYTER_CONFIG_PATH": os.path.join(ROOT, "deploy", "student-config"),
     # the hub's Rust toolchain and crate registry (a student's HOME is their own folder)
     "RUSTUP_HOME": os.environ.get("RUSTUP_HOME", os.path.expanduser("~/.rustup")),
     "CARGO_HOME": os.environ.get("CARGO_HOME", os.path.expanduser("~/.cargo")),
 }
+c.Spawner.environment = dict(
+    KERNEL_ENV,
+    # the student's lab without nbgrader's instructor menus (deploy/student-config)
+    JUPYTER_CONFIG_PATH=os.path.join(ROOT, "deploy", "student-config"),
+)
 c.Spawner.start_timeout = 120
 c.Spawner.http_timeout = 120
 
@@ -124,12 +129,33 @@ def copy_student_edition(spawner):
 
 c.Spawner.pre_spawn_hook = copy_student_edition
 
+
+
+def student_dep_lines():
+    """The student edition's `:dep` line(s): what the warm kernels run beforehand."""
+    import nbformat
+    nb = nbformat.read(os.path.join(RELEASE, "02_toy_network.ipynb"), as_version=4)
+    first = next(cell for cell in nb.cells if cell.cell_type == "code")
+    return [line for line in first.source.splitlines() if line.startswith(":dep ")]
+
+
 # --- services -------------------------------------------------------------------------
 idle = os.environ.get("MLP_HUB_IDLE", "3600")
+POOL = os.environ.get("MLP_HUB_POOL", "4")
 c.JupyterHub.services = [
     {"name": "idle-culler",
      "command": [sys.executable, "-m", "jupyterhub_idle_culler", "--timeout=" + idle]},
 ]
+if int(POOL) > 0:
+    # warm kernels, so that a student's first cells answer in about a second: each has
+    # run the student edition's `:dep mlp-core` and loaded rust-analyzer's analysis
+    # (about 20 s of one core, 0.85 GB each; tools/mlp_kernel.py, "The warm pool")
+    c.JupyterHub.services.append(
+        {"name": "kernel-pool",
+         "command": [sys.executable, os.path.join(ROOT, "tools", "mlp_kernel.py"), "--pool", POOL]
+         + [arg for line in (os.environ.get("MLP_HUB_POOL_DEP", "").splitlines() or student_dep_lines())
+            for arg in ("--dep", line)],
+         "environment": dict(KERNEL_ENV, HOME=os.path.expanduser("~"))})
 c.JupyterHub.load_roles = [
     {"name": "idle-culler", "services": ["idle-culler"],
      "scopes": ["list:users", "read:users:activity", "read:servers", "delete:servers"]},

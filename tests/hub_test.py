@@ -44,6 +44,7 @@ sys.path.insert(0, os.path.join(ROOT, "tests"))
 from tally import Checks  # noqa: E402
 from check_notebooks import check_notebook  # noqa: E402
 from browser_test import free_port  # noqa: E402
+from mlp_kernel import kernel_home  # noqa: E402
 
 OUT = os.path.join(ROOT, "target", "hub")
 NOTEBOOK = os.path.join(ROOT, "notebooks", "02_toy_network.ipynb")
@@ -100,13 +101,35 @@ def processes():
     return table
 
 
-def tree_rss(table, root):
+def pool_entries(part):
+    """The warm pool's entries (tools/mlp_kernel.py): {file name: entry}."""
+    folder = os.path.join(kernel_home(), "pool", part)
+    out = {}
+    for name in os.listdir(folder) if os.path.isdir(folder) else []:
+        try:
+            with open(os.path.join(folder, name)) as f:
+                out[name] = json.load(f)
+        except (OSError, ValueError):
+            continue
+    return out
+
+
+def adopted():
+    """{relay pid: evcxr pid} of the kernels running a warm evcxr of the pool (whose
+    parent is the pool, not the student's server)."""
+    return {int(name.rpartition(".")[2]): entry["pid"] for name, entry in pool_entries("claimed").items()
+            if name.rpartition(".")[2].isdigit()}
+
+
+def tree_rss(table, root, extra=None):
     total, stack = 0, [root]
     while stack:
         pid = stack.pop()
         if pid in table:
             total += table[pid][1]
             stack.extend(p for p, v in table.items() if v[0] == pid)
+            if extra and pid in extra:
+                stack.append(extra[pid])
     return total
 
 
@@ -123,9 +146,9 @@ class MemoryWatch(threading.Thread):
 
     def run(self):
         while self.running:
-            table = processes()
+            table, extra = processes(), adopted()
             for u in self.users:
-                rss = sum(tree_rss(table, pid) for pid in server_pids(table, u))
+                rss = sum(tree_rss(table, pid, extra) for pid in server_pids(table, u))
                 self.peak[u] = max(self.peak[u], rss)
             time.sleep(0.5)
 
@@ -202,15 +225,21 @@ async def run_notebook(base, user, token, nb, timings):
 
 # --- the hub ------------------------------------------------------------------------------------
 class Hub:
-    def __init__(self, test_auth=True):
+    def __init__(self, test_auth=True, pool=4):
         self.port = free_port()
+        self.pool = pool
         self.base = "http://127.0.0.1:%d" % self.port
         self.api = self.base + "/hub/api"
         self.state = tempfile.mkdtemp(prefix="mlp-hub-test-")
         os.makedirs(OUT, exist_ok=True)
-        env = dict(os.environ, MLP_HUB_PORT=str(self.port), MLP_HUB_STATE=self.state, MLP_HUB_TEST_TOKEN=TOKEN)
+        env = dict(os.environ, MLP_HUB_PORT=str(self.port), MLP_HUB_STATE=self.state, MLP_HUB_TEST_TOKEN=TOKEN,
+                   MLP_HUB_POOL=str(pool))
         if test_auth:
             env["MLP_HUB_TEST_PASSWORD"] = PASSWORD
+            # the warm kernels run the solved notebook's `:dep` line (the student
+            # edition's, in make hub): the one this test's notebook starts with
+            first = next(cell for cell in solved_cells().cells if cell.cell_type == "code")
+            env["MLP_HUB_POOL_DEP"] = "\n".join(x for x in first.source.splitlines() if x.startswith(":dep "))
         self.log = open(os.path.join(OUT, "hub.log" if test_auth else "hub-browser.log"), "w")
         self.proc = subprocess.Popen([os.path.join(ROOT, ".venv", "bin", "jupyterhub"), "-f",
                                       os.path.join(ROOT, "deploy", "jupyterhub_config.py")],
@@ -226,6 +255,15 @@ class Hub:
                 pass
             time.sleep(0.5)
         raise SystemExit("the hub did not answer; see target/hub/hub.log")
+
+    def wait_for_pool(self, t):
+        """A warm machine: the pool's kernels all ready."""
+        start = time.time()
+        while len(pool_entries("ready")) < self.pool and time.time() - start < 600:
+            time.sleep(1)
+        n = len(pool_entries("ready"))
+        t.check("the kernel pool has %d warm kernels ready (%.0f s)" % (self.pool, time.time() - start),
+                n >= self.pool, n)
 
     def call(self, path, method="GET", body=None, token=TOKEN):
         return request(self.api + path, token, method, body)
@@ -262,8 +300,10 @@ class Hub:
         """Processes of this hub still running (their command line or environment names
         its state folder or its port)."""
         mark = "127.0.0.1:%d" % self.port
+        warm = {e["pid"] for part in ("ready", "claimed") for e in pool_entries(part).values()}
         return [(pid, v[3][:120]) for pid, v in processes().items()
-                if pid != os.getpid() and (self.state in v[3] or self.state in v[2] or mark in v[2])]
+                if pid != os.getpid() and (self.state in v[3] or self.state in v[2] or mark in v[2]
+                                           or "mlp_kernel.py --pool" in v[3] or pid in warm)]
 
 
 def class_run(t, hub, users):
@@ -307,11 +347,13 @@ def class_run(t, hub, users):
         tm = timings[u]
         rows.append((u, tm["ready"] - tm["asked"], tm["first_cell"] - tm["asked"], tm["first_output"] - tm["asked"],
                      tm["done"] - tm["asked"], watch.peak[u] / 2 ** 20))
-    print("  %d student(s) at once, seconds from asking for the server:" % len(users))
-    print("    %-12s %8s %12s %14s %10s %12s" % ("student", "ready", "first cell", "first output", "notebook",
-                                                 "peak memory"))
+    print("  %d student(s) at once, seconds from asking for the server (first cell: also from the server ready):"
+          % len(users))
+    print("    %-14s %6s %18s %13s %9s %12s" % ("student", "ready", "first cell", "first output", "notebook",
+                                               "peak memory"))
     for u, ready, first, output, done, mib in rows:
-        print("    %-12s %8.1f %12.1f %14.1f %10.1f %8.0f MiB" % (u, ready, first, output, done, mib))
+        print("    %-14s %6.1f %7.1f (%4.1f after) %13.1f %9.1f %8.0f MiB"
+              % (u, ready, first, first - ready, output, done, mib))
     return tokens, rows
 
 
@@ -343,7 +385,8 @@ def browser_student(t):
     logs in, opens notebook 2 of their student edition and runs it (Run All)."""
     from playwright.sync_api import sync_playwright
     from browser_test import run_all, wait_idle
-    hub = Hub(test_auth=False)
+    hub = Hub(test_auth=False, pool=1)
+    hub.wait_for_pool(t)
     base = hub.base + "/hub"
     shots = lambda page, name: page.screenshot(path=os.path.join(OUT, name + ".png"))
     try:
@@ -421,11 +464,12 @@ def main():
                         help="also make hub's own sign-up, approval and a student's Run All in headless Chromium")
     args = parser.parse_args()
     t = Checks()
-    hub = Hub()
+    hub = Hub(pool=max(args.students))
     try:
         t.check("the hub answers on 127.0.0.1:%d" % hub.port, True)
         first = None
         for k, n in enumerate(args.students):
+            hub.wait_for_pool(t)
             users = ["student-%d-%s" % (k, chr(ord("a") + i)) for i in range(n)]
             tokens, _ = class_run(t, hub, users)
             first = first or tokens

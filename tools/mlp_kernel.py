@@ -2,6 +2,7 @@
 
     python tools/mlp_kernel.py -f CONNECTION_FILE      (what kernel.json runs)
     python tools/mlp_kernel.py --prebuild DEP [DEP ...] (what `make kernel` runs)
+    python tools/mlp_kernel.py --pool N --dep DEP     (warm kernels, for make hub)
 
 evcxr does the work; this relay starts it and passes every message through, changing
 only what a student would otherwise trip over:
@@ -36,6 +37,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 
 import zmq
 from jupyter_client.connect import write_connection_file
@@ -180,11 +182,12 @@ def lost_state_text(interrupted, status, cells):
 
 
 class Relay:
-    def __init__(self, connection, evcxr_argv_env, work):
+    def __init__(self, connection, evcxr_argv_env, work, adopt=None):
         self.connection = connection
         self.work = work
-        self.session = Session(key=connection["key"].encode(), signature_scheme=connection["signature_scheme"],
-                               username="kernel")
+        self.fsession = Session(key=connection["key"].encode(), signature_scheme=connection["signature_scheme"],
+                                username="kernel")
+        self.bsession = self.fsession  # a pool's evcxr has a key of its own (adopt)
         self.ctx = zmq.Context()
         ip = connection["ip"]
         url = lambda port: "%s://%s:%d" % (connection["transport"], ip, port)
@@ -194,7 +197,7 @@ class Relay:
         self.f_iopub = self.bind(zmq.PUB, url(connection["iopub_port"]))
         self.hb = self.bind(zmq.REP, url(connection["hb_port"]))
         threading.Thread(target=self.heartbeat, daemon=True).start()
-        self.argv, self.env = evcxr_argv_env
+        self.argv, self.env = evcxr_argv_env or (None, None)
         self.progress_path = progress_file(work)
         open(self.progress_path, "wb").close()
         self.progress_seen = 0
@@ -210,7 +213,14 @@ class Relay:
         self.interrupted = set()  # msg_ids interrupted
         self.interrupted_idle = False
         self.ok_cells = []
-        self.start_evcxr()
+        self.offset = 1           # evcxr's count before the notebook's first cell
+        self.hidden = set()       # msg_ids of the relay's own requests (not shown)
+        self.cwd = os.getcwd()    # the notebook's folder, where its code runs
+        self.warm = None
+        if adopt:
+            self.adopt(*adopt)
+        else:
+            self.start_evcxr()
 
     def bind(self, kind, url):
         s = self.ctx.socket(kind)
@@ -240,6 +250,32 @@ class Relay:
             if self.proc.poll() is None:
                 break
         self.backend_file = path
+        self.connect_evcxr(backend)
+
+    def adopt(self, entry, claim):
+        """A warm evcxr from the pool (pool()): mlp-core loaded, rust-analyzer's analysis
+        done. It runs in the pool's folder; the notebook's code should run in the
+        notebook's, so the first (hidden) cell moves there."""
+        self.warm = (entry, claim)
+        self.proc = Adopted(entry["pid"])
+        self.backend_file = None
+        self.bsession = Session(key=entry["key"].encode(), signature_scheme=entry["signature_scheme"],
+                                username="kernel")
+        self.offset = entry["count"]
+        with open(entry["connection"]) as f:
+            self.connect_evcxr(json.load(f))
+        self.move_to_cwd()
+
+    def move_to_cwd(self):
+        if self.warm and self.cwd != self.warm[0]["cwd"]:
+            code = "std::env::set_current_dir(r#\"%s\"#).ok();" % self.cwd
+            msg = self.bsession.msg("execute_request", {"code": code, "silent": False, "store_history": True,
+                                                        "user_expressions": {}, "allow_stdin": False,
+                                                        "stop_on_error": False})
+            self.hidden.add(msg["header"]["msg_id"])
+            self.send(self.b_shell, msg, [], self.bsession)
+
+    def connect_evcxr(self, backend):
         url = lambda port: "tcp://127.0.0.1:%d" % port
         ident = ("relay-%d" % os.getpid()).encode()
         self.b_shell = self.connect(zmq.DEALER, url(backend["shell_port"]), ident)
@@ -247,7 +283,8 @@ class Relay:
         self.b_stdin = self.connect(zmq.DEALER, url(backend["stdin_port"]), ident)
         self.b_iopub = self.connect(zmq.SUB, url(backend["iopub_port"]))
         self.b_iopub.setsockopt(zmq.SUBSCRIBE, b"")
-        os.set_blocking(self.proc.stderr.fileno(), False)
+        if self.proc.stderr:
+            os.set_blocking(self.proc.stderr.fileno(), False)
 
     def connect(self, kind, url, ident=None):
         s = self.ctx.socket(kind)
@@ -258,15 +295,24 @@ class Relay:
         return s
 
     # --- messages --------------------------------------------------------------
-    def split(self, frames):
-        idents, rest = self.session.feed_identities(frames, copy=True)
-        return idents, self.session.deserialize(rest, content=True, copy=True)
+    def split(self, frames, session):
+        idents, rest = session.feed_identities(frames, copy=True)
+        return idents, session.deserialize(rest, content=True, copy=True)
 
-    def send(self, socket, msg, idents=None):
-        self.session.send(socket, msg, ident=idents)
+    def send(self, socket, msg, idents, session):
+        session.send(socket, msg, ident=idents)
+
+    def pass_on(self, frames, socket, to_evcxr, split=None):
+        """A message passed on unchanged (signed again when evcxr's key is not the
+        frontend's: a pool's evcxr). `split`: (idents, msg) if already read."""
+        if self.bsession is self.fsession:
+            return socket.send_multipart(frames)
+        source, target = (self.fsession, self.bsession) if to_evcxr else (self.bsession, self.fsession)
+        idents, msg = split or self.split(frames, source)
+        self.send(socket, msg, idents, target)
 
     def publish(self, msg_type, content, parent, metadata=None):
-        self.session.send(self.f_iopub, msg_type, content=content, parent=parent, metadata=metadata or {},
+        self.fsession.send(self.f_iopub, msg_type, content=content, parent=parent, metadata=metadata or {},
                           ident=[("kernel.relay.%s" % msg_type).encode()])
 
     def run(self):
@@ -275,31 +321,32 @@ class Relay:
         for s in (self.f_shell, self.f_control, self.f_stdin, self.b_shell, self.b_control, self.b_stdin,
                   self.b_iopub):
             poller.register(s, zmq.POLLIN)
-        poller.register(self.proc.stderr.fileno(), zmq.POLLIN)
+        if self.proc.stderr:
+            poller.register(self.proc.stderr.fileno(), zmq.POLLIN)
         while True:
             events = dict(poller.poll(200))
             if self.f_shell in events:
                 self.from_frontend_shell(self.f_shell.recv_multipart())
             if self.f_control in events:
                 frames = self.f_control.recv_multipart()
-                idents, msg = self.split(frames)
+                idents, msg = self.split(frames, self.fsession)
                 if msg["header"]["msg_type"] == "interrupt_request":
                     if self.current:
                         self.interrupted.add(self.current["msg_id"])
                     else:
                         self.interrupted_idle = True
-                self.b_control.send_multipart(frames)
+                self.pass_on(frames, self.b_control, True, (idents, msg))
             if self.f_stdin in events:
-                self.b_stdin.send_multipart(self.f_stdin.recv_multipart())
+                self.pass_on(self.f_stdin.recv_multipart(), self.b_stdin, True)
             if self.b_stdin in events:
-                self.f_stdin.send_multipart(self.b_stdin.recv_multipart())
+                self.pass_on(self.b_stdin.recv_multipart(), self.f_stdin, False)
             if self.b_control in events:
-                self.f_control.send_multipart(self.b_control.recv_multipart())
+                self.pass_on(self.b_control.recv_multipart(), self.f_control, False)
             if self.b_iopub in events:
                 self.from_evcxr_iopub(self.b_iopub.recv_multipart())
             if self.b_shell in events:
                 self.from_evcxr_shell(self.b_shell.recv_multipart())
-            if self.proc.stderr.fileno() in events:
+            if self.proc.stderr and self.proc.stderr.fileno() in events:
                 self.from_evcxr_stderr()
             if self.current:
                 self.from_progress_file()
@@ -318,21 +365,25 @@ class Relay:
                 return 0
 
     def from_frontend_shell(self, frames):
-        idents, msg = self.split(frames)
+        idents, msg = self.split(frames, self.fsession)
         header = msg["header"]
         if header["msg_type"] == "execute_request":
             if msg["content"].get("code", "").strip() == ":backtrace":
                 # evcxr runs an empty cell (and counts it); the relay adds the output
                 self.backtrace_requests.add(header["msg_id"])
                 msg["content"]["code"] = ""
-                return self.send(self.b_shell, msg, idents)
-        self.b_shell.send_multipart(frames)
+                return self.send(self.b_shell, msg, idents, self.bsession)
+        self.pass_on(frames, self.b_shell, True, (idents, msg))
 
     def from_evcxr_shell(self, frames):
-        idents, msg = self.split(frames)
+        idents, msg = self.split(frames, self.bsession)
         header, content = msg["header"], msg["content"]
         if header["msg_type"] == "execute_reply":
             parent_id = msg["parent_header"].get("msg_id")
+            if parent_id in self.hidden:
+                if isinstance(content.get("execution_count"), int):
+                    self.offset = content["execution_count"]
+                return
             self.renumber(content)
             if content.get("status") == "error":
                 error = self.errors.get(parent_id) or {"ename": "Error", "evalue": "the cell failed",
@@ -342,15 +393,17 @@ class Relay:
             elif content.get("execution_count"):
                 self.ok_cells.append(content["execution_count"])
             self.errors.pop(parent_id, None)
-        self.send(self.f_shell, msg, idents)
+        self.send(self.f_shell, msg, idents, self.fsession)
 
-    @staticmethod
-    def renumber(content):
-        if isinstance(content.get("execution_count"), int) and content["execution_count"] > 1:
-            content["execution_count"] -= 1
+    def renumber(self, content):
+        if isinstance(content.get("execution_count"), int) and content["execution_count"] > self.offset:
+            content["execution_count"] -= self.offset
 
     def from_evcxr_iopub(self, frames):
-        self.from_evcxr_iopub_msg(*self.split(frames))
+        idents, msg = self.split(frames, self.bsession)
+        if msg["parent_header"].get("msg_id") in self.hidden:
+            return
+        self.from_evcxr_iopub_msg(idents, msg)
 
     def from_evcxr_iopub_msg(self, idents, msg):
         msg_type = msg["header"]["msg_type"]
@@ -387,7 +440,7 @@ class Relay:
         if msg_type == "error":
             self.explain_error(parent_id, content)
             self.errors[parent_id] = content
-        self.send(self.f_iopub, msg, idents)
+        self.send(self.f_iopub, msg, idents, self.fsession)
         if parent_id in self.held_idle and parent_id not in self.panic:
             self.release_idle(parent_id)
 
@@ -484,6 +537,7 @@ class Relay:
             self.interrupted.discard(parent_id)
             self.interrupted_idle = False
             self.ok_cells = []
+            self.move_to_cwd()  # evcxr's new process starts in the pool's folder
             content["ename"] = "Interrupted" if interrupted else "KernelProcessEnded"
             content["evalue"] = message
             content["traceback"] = [message]
@@ -492,6 +546,8 @@ class Relay:
 
     # --- progress ----------------------------------------------------------------
     def from_evcxr_stderr(self):
+        if not self.proc.stderr:
+            return  # a pool's evcxr writes to its slot's evcxr.log
         try:
             data = os.read(self.proc.stderr.fileno(), 65536)
         except (BlockingIOError, OSError):
@@ -548,10 +604,220 @@ class Relay:
                 self.proc.wait(5)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
+        for path in (self.backend_file, self.warm and self.warm[1]):
+            try:
+                if path:
+                    os.unlink(path)
+            except OSError:
+                pass
+
+
+# ---------------------------------------------------------------------------------
+# The warm pool: evcxr started and warmed before anyone asks (`--pool`)
+#
+# A kernel's first cells are mostly rust-analyzer (evcxr types every variable with it):
+# it reads the standard library and every dependency, about 18 s of one core before the
+# first `let` answers. `--pool N` keeps N evcxr processes that have done that work, in
+# slots of their own, each listed in <kernel home>/pool/ready/. A new kernel's relay
+# claims one by renaming its entry into pool/claimed/ (atomic: one relay wins), and
+# passes messages to it, signed with the pool's key; with none ready it starts its own
+# evcxr as before. The pool warms one replacement at a time.
+
+def pool_dir(home, part):
+    path = os.path.join(home, "pool", part)
+    os.makedirs(path, exist_ok=True)
+    return path
+
+
+def process_state(pid):
+    """R, S, Z... of a process, or None when it is gone."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return None
+
+
+def alive(pid):
+    return process_state(pid) not in (None, "Z", "X")
+
+
+class Adopted:
+    """A pool's evcxr as the relay sees it: the pool is its parent, the relay ends it."""
+
+    stderr = None
+
+    def __init__(self, pid):
+        self.pid = pid
+
+    def poll(self):
+        return None if alive(self.pid) else 0
+
+    def terminate(self, sig=signal.SIGTERM):
         try:
-            os.unlink(self.backend_file)
-        except OSError:
+            os.kill(self.pid, sig)
+        except ProcessLookupError:
             pass
+
+    def kill(self):
+        self.terminate(signal.SIGKILL)
+
+    def wait(self, timeout):
+        end = time.time() + timeout
+        while self.poll() is None:
+            if time.time() > end:
+                raise subprocess.TimeoutExpired("evcxr", timeout)
+            time.sleep(0.05)
+        return 0
+
+
+def claim_warm(home):
+    """A warm evcxr of the pool, now this relay's: (entry, claim file), or None."""
+    ready = os.path.join(home, "pool", "ready")
+    try:
+        names = sorted(os.listdir(ready))
+    except FileNotFoundError:
+        return None
+    for name in names:
+        if not name.endswith(".json"):
+            continue
+        claim = os.path.join(pool_dir(home, "claimed"), "%s.%d" % (name[:-5], os.getpid()))
+        try:
+            os.rename(os.path.join(ready, name), claim)
+            with open(claim) as f:
+                entry = json.load(f)
+        except (OSError, ValueError):
+            continue
+        if alive(entry.get("pid", 0)):
+            return entry, claim
+        os.unlink(claim)
+    return None
+
+
+WARM_COMPLETION = "let evcxr_warm = vec![1.0f64];\nevcxr_warm."
+
+
+def warm_one(home, deps, cwd):
+    """One evcxr, started and warmed: the dependency lines run, one completion asked
+    (rust-analyzer's type analysis loaded). Returns (process, entry) or None."""
+    from jupyter_client import BlockingKernelClient
+    fd, work = take_slot(home)
+    slot = os.path.dirname(work)
+    env = {k: v for k, v in evcxr_env(home, work).items()
+           if not k.startswith(("JUPYTERHUB_", "JPY_", "MLP_HUB_"))}
+    key = uuid.uuid4().hex
+    for attempt in range(3):
+        connection = os.path.join(slot, "evcxr-connection.json")
+        write_connection_file(connection, ip="127.0.0.1", key=key.encode(), transport="tcp")
+        log = open(os.path.join(slot, "evcxr.log"), "wb")
+        proc = subprocess.Popen([EVCXR, "--control_file", connection], env=env, cwd=cwd, stdout=log,
+                                stderr=subprocess.STDOUT, pass_fds=(fd,), preexec_fn=die_with_parent,
+                                start_new_session=True)
+        log.close()
+        time.sleep(0.3)
+        if proc.poll() is None:
+            break
+    os.close(fd)  # evcxr holds the slot's lock now
+    kc = BlockingKernelClient(connection_file=connection)
+    kc.load_connection_file()
+    kc.start_channels()
+    try:
+        kc.wait_for_ready(timeout=300)
+        count = 1
+        for dep in deps:
+            reply = kc.execute_interactive(dep, timeout=1800, output_hook=lambda m: None)
+            if reply["content"]["status"] != "ok":
+                raise RuntimeError("%s: %s" % (dep, reply["content"].get("evalue")))
+            count = reply["content"]["execution_count"]
+        kc.complete(WARM_COMPLETION, len(WARM_COMPLETION), reply=True, timeout=600)
+    except Exception as e:
+        print("pool: a kernel did not warm up (%s); see %s" % (e, os.path.join(slot, "evcxr.log")), flush=True)
+        proc.kill()
+        proc.wait()
+        return None
+    finally:
+        kc.stop_channels()
+    entry = {"pid": proc.pid, "connection": connection, "key": key, "signature_scheme": "hmac-sha256",
+             "work": work, "cwd": cwd, "count": count, "deps": deps, "template": template_stamp(home)}
+    path = os.path.join(pool_dir(home, "ready"), os.path.basename(slot) + ".json")
+    write_if_changed(path, json.dumps(entry))
+    return proc, entry
+
+
+def template_stamp(home):
+    try:
+        return os.path.getmtime(os.path.join(home, "slots", "template", "prebuilt.stamp"))
+    except OSError:
+        return None
+
+
+def pool(size, deps, cwd):
+    """Keep `size` warm kernels ready until stopped (SIGTERM); their evcxr processes end
+    with the pool (PR_SET_PDEATHSIG), claimed ones too."""
+    home = kernel_home()
+    prepare_home(home)
+    ready, claimed = pool_dir(home, "ready"), pool_dir(home, "claimed")
+    for folder in (ready, claimed):  # a previous pool's entries: its processes are gone
+        for name in os.listdir(folder):
+            os.unlink(os.path.join(folder, name))
+    procs = {}
+    stopping = []
+    signal.signal(signal.SIGTERM, lambda *_: stopping.append(1))
+    signal.signal(signal.SIGINT, lambda *_: stopping.append(1))
+    print("pool: keeping %d warm kernel(s) in %s" % (size, ready), flush=True)
+    while not stopping:
+        for pid, proc in list(procs.items()):
+            if proc.poll() is not None:
+                del procs[pid]
+        for name in os.listdir(claimed):  # a relay killed outright leaves its evcxr behind
+            base, _, relay = name.rpartition(".")
+            path = os.path.join(claimed, name)
+            pid = json.load(open(path)).get("pid", 0) if os.path.exists(path) else 0
+            if not alive(int(relay) if relay.isdigit() else 0):
+                if alive(pid):
+                    os.kill(pid, signal.SIGTERM)
+                else:
+                    os.unlink(path)
+        stamp = template_stamp(home)
+        entries = []
+        for name in os.listdir(ready):
+            path = os.path.join(ready, name)
+            try:
+                entry = json.load(open(path))
+            except (OSError, ValueError):
+                continue
+            if not alive(entry["pid"]) or entry["template"] != stamp:
+                try:  # dead, or warmed before the template was rebuilt
+                    os.rename(path, path + ".stale")
+                    os.kill(entry["pid"], signal.SIGTERM)
+                except OSError:
+                    pass
+                try:
+                    os.unlink(path + ".stale")
+                except OSError:
+                    pass
+            else:
+                entries.append(entry)
+        if len(entries) < size:
+            start = time.time()
+            warmed = warm_one(home, deps, cwd)
+            if warmed:
+                procs[warmed[0].pid] = warmed[0]
+                print("pool: a kernel warmed in %.1f s (%d of %d ready)" % (time.time() - start, len(entries) + 1,
+                                                                            size), flush=True)
+            else:
+                time.sleep(10)
+        else:
+            time.sleep(0.5)
+    for proc in procs.values():
+        proc.terminate()
+    for proc in procs.values():
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    for name in os.listdir(ready):
+        os.unlink(os.path.join(ready, name))
 
 
 def die_with_parent():
@@ -568,15 +834,20 @@ def serve(connection_file):
         connection = json.load(f)
     home = kernel_home()
     prepare_home(home)
-    fd, work = take_slot(home, os.environ.get("MLP_KERNEL_SLOT"))
-    relay = Relay(connection, ([EVCXR], evcxr_env(home, work)), work)
+    warm = None if os.environ.get("MLP_KERNEL_SLOT") else claim_warm(home)
+    if warm:
+        fd, work = None, warm[0]["work"]
+    else:
+        fd, work = take_slot(home, os.environ.get("MLP_KERNEL_SLOT"))
+    relay = Relay(connection, None if warm else ([EVCXR], evcxr_env(home, work)), work, adopt=warm)
     signal.signal(signal.SIGTERM, lambda *_: (relay.close(), sys.exit(0)))
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         code = relay.run()
     finally:
         relay.close()
-    os.close(fd)
+    if fd is not None:
+        os.close(fd)
     sys.exit(code or 0)
 
 
@@ -626,13 +897,19 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-f", dest="connection_file")
     parser.add_argument("--prebuild", nargs="+", metavar="DEP")
+    parser.add_argument("--pool", type=int, metavar="N", help="keep N warm kernels ready (with --dep)")
+    parser.add_argument("--dep", action="append", default=[], help="a dependency line the pool's kernels run")
+    parser.add_argument("--cwd", default=os.path.join(ROOT, "notebooks"),
+                        help="where the pool's kernels start (relative :dep paths resolve from it)")
     args = parser.parse_args()
     if args.prebuild:
         prebuild(args.prebuild)
+    elif args.pool:
+        pool(args.pool, args.dep, args.cwd)
     elif args.connection_file:
         serve(args.connection_file)
     else:
-        parser.error("give -f CONNECTION_FILE or --prebuild DEP")
+        parser.error("give -f CONNECTION_FILE, --prebuild DEP or --pool N --dep DEP")
 
 
 if __name__ == "__main__":
