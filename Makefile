@@ -235,9 +235,10 @@ hub: hub-setup
 	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(VENV)/bin/jupyterhub -f deploy/jupyterhub_config.py
 
 # The hub with three students on a free port: notebook 2 in all three at once through the
-# proxy, the walls between them, timings and memory (tests/hub_test.py).
-hub-test: hub-setup
-	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(PY) tests/hub_test.py
+# proxy, the walls between them, timings and memory; then make hub's own sign-up, approval
+# and a student's Run All in headless Chromium (tests/hub_test.py).
+hub-test: hub-setup $(CHROMIUM)
+	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(PY) tests/hub_test.py --browser
 
 # The class sizing in the README: 1, 2 and 4 students starting at once.
 hub-sizing: hub-setup

@@ -104,9 +104,15 @@ def open_notebook(context, base, name):
 def wait_idle(page, timeout=180):
     """Until the open notebook's kernel has started and is idle (the toolbar's status)."""
     page.wait_for_selector(".jp-NotebookPanel .jp-Cell", timeout=timeout * 1000)
+    # the notebook loaded (no spinner) and its kernel connected: the indicator says idle
+    # with no kernel at all, so the kernel's name must be there too
     page.wait_for_function("""() => {
-        const s = document.querySelector('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook-ExecutionIndicator');
-        return s && s.getAttribute('data-status') === 'idle';
+        const panel = document.querySelector('.jp-NotebookPanel:not(.lm-mod-hidden)');
+        if (!panel || panel.querySelector('.jp-Spinner')) return false;
+        const s = panel.querySelector('.jp-Notebook-ExecutionIndicator');
+        const name = panel.querySelector('.jp-Toolbar-kernelName');
+        return s && s.getAttribute('data-status') === 'idle' && name && name.textContent.trim() !== ''
+            && !name.textContent.includes('No Kernel');
     }""", timeout=timeout * 1000)
 
 

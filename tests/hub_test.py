@@ -1,6 +1,8 @@
 """`make hub-test`: the course's JupyterHub (deploy/jupyterhub_config.py) with students.
 
-    python tests/hub_test.py [--students N ...]   (default: 3; `--students 1 2 4` sizes a class)
+    python tests/hub_test.py [--students N ...] [--pool N] [--browser]
+        (default: 3 students, a pool of warm kernels as large as the largest round;
+        `--students 1 2 4` sizes a class; make hub-test adds --browser)
 
 Starts the hub on a free loopback port with a test authenticator (JupyterHub's
 shared-password one) and an admin service token, creates the students through the REST
@@ -10,10 +12,11 @@ checking every output as `make notebooks` does (tests/check_notebooks.py). Then 
 student A's token gets 403 on student B's server and on B in the hub's API, a request
 without a token gets no content, a student cannot list users. Measures the time from
 asking for a server to the first cell's output and to the whole notebook, and the peak
-memory of each student's server with its kernel (RSS of the process tree). Stops
+memory of each student's server with its kernel (RSS of the process tree, with the warm
+evcxr it took from the pool). Each round starts on a warm machine: the pool full. Stops
 everything it started and checks that no process is left. With --browser, also `make
 hub`'s own sign-up (NativeAuthenticator) in headless Chromium: the instructor approves a
-student, who logs in and runs their notebook 2 (not in `make test`: deploy/README.md).
+student, who logs in and runs their notebook 2 with Run All.
 
 Closes with 'hub: N passed, N failed'.
 """
@@ -386,7 +389,7 @@ def browser_student(t):
     instructor signs up, a student signs up, the instructor approves them, the student
     logs in, opens notebook 2 of their student edition and runs it (Run All)."""
     from playwright.sync_api import sync_playwright
-    from browser_test import run_all, wait_idle
+    from browser_test import inspect, run_all, wait_done, wait_idle
     hub = Hub(test_auth=False, pool=1)
     hub.wait_for_pool(t)
     base = hub.base + "/hub"
@@ -436,21 +439,30 @@ def browser_student(t):
             start = time.time()
             student.goto(hub.base + "/user/alice/lab/tree/mlp/02_toy_network.ipynb")
             wait_idle(student)
+            shots(student, "hub-student-opened")
             run_all(student)
             # what the student is after: the first check cell's verdict on their unfinished code
             stderr = student.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']")
+            verdict = stderr.filter(has_text="not yet implemented").filter(has_text="in your function").first
             try:
-                stderr.filter(has_text="not yet implemented").first.wait_for(timeout=600000)
+                verdict.wait_for(timeout=600000)
             except Exception:
                 shots(student, "hub-student-timeout")
                 raise
             print("  browser: the student's first check cell answered %.1f s after Run All" % (time.time() - start))
-            stderr = student.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']")
-            texts = stderr.all_inner_texts()
-            t.check("browser: the unfinished functions stop with 'not yet implemented', named",
-                    any("not yet implemented" in x and "in your function" in x for x in texts), texts[:3])
-            stderr.first.scroll_into_view_if_needed()
+            text = verdict.text_content()  # (inner_text is empty for a cell scrolled out of view)
+            t.check("browser: the unfinished function stops with 'not yet implemented', named", "forward_loss" in text,
+                    text)
+            verdict.scroll_into_view_if_needed()
             shots(student, "hub-student-notebook2")
+            wait_done(student)
+            seen = inspect(student)
+            print("  browser: Run All done %.1f s after it was asked" % (time.time() - start))
+            t.check("browser: Run All ran every cell of the student's notebook 2 (numbered from [1])",
+                    seen["prompts"] and seen["prompts"][0] == "[1]:" and all(p.startswith("[") and p[1:-2].isdigit()
+                                                                           for p in seen["prompts"]), seen["prompts"])
+            t.check("browser: no cell ended in an error (the unfinished code panics, it compiles)",
+                    not seen["errors"], seen["errors"][:2])
             browser.close()
     finally:
         hub.stop()
