@@ -642,6 +642,14 @@ def alive(pid):
     return process_state(pid) not in (None, "Z", "X")
 
 
+def is_evcxr(pid):
+    try:
+        with open("/proc/%d/cmdline" % pid, "rb") as f:
+            return os.path.basename(EVCXR).encode() in f.read()
+    except OSError:
+        return False
+
+
 class Adopted:
     """A pool's evcxr as the relay sees it: the pool is its parent, the relay ends it."""
 
@@ -688,9 +696,9 @@ def claim_warm(home):
                 entry = json.load(f)
         except (OSError, ValueError):
             continue
-        if alive(entry.get("pid", 0)):
+        if alive(entry.get("pid", 0)) and is_evcxr(entry["pid"]):
             return entry, claim
-        os.unlink(claim)
+        os.unlink(claim)  # a pool that was killed left it
     return None
 
 
