@@ -17,13 +17,14 @@ MLP_HUB_TEST_TOKEN (make hub-test only: JupyterHub's shared-password authenticat
 an admin service token instead of sign-up).
 """
 
+import json
 import os
 import shutil
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tools"))
-from mlp_kernel import kernel_home  # noqa: E402
+from mlp_kernel import dep_lines, kernel_home  # noqa: E402
 VENV = os.path.join(ROOT, ".venv")
 STATE = os.environ.get("MLP_HUB_STATE", os.path.join(ROOT, "deploy", "state"))
 RELEASE = os.path.join(ROOT, "course", "release", "mlp")
@@ -133,10 +134,8 @@ c.Spawner.pre_spawn_hook = copy_student_edition
 
 def student_dep_lines():
     """The student edition's `:dep` line(s): what the warm kernels run beforehand."""
-    import nbformat
-    nb = nbformat.read(os.path.join(RELEASE, "02_toy_network.ipynb"), as_version=4)
-    first = next(cell for cell in nb.cells if cell.cell_type == "code")
-    return [line for line in first.source.splitlines() if line.startswith(":dep ")]
+    with open(os.path.join(RELEASE, "02_toy_network.ipynb")) as f:
+        return dep_lines(json.load(f))
 
 
 # --- services -------------------------------------------------------------------------

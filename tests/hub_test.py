@@ -47,7 +47,7 @@ sys.path.insert(0, os.path.join(ROOT, "tests"))
 from tally import Checks  # noqa: E402
 from check_notebooks import check_notebook  # noqa: E402
 from browser_test import free_port  # noqa: E402
-from mlp_kernel import kernel_home  # noqa: E402
+from mlp_kernel import claimed_kernels, dep_lines, kernel_home, ready_kernels  # noqa: E402
 
 OUT = os.path.join(ROOT, "target", "hub")
 NOTEBOOK = os.path.join(ROOT, "notebooks", "02_toy_network.ipynb")
@@ -104,24 +104,10 @@ def processes():
     return table
 
 
-def pool_entries(part):
-    """The warm pool's entries (tools/mlp_kernel.py): {file name: entry}."""
-    folder = os.path.join(kernel_home(), "pool", part)
-    out = {}
-    for name in os.listdir(folder) if os.path.isdir(folder) else []:
-        try:
-            with open(os.path.join(folder, name)) as f:
-                out[name] = json.load(f)
-        except (OSError, ValueError):
-            continue
-    return out
-
-
 def adopted():
     """{relay pid: evcxr pid} of the kernels running a warm evcxr of the pool (whose
     parent is the pool, not the student's server)."""
-    return {int(name.rpartition(".")[2]): entry["pid"] for name, entry in pool_entries("claimed").items()
-            if name.rpartition(".")[2].isdigit()}
+    return {relay: entry["pid"] for _, relay, entry in claimed_kernels(kernel_home())}
 
 
 def tree_rss(table, root, extra=None):
@@ -241,8 +227,7 @@ class Hub:
             env["MLP_HUB_TEST_PASSWORD"] = PASSWORD
             # the warm kernels run the solved notebook's `:dep` line (the student
             # edition's, in make hub): the one this test's notebook starts with
-            first = next(cell for cell in solved_cells().cells if cell.cell_type == "code")
-            env["MLP_HUB_POOL_DEP"] = "\n".join(x for x in first.source.splitlines() if x.startswith(":dep "))
+            env["MLP_HUB_POOL_DEP"] = "\n".join(dep_lines(solved_cells()))
         self.log = open(os.path.join(OUT, "hub.log" if test_auth else "hub-browser.log"), "w")
         self.proc = subprocess.Popen([os.path.join(ROOT, ".venv", "bin", "jupyterhub"), "-f",
                                       os.path.join(ROOT, "deploy", "jupyterhub_config.py")],
@@ -264,9 +249,9 @@ class Hub:
         if not self.pool:
             return
         start = time.time()
-        while len(pool_entries("ready")) < self.pool and time.time() - start < 600:
+        while len(ready_kernels(kernel_home())) < self.pool and time.time() - start < 600:
             time.sleep(1)
-        n = len(pool_entries("ready"))
+        n = len(ready_kernels(kernel_home()))
         t.check("the kernel pool has %d warm kernels ready (%.0f s)" % (self.pool, time.time() - start),
                 n >= self.pool, n)
 
@@ -305,7 +290,7 @@ class Hub:
         """Processes of this hub still running (their command line or environment names
         its state folder or its port)."""
         mark = "127.0.0.1:%d" % self.port
-        warm = {e["pid"] for part in ("ready", "claimed") for e in pool_entries(part).values()}
+        warm = {e["pid"] for _, e in ready_kernels(kernel_home())} | set(adopted().values())
         return [(pid, v[3][:120]) for pid, v in processes().items()
                 if pid != os.getpid() and (self.state in v[3] or self.state in v[2] or mark in v[2]
                                            or "mlp_kernel.py --pool" in v[3] or pid in warm)]

@@ -236,19 +236,9 @@ class Relay:
                 return
 
     def start_evcxr(self):
-        for attempt in range(3):
-            path = os.path.join(os.path.dirname(self.work), "evcxr-connection.json")
-            write_connection_file(path, ip="127.0.0.1", key=self.connection["key"].encode(),
-                                  signature_scheme=self.connection["signature_scheme"], transport="tcp")
-            with open(path) as f:
-                backend = json.load(f)
-            self.proc = subprocess.Popen(self.argv + ["--control_file", path], env=self.env,
-                                         stderr=subprocess.PIPE, close_fds=False,
-                                         preexec_fn=die_with_parent)
-            # a port taken by another kernel in the meantime makes evcxr exit at once
-            time.sleep(0.3)
-            if self.proc.poll() is None:
-                break
+        path = os.path.join(os.path.dirname(self.work), "evcxr-connection.json")
+        self.proc, backend = launch_evcxr(path, self.connection["key"], self.connection["signature_scheme"],
+                                          self.argv, env=self.env, stderr=subprocess.PIPE, close_fds=False)
         self.backend_file = path
         self.connect_evcxr(backend)
 
@@ -629,6 +619,36 @@ def pool_dir(home, part):
     return path
 
 
+def read_json(path):
+    """A pool entry, or None when it is gone or half written."""
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+def ready_kernels(home):
+    """[(entry file, entry)] of the warm kernels not claimed yet."""
+    folder = pool_dir(home, "ready")
+    entries = [(os.path.join(folder, name), read_json(os.path.join(folder, name)))
+               for name in sorted(os.listdir(folder)) if name.endswith(".json")]
+    return [(path, entry) for path, entry in entries if entry]
+
+
+def claimed_kernels(home):
+    """[(claim file, relay pid, entry)] of the warm kernels relays have claimed (the
+    claim is named <slot>.<relay pid>)."""
+    folder = pool_dir(home, "claimed")
+    out = []
+    for name in os.listdir(folder):
+        relay = name.rpartition(".")[2]
+        entry = read_json(os.path.join(folder, name))
+        if relay.isdigit() and entry:
+            out.append((os.path.join(folder, name), int(relay), entry))
+    return out
+
+
 def process_state(pid):
     """R, S, Z... of a process, or None when it is gone."""
     try:
@@ -681,25 +701,26 @@ class Adopted:
 
 def claim_warm(home):
     """A warm evcxr of the pool, now this relay's: (entry, claim file), or None."""
-    ready = os.path.join(home, "pool", "ready")
-    try:
-        names = sorted(os.listdir(ready))
-    except FileNotFoundError:
-        return None
-    for name in names:
-        if not name.endswith(".json"):
-            continue
-        claim = os.path.join(pool_dir(home, "claimed"), "%s.%d" % (name[:-5], os.getpid()))
+    claimed = pool_dir(home, "claimed")
+    for path, _ in ready_kernels(home):
+        claim = os.path.join(claimed, "%s.%d" % (os.path.basename(path)[:-5], os.getpid()))
         try:
-            os.rename(os.path.join(ready, name), claim)
-            with open(claim) as f:
-                entry = json.load(f)
-        except (OSError, ValueError):
+            os.rename(path, claim)  # only one relay can
+        except OSError:
             continue
+        entry = read_json(claim) or {}
         if alive(entry.get("pid", 0)) and is_evcxr(entry["pid"]):
             return entry, claim
         os.unlink(claim)  # a pool that was killed left it
     return None
+
+
+def dep_lines(nb):
+    """The `:dep` lines of a notebook's (a dict's or nbformat's) first code cell: what the
+    pool's kernels run for that edition."""
+    first = next(cell for cell in nb["cells"] if cell["cell_type"] == "code")
+    source = first["source"] if isinstance(first["source"], str) else "".join(first["source"])
+    return [line for line in source.splitlines() if line.startswith(":dep ")]
 
 
 WARM_COMPLETION = "let evcxr_warm = vec![1.0f64];\nevcxr_warm."
@@ -714,17 +735,10 @@ def warm_one(home, deps, cwd):
     env = {k: v for k, v in evcxr_env(home, work).items()
            if not k.startswith(("JUPYTERHUB_", "JPY_", "MLP_HUB_"))}
     key = uuid.uuid4().hex
-    for attempt in range(3):
-        connection = os.path.join(slot, "evcxr-connection.json")
-        write_connection_file(connection, ip="127.0.0.1", key=key.encode(), transport="tcp")
-        log = open(os.path.join(slot, "evcxr.log"), "wb")
-        proc = subprocess.Popen([EVCXR, "--control_file", connection], env=env, cwd=cwd, stdout=log,
-                                stderr=subprocess.STDOUT, pass_fds=(fd,), preexec_fn=die_with_parent,
-                                start_new_session=True)
-        log.close()
-        time.sleep(0.3)
-        if proc.poll() is None:
-            break
+    connection = os.path.join(slot, "evcxr-connection.json")
+    with open(os.path.join(slot, "evcxr.log"), "wb") as log:
+        proc, _ = launch_evcxr(connection, key, "hmac-sha256", [EVCXR], env=env, cwd=cwd, stdout=log,
+                               stderr=subprocess.STDOUT, pass_fds=(fd,), start_new_session=True)
     os.close(fd)  # evcxr holds the slot's lock now
     kc = BlockingKernelClient(connection_file=connection)
     kc.load_connection_file()
@@ -777,35 +791,27 @@ def pool(size, deps, cwd):
         for pid, proc in list(procs.items()):
             if proc.poll() is not None:
                 del procs[pid]
-        for name in os.listdir(claimed):  # a relay killed outright leaves its evcxr behind
-            base, _, relay = name.rpartition(".")
-            path = os.path.join(claimed, name)
-            pid = json.load(open(path)).get("pid", 0) if os.path.exists(path) else 0
-            if not alive(int(relay) if relay.isdigit() else 0):
-                if alive(pid):
-                    os.kill(pid, signal.SIGTERM)
+        for path, relay, entry in claimed_kernels(home):  # a relay killed outright leaves its evcxr
+            if not alive(relay):
+                if alive(entry["pid"]):
+                    os.kill(entry["pid"], signal.SIGTERM)
                 else:
                     os.unlink(path)
         stamp = template_stamp(home)
         entries = []
-        for name in os.listdir(ready):
-            path = os.path.join(ready, name)
-            try:
-                entry = json.load(open(path))
-            except (OSError, ValueError):
-                continue
-            if not alive(entry["pid"]) or entry["template"] != stamp:
-                try:  # dead, or warmed before the template was rebuilt
-                    os.rename(path, path + ".stale")
-                    os.kill(entry["pid"], signal.SIGTERM)
-                except OSError:
-                    pass
-                try:
-                    os.unlink(path + ".stale")
-                except OSError:
-                    pass
-            else:
+        for path, entry in ready_kernels(home):
+            if alive(entry["pid"]) and entry["template"] == stamp:
                 entries.append(entry)
+                continue
+            try:  # dead, or warmed before the template was rebuilt: taken out of the list first
+                os.rename(path, path + ".stale")
+            except OSError:
+                continue  # a relay claimed it in the meantime
+            try:
+                os.kill(entry["pid"], signal.SIGTERM)
+            except OSError:
+                pass
+            os.unlink(path + ".stale")
         if len(entries) < size:
             start = time.time()
             warmed = warm_one(home, deps, cwd)
@@ -826,6 +832,22 @@ def pool(size, deps, cwd):
             proc.kill()
     for name in os.listdir(ready):
         os.unlink(os.path.join(ready, name))
+
+
+def launch_evcxr(path, key, signature_scheme, argv, **popen):
+    """evcxr on a connection file of its own at `path` (loopback ports, this key):
+    (process, the connection's settings). A port taken by another kernel in the meantime
+    makes evcxr exit at once: then new ports, up to three times."""
+    for attempt in range(3):
+        write_connection_file(path, ip="127.0.0.1", key=key.encode(), signature_scheme=signature_scheme,
+                              transport="tcp")
+        with open(path) as f:
+            backend = json.load(f)
+        proc = subprocess.Popen(argv + ["--control_file", path], preexec_fn=die_with_parent, **popen)
+        time.sleep(0.3)
+        if proc.poll() is None:
+            break
+    return proc, backend
 
 
 def die_with_parent():
