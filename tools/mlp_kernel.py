@@ -214,6 +214,7 @@ class Relay:
         self.interrupted_idle = False
         self.ok_cells = []
         self.offset = 1           # evcxr's count before the notebook's first cell
+        self.raw_last = 1         # evcxr's count of the last reply
         self.hidden = set()       # msg_ids of the relay's own requests (not shown)
         self.cwd = os.getcwd()    # the notebook's folder, where its code runs
         self.warm = None
@@ -251,7 +252,7 @@ class Relay:
         self.backend_file = None
         self.bsession = Session(key=entry["key"].encode(), signature_scheme=entry["signature_scheme"],
                                 username="kernel")
-        self.offset = entry["count"]
+        self.offset = self.raw_last = entry["count"]
         with open(entry["connection"]) as f:
             self.connect_evcxr(json.load(f))
         self.move_to_cwd()
@@ -370,9 +371,12 @@ class Relay:
         header, content = msg["header"], msg["content"]
         if header["msg_type"] == "execute_reply":
             parent_id = msg["parent_header"].get("msg_id")
+            raw = content.get("execution_count")
+            if isinstance(raw, int):
+                if parent_id in self.hidden:  # the relay's cell is not counted
+                    self.offset += raw - self.raw_last
+                self.raw_last = raw
             if parent_id in self.hidden:
-                if isinstance(content.get("execution_count"), int):
-                    self.offset = content["execution_count"]
                 return
             self.renumber(content)
             if content.get("status") == "error":
@@ -674,12 +678,15 @@ class Adopted:
     """A pool's evcxr as the relay sees it: the pool is its parent, the relay ends it."""
 
     stderr = None
+    returncode = None  # its exit status goes to the pool: 0 once it has ended
 
     def __init__(self, pid):
         self.pid = pid
 
     def poll(self):
-        return None if alive(self.pid) else 0
+        if self.returncode is None and not alive(self.pid):
+            self.returncode = 0
+        return self.returncode
 
     def terminate(self, sig=signal.SIGTERM):
         try:
