@@ -18,7 +18,7 @@ EVCXR_CACHE   := $(HOME)/.cache/mlp-lab/evcxr-$(EVCXR_VERSION)/bin/evcxr_jupyter
 KERNEL_SPEC   := $(VENV)/share/jupyter/kernels/rust/kernel.json
 
 .PHONY: help venv kernel kernel-test data build lint unit mnist parity notebooks browser-test lab bench test \
-        hub hub-setup hub-test hub-sizing \
+        hub hub-setup hub-test hub-sizing image \
         assignment autograde grading-test lab-student
 
 help:
@@ -225,8 +225,23 @@ $(HUB_INSTALLED): deploy/requirements.txt $(VENV)/.installed
 	$(UNSLOW)
 	touch $@
 
-# Everything a hub needs, built once (deploy/setup.sh runs this, in the course image too).
-hub-setup: kernel data course/release/mlp $(HUB_INSTALLED) $(NPM_TOOLS)
+# Debian's podman (with runc) and debootstrap, for the course image and the students'
+# containers (deploy/containers.conf says how they run here).
+PODMAN := /usr/bin/podman
+$(PODMAN):
+	$$([ "$$(id -u)" = 0 ] || echo sudo) apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $$([ "$$(id -u)" = 0 ] || echo sudo) apt-get install -y -qq podman runc debootstrap
+
+# The course image (deploy/Dockerfile): one student's JupyterLab with the Rust kernel and
+# mlp-core compiled, built with podman from a Debian base made by debootstrap; rebuilt
+# only when what goes into it changed (deploy/build-image.sh).
+image: kernel data course/release/mlp $(PODMAN)
+	EVCXR=$(EVCXR) deploy/build-image.sh
+
+# Everything a hub needs, built once: the students' containers (the course image), unless
+# the instructor asked for MLP_HUB_ISOLATION=none.
+hub-setup: kernel data course/release/mlp $(HUB_INSTALLED) $(NPM_TOOLS) \
+           $(if $(filter none,$(MLP_HUB_ISOLATION)),,image)
 
 # JupyterHub on 127.0.0.1:8000 (MLP_HUB_IP, MLP_HUB_PORT to change): students sign up,
 # the instructor (the admin, `instructor`) signs up first and approves them.
@@ -243,6 +258,8 @@ hub-test: hub-setup $(CHROMIUM)
 # The class sizing in the README: 1, 2 and 4 students starting at once.
 hub-sizing: hub-setup
 	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(PY) tests/hub_test.py --students 1 2 4
+	# students who read for half a minute before running their first cell
+	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(PY) tests/hub_test.py --students 1 2 4 --think 30
 
 test: lint unit mnist parity kernel-test notebooks browser-test assignment grading-test hub-test
 	$(PY) tests/check_notebooks.py

@@ -1,21 +1,26 @@
 """JupyterHub for a course on one machine: `make hub` (see deploy/README.md).
 
 Each student signs up at /hub/signup; the instructor (the admin, `MLP_HUB_ADMIN`,
-default `instructor`) approves them at /hub/authorize. A student's server is their own
-JupyterLab with the Rust kernel, in a home of their own (`deploy/state/homes/<name>`)
-that holds their copy of the student edition in `mlp/`, copied once and never
-overwritten. Every kernel on the machine shares one prebuilt compile cache (the
-kernel home of `make kernel`: mlp-core compiled once for everyone), so a student's
-first cell takes seconds and no student builds the kernel. Idle servers are stopped by
+default `instructor`) approves them at /hub/authorize. A student's server runs in a
+container of its own, made from the course image (deploy/Dockerfile, `make image`) by
+JupyterHub's DockerSpawner through podman's Docker-compatible API: their own home volume
+(`<state>/homes/<name>`, holding their copy of the student edition in `mlp/`, copied once
+and never overwritten), a memory and a CPU limit, their own processes and network
+namespace, nothing of the hub's state. Each container keeps a warm Rust kernel ready, so
+that the first cell answers in about a second. Idle servers are stopped by
 jupyterhub-idle-culler after `MLP_HUB_IDLE` seconds (default 3600).
 
 Settings from the environment (the Makefile sets them): MLP_HUB_IP (127.0.0.1),
-MLP_HUB_PORT (8000), MLP_HUB_STATE (deploy/state), MLP_HUB_POOL (4 warm kernels kept
-ready, 0 for none; MLP_HUB_POOL_DEP: the `:dep` line they run, by default the student
-edition's), MLP_HUB_TEST_PASSWORD and
-MLP_HUB_TEST_TOKEN (make hub-test only: JupyterHub's shared-password authenticator and
-an admin service token instead of sign-up).
+MLP_HUB_PORT (8000), MLP_HUB_API_PORT (the hub's own API, 8081), MLP_HUB_STATE
+(deploy/state), MLP_HUB_MEM and MLP_HUB_CPUS (each student's limits: 3G, 1),
+MLP_HUB_POOL (warm kernels kept in each student's container: 1; 0 for none;
+MLP_HUB_POOL_DEP: the `:dep` line they run, by default the student edition's),
+MLP_HUB_IMAGE (the course image; by default the one `make image` built),
+MLP_HUB_ISOLATION (`containers`; `none` serves every student as the hub's own user, with
+a warning), MLP_HUB_TEST_PASSWORD and MLP_HUB_TEST_TOKEN (make hub-test only:
+JupyterHub's shared-password authenticator and an admin service token instead of sign-up).
 """
+
 
 import json
 import os
@@ -24,7 +29,9 @@ import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tools"))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from mlp_kernel import dep_lines, kernel_home  # noqa: E402
+import hub_containers  # noqa: E402
 VENV = os.path.join(ROOT, ".venv")
 STATE = os.environ.get("MLP_HUB_STATE", os.path.join(ROOT, "deploy", "state"))
 RELEASE = os.path.join(ROOT, "course", "release", "mlp")
@@ -36,6 +43,7 @@ c = get_config()  # noqa: F821 (JupyterHub's config loader provides it)
 c.JupyterHub.ip = os.environ.get("MLP_HUB_IP", "127.0.0.1")
 c.JupyterHub.port = int(os.environ.get("MLP_HUB_PORT", "8000"))
 c.JupyterHub.hub_ip = "127.0.0.1"
+c.JupyterHub.hub_port = int(os.environ.get("MLP_HUB_API_PORT", "8081"))
 c.JupyterHub.db_url = "sqlite:///" + os.path.join(STATE, "jupyterhub.sqlite")
 c.JupyterHub.cookie_secret_file = os.path.join(STATE, "jupyterhub_cookie_secret")
 c.JupyterHub.pid_file = os.path.join(STATE, "jupyterhub.pid")
@@ -80,56 +88,60 @@ else:
     c.JupyterHub.template_paths = [os.path.join(os.path.dirname(nativeauthenticator.__file__), "templates")]
 
 # --- each student's server ----------------------------------------------------------
-# one operating-system user for the whole class (JupyterHub's SimpleLocalProcessSpawner):
-# the hub keeps students out of each other's servers and API, not out of each other's
-# files; a class whose students must not be able to read each other's files runs the
-# container image instead (deploy/Dockerfile, Zero to JupyterHub).
-c.JupyterHub.spawner_class = "simple"
-c.SimpleLocalProcessSpawner.home_dir_template = os.path.join(STATE, "homes", "{username}")
-c.Spawner.cmd = [os.path.join(VENV, "bin", "jupyterhub-singleuser")]
+ISOLATION = os.environ.get("MLP_HUB_ISOLATION", "containers")
+POOL = os.environ.get("MLP_HUB_POOL", "1" if ISOLATION == "containers" else "4")
 c.Spawner.default_url = "/lab/tree/mlp"
-c.Spawner.notebook_dir = "~"
 c.Spawner.args = [
     # nbgrader's tools stay with the instructor's own lab (and a server starts 1.2 s sooner)
     "--ServerApp.jpserver_extensions={'nbgrader.server_extensions.formgrader': False, "
     "'nbgrader.server_extensions.course_list': False, 'nbgrader.server_extensions.assignment_list': False, "
     "'nbgrader.server_extensions.validate_assignment': False}",
 ]
-if os.getuid() == 0:
-    # every student's code runs as the hub's user: run `make hub` as an ordinary user for a
-    # class (root is for test machines, such as CI's)
-    c.Spawner.args.append("--allow-root")
-KERNEL_ENV = {
-    # the prebuilt compile cache every kernel shares (tools/mlp_kernel.py)
-    "MLP_KERNEL_HOME": kernel_home(),
-    "PATH": os.path.join(VENV, "bin") + os.pathsep + os.environ.get("PATH", ""),
-    # the hub's Rust toolchain and crate registry (a student's HOME is their own folder)
-    "RUSTUP_HOME": os.environ.get("RUSTUP_HOME", os.path.expanduser("~/.rustup")),
-    "CARGO_HOME": os.environ.get("CARGO_HOME", os.path.expanduser("~/.cargo")),
-}
-c.Spawner.environment = dict(
-    KERNEL_ENV,
-    # the student's lab without nbgrader's instructor menus (deploy/student-config)
-    JUPYTER_CONFIG_PATH=os.path.join(ROOT, "deploy", "student-config"),
-)
 c.Spawner.start_timeout = 120
 c.Spawner.http_timeout = 120
+if ISOLATION == "containers":
+    hub_containers.configure(c, STATE, pool=int(POOL), pool_dep=os.environ.get("MLP_HUB_POOL_DEP", ""))
+elif ISOLATION == "none":
+    # one operating-system user for the whole class (JupyterHub's SimpleLocalProcessSpawner):
+    # the hub keeps students out of each other's servers and API, not out of each other's
+    # files, processes or the hub's own secrets
+    WARNING = ("WARNING: MLP_HUB_ISOLATION=none: every student's code runs as this hub's user; a student "
+               "can read and change the other students' notebooks and read the hub's secrets "
+               "(deploy/README.md). Use it for a demo, never for a graded class.")
+    print(WARNING, file=sys.stderr, flush=True)
+    c.JupyterHub.spawner_class = "simple"
+    c.SimpleLocalProcessSpawner.home_dir_template = os.path.join(STATE, "homes", "{username}")
+    c.Spawner.cmd = [os.path.join(VENV, "bin", "jupyterhub-singleuser")]
+    c.Spawner.notebook_dir = "~"
+    if os.getuid() == 0:
+        c.Spawner.args.append("--allow-root")
+    KERNEL_ENV = {
+        # the prebuilt compile cache every kernel shares (tools/mlp_kernel.py)
+        "MLP_KERNEL_HOME": kernel_home(),
+        "PATH": os.path.join(VENV, "bin") + os.pathsep + os.environ.get("PATH", ""),
+        # the hub's Rust toolchain and crate registry (a student's HOME is their own folder)
+        "RUSTUP_HOME": os.environ.get("RUSTUP_HOME", os.path.expanduser("~/.rustup")),
+        "CARGO_HOME": os.environ.get("CARGO_HOME", os.path.expanduser("~/.cargo")),
+    }
+    c.Spawner.environment = dict(
+        KERNEL_ENV,
+        # the student's lab without nbgrader's instructor menus (deploy/student-config)
+        JUPYTER_CONFIG_PATH=os.path.join(ROOT, "deploy", "student-config"),
+    )
 
+    def copy_student_edition(spawner):
+        """The student's own copy of the student edition, in ~/mlp: copied at the first
+        start; a notebook already there is never overwritten."""
+        work = os.path.join(spawner.home_dir, "mlp")
+        os.makedirs(work, exist_ok=True)
+        for name in sorted(os.listdir(RELEASE)):
+            target = os.path.join(work, name)
+            if name.endswith(".ipynb") and not os.path.exists(target):
+                shutil.copy(os.path.join(RELEASE, name), target)
 
-def copy_student_edition(spawner):
-    """The student's own copy of the student edition, in ~/mlp: copied at the first
-    start; a notebook already there is never overwritten."""
-    home = spawner.home_dir
-    work = os.path.join(home, "mlp")
-    os.makedirs(work, exist_ok=True)
-    for name in sorted(os.listdir(RELEASE)):
-        target = os.path.join(work, name)
-        if name.endswith(".ipynb") and not os.path.exists(target):
-            shutil.copy(os.path.join(RELEASE, name), target)
-
-
-c.Spawner.pre_spawn_hook = copy_student_edition
-
+    c.Spawner.pre_spawn_hook = copy_student_edition
+else:
+    sys.exit("MLP_HUB_ISOLATION=%s: use `containers` (the default) or `none`" % ISOLATION)
 
 
 def student_dep_lines():
@@ -140,12 +152,11 @@ def student_dep_lines():
 
 # --- services -------------------------------------------------------------------------
 idle = os.environ.get("MLP_HUB_IDLE", "3600")
-POOL = os.environ.get("MLP_HUB_POOL", "4")
 c.JupyterHub.services = [
     {"name": "idle-culler",
      "command": [sys.executable, "-m", "jupyterhub_idle_culler", "--timeout=" + idle]},
 ]
-if int(POOL) > 0:
+if ISOLATION == "none" and int(POOL) > 0:
     # warm kernels, so that a student's first cells answer in about a second: each has
     # run the student edition's `:dep mlp-core` and loaded rust-analyzer's analysis
     # (about 20 s of one core, 0.85 GB each; tools/mlp_kernel.py, "The warm pool")

@@ -48,11 +48,17 @@ from tally import Checks  # noqa: E402
 from check_notebooks import check_notebook  # noqa: E402
 from browser_test import free_port  # noqa: E402
 from mlp_kernel import claimed_kernels, dep_lines, kernel_home, ready_kernels  # noqa: E402
+sys.path.insert(0, os.path.join(ROOT, "deploy"))
+import hub_containers  # noqa: E402
 
 OUT = os.path.join(ROOT, "target", "hub")
 NOTEBOOK = os.path.join(ROOT, "notebooks", "02_toy_network.ipynb")
 PASSWORD = "hub-test-%s" % uuid.uuid4().hex[:12]
 TOKEN = uuid.uuid4().hex
+# each student in a container of the course image (make hub's default), or all as this
+# user (MLP_HUB_ISOLATION=none)
+CONTAINERS = os.environ.get("MLP_HUB_ISOLATION", "containers") == "containers"
+MLP_CORE = hub_containers.IMAGE_MLP_CORE if CONTAINERS else os.path.join(ROOT, "mlp-core")
 
 
 
@@ -129,9 +135,13 @@ def server_pids(table, user):
 
 
 class MemoryWatch(threading.Thread):
-    def __init__(self, users):
+    """Each student's peak memory and, in containers, when their container's own pool
+    had its first warm kernel ready."""
+
+    def __init__(self, users, hub):
         super().__init__(daemon=True)
         self.users, self.peak, self.running = users, {u: 0 for u in users}, True
+        self.hub, self.warm, self.upper = hub, {}, {}
 
     def run(self):
         while self.running:
@@ -139,7 +149,23 @@ class MemoryWatch(threading.Thread):
             for u in self.users:
                 rss = sum(tree_rss(table, pid, extra) for pid in server_pids(table, u))
                 self.peak[u] = max(self.peak[u], rss)
+                if CONTAINERS and u not in self.warm and self.warm_in_container(u):
+                    self.warm[u] = time.time()
             time.sleep(0.5)
+
+    def warm_in_container(self, user):
+        """Whether the pool in `user`'s container has (or had) a warm kernel: its entry in
+        the container's writable layer, read from the host."""
+        if user not in self.upper:
+            name = "%s-%s" % (hub_containers.container_prefix(self.hub.state), user)
+            out = subprocess.run(["podman", "inspect", "--format", "{{.GraphDriver.Data.UpperDir}}", name],
+                                 env=hub_containers.podman_env(), capture_output=True, text=True)
+            if out.returncode:
+                return False
+            self.upper[user] = out.stdout.strip()
+        pool = os.path.join(self.upper[user], "opt", "mlp-kernels", "pool")
+        return any(os.listdir(os.path.join(pool, part)) for part in ("ready", "claimed")
+                   if os.path.isdir(os.path.join(pool, part)))
 
 
 # --- a notebook through the hub's proxy -------------------------------------------------------
@@ -147,7 +173,7 @@ def solved_cells():
     nb = nbformat.read(NOTEBOOK, as_version=4)
     for cell in nb.cells:
         if cell.cell_type == "code":
-            cell.source = cell.source.replace('path = "../mlp-core"', 'path = "%s"' % os.path.join(ROOT, "mlp-core"))
+            cell.source = cell.source.replace('path = "../mlp-core"', 'path = "%s"' % MLP_CORE)
             cell.outputs = []
     return nb
 
@@ -217,12 +243,13 @@ class Hub:
     def __init__(self, test_auth=True, pool=4):
         self.port = free_port()
         self.pool = pool
+        self.pool_on_host = pool and not CONTAINERS  # in containers, each student's own
         self.base = "http://127.0.0.1:%d" % self.port
         self.api = self.base + "/hub/api"
         self.state = tempfile.mkdtemp(prefix="mlp-hub-test-")
         os.makedirs(OUT, exist_ok=True)
-        env = dict(os.environ, MLP_HUB_PORT=str(self.port), MLP_HUB_STATE=self.state, MLP_HUB_TEST_TOKEN=TOKEN,
-                   MLP_HUB_POOL=str(pool))
+        env = dict(os.environ, MLP_HUB_PORT=str(self.port), MLP_HUB_API_PORT=str(free_port()),
+                   MLP_HUB_STATE=self.state, MLP_HUB_TEST_TOKEN=TOKEN, MLP_HUB_POOL=str(pool))
         if test_auth:
             env["MLP_HUB_TEST_PASSWORD"] = PASSWORD
             # the warm kernels run the solved notebook's `:dep` line (the student
@@ -245,8 +272,9 @@ class Hub:
         raise SystemExit("the hub did not answer; see target/hub/hub.log")
 
     def wait_for_pool(self, t):
-        """A warm machine: the pool's kernels all ready."""
-        if not self.pool:
+        """A warm machine: the pool's kernels all ready (the hub's pool; in containers,
+        each student's pool starts with their server)."""
+        if not self.pool_on_host:
             return
         start = time.time()
         while len(ready_kernels(kernel_home())) < self.pool and time.time() - start < 600:
@@ -291,13 +319,24 @@ class Hub:
         its state folder or its port)."""
         mark = "127.0.0.1:%d" % self.port
         warm = {e["pid"] for _, e in ready_kernels(kernel_home())} | set(adopted().values())
-        return [(pid, v[3][:120]) for pid, v in processes().items()
+        left = [(pid, v[3][:120]) for pid, v in processes().items()
                 if pid != os.getpid() and (self.state in v[3] or self.state in v[2] or mark in v[2]
                                            or "mlp_kernel.py --pool" in v[3] or pid in warm)]
+        return left + ["container %s" % name for name in self.containers()]
+
+    def containers(self):
+        """The names of this hub's student containers that podman has (running or not)."""
+        if not CONTAINERS:
+            return []
+        out = subprocess.run(["podman", "ps", "-a", "--format", "{{.Names}}", "--filter",
+                              "name=" + hub_containers.container_prefix(self.state)],
+                             env=hub_containers.podman_env(), capture_output=True, text=True).stdout
+        return out.split()
 
 
-def class_run(t, hub, users):
-    """Every student's server started at once, notebook 2 run in each at the same time."""
+def class_run(t, hub, users, think=0):
+    """Every student's server started at once, notebook 2 run in each at the same time,
+    `think` seconds after their server is ready."""
     tokens = {}
     for u in users:
         status, _ = hub.call("/users/%s" % u, "POST", {})
@@ -307,7 +346,7 @@ def class_run(t, hub, users):
         tokens[u] = body["token"]
     timings = {u: {} for u in users}
     notebooks = {u: solved_cells() for u in users}
-    watch = MemoryWatch(users)
+    watch = MemoryWatch(users, hub)
     watch.start()
     errors = {}
 
@@ -316,6 +355,8 @@ def class_run(t, hub, users):
             timings[u]["asked"] = time.time()
             hub.start_server(u)
             timings[u]["ready"] = time.time()
+            time.sleep(think)  # the student opens the notebook and reads before running it
+            timings[u]["sent"] = time.time()
             asyncio.run(run_notebook(hub.base, u, tokens[u], notebooks[u], timings[u]))
         except Exception as e:  # reported as a failed check
             errors[u] = repr(e)
@@ -335,15 +376,20 @@ def class_run(t, hub, users):
         check_notebook(lambda ok, what: t.check(what, ok), "02_toy_network", notebooks[u])
         nbformat.write(notebooks[u], os.path.join(OUT, "02_toy_network-%s.ipynb" % u))
         tm = timings[u]
+        warm = watch.warm.get(u)
         rows.append((u, tm["ready"] - tm["asked"], tm["first_cell"] - tm["asked"], tm["first_output"] - tm["asked"],
-                     tm["done"] - tm["asked"], watch.peak[u] / 2 ** 20))
-    print("  %d student(s) at once, seconds from asking for the server (first cell: also from the server ready):"
-          % len(users))
-    print("    %-14s %6s %18s %13s %9s %12s" % ("student", "ready", "first cell", "first output", "notebook",
-                                               "peak memory"))
-    for u, ready, first, output, done, mib in rows:
-        print("    %-14s %6.1f %7.1f (%4.1f after) %13.1f %9.1f %8.0f MiB"
-              % (u, ready, first, first - ready, output, done, mib))
+                     tm["done"] - tm["asked"], watch.peak[u] / 2 ** 20, warm - tm["asked"] if warm else None,
+                     tm["first_cell"] - tm["sent"]))
+    print("  %d student(s) at once, seconds from asking for the server (first cell: also from %s):"
+          % (len(users), "the server ready" if not think else "when it was run, %d s after the server was ready"
+             % think))
+    print("    %-14s %6s %18s %13s %9s %12s %12s" % ("student", "ready", "first cell", "first output", "notebook",
+                                                    "peak memory", "warm kernel"))
+    for u, ready, first, output, done, mib, warm, after in rows:
+        print("    %-14s %6.1f %7.1f (%4.1f after) %13.1f %9.1f %8.0f MiB %12s"
+              % (u, ready, first, after, output, done, mib, "%.1f" % warm if warm else "-"))
+    if CONTAINERS and hub.pool:
+        t.check("each student's container warmed a kernel of its own", all(row[6] for row in rows), rows)
     return tokens, rows
 
 
@@ -367,6 +413,154 @@ def walls(t, hub, tokens):
     status, body = request("%s/user/%s/api/contents/mlp" % (hub.base, a), tokens[a])
     names = sorted(c["name"] for c in (body or {}).get("content", [])) if status == 200 else body
     t.check("%s has the student edition in ~/mlp" % a, status == 200 and "02_toy_network.ipynb" in names, names)
+
+
+# What one student's code tries against another student and the hub, from inside their
+# own kernel: each attempt prints `HELD what: how it failed` or `BREACHED what: what it got`.
+ATTACK = r"""
+use std::io::Write;
+fn report(what: &str, r: Result<String, String>) {
+    match r {
+        Ok(got) => println!("BREACHED {}: {}", what, got),
+        Err(e) => println!("HELD {}: {}", what, e),
+    }
+}
+fn read(p: &str) -> Result<String, String> {
+    std::fs::read(p).map(|b| format!("read {} bytes", b.len())).map_err(|e| e.to_string())
+}
+unsafe extern "C" {
+    fn kill(pid: i32, sig: i32) -> i32;
+}
+fn write(p: &str) -> Result<String, String> {
+    std::fs::OpenOptions::new().create(true).append(true).open(p)
+        .and_then(|mut f| f.write_all(b"overwritten by another student"))
+        .map(|_| "wrote into it".to_string()).map_err(|e| e.to_string())
+}
+for p in [READS] { report(&format!("read {}", p), read(p)); }
+for p in [WRITES] { report(&format!("write {}", p), write(p)); }
+// every process this kernel can see: none may be the other student's
+let mut seen = 0;
+let mut theirs = Vec::new();
+for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+    let name = entry.file_name().to_string_lossy().to_string();
+    if !name.chars().all(|c| c.is_ascii_digit()) { continue; }
+    seen += 1;
+    for part in ["environ", "cmdline"] {
+        if let Ok(bytes) = std::fs::read(format!("/proc/{}/{}", name, part)) {
+            let text = String::from_utf8_lossy(&bytes).replace('\0', " ");
+            if text.contains("OTHER") || text.contains("jupyterhub_cookie_secret") {
+                theirs.push(format!("/proc/{}/{}", name, part));
+            }
+        }
+    }
+}
+report(&format!("read the environment and command line of another student's processes ({} processes visible here)", seen),
+       if theirs.is_empty() { Err("none of them is another student's or the hub's".into()) } else { Ok(theirs.join(" ")) });
+let pids: Vec<u32> = vec![PIDS];
+for pid in pids {
+    let mine = std::fs::read(format!("/proc/{}/environ", pid)).map(|b| !String::from_utf8_lossy(&b).contains("OTHER"));
+    let what = format!("send SIGKILL to the other student's kernel (host pid {})", pid);
+    match mine {
+        Ok(true) => report(&what, Err(format!("pid {} here is one of this student's own processes, left alone", pid))),
+        _ => {
+            let sent = unsafe { kill(pid as i32, 9) };
+            report(&what, if sent == 0 { Ok("signal delivered".into()) }
+                          else { Err(format!("kill(2): {}", std::io::Error::last_os_error())) });
+        }
+    }
+}
+"""
+HOG = r"""
+let mut hog: Vec<Vec<u8>> = Vec::new();
+for i in 0..400 {
+    hog.push(vec![7u8; 64 << 20]);
+    if i % 16 == 15 { println!("allocated {} MiB", (i + 1) * 64); }
+}
+println!("BREACHED allocated {} MiB and was not stopped", hog.len() * 64);
+"""
+
+
+def rust_strings(paths):
+    return ", ".join(json.dumps(p) for p in paths)
+
+
+def walls_inside(t, hub, tokens):
+    """Student A's code, from their kernel, against student B and the hub, while B runs
+    notebook 2: every attempt must fail, A's runaway allocation must be stopped at A's
+    memory limit, and B's notebook must end with the right outputs."""
+    a, b = sorted(tokens)[:2]
+    home_b = os.path.join(hub.state, "homes", b)
+    nb_b = os.path.join(home_b, "mlp", "02_toy_network.ipynb")
+    secret = os.path.join(hub.state, "jupyterhub_cookie_secret")
+    database = os.path.join(hub.state, "jupyterhub.sqlite")
+    t.check("the files attacked are there on the host (%s's notebook, the hub's secret and database)" % b,
+            all(os.path.exists(p) for p in (nb_b, secret, database)), [nb_b, secret, database])
+    before = open(nb_b, "rb").read()
+    guesses = ["../%s/mlp/02_toy_network.ipynb" % b, "/home/%s/mlp/02_toy_network.ipynb" % b,
+               "/home/jovyan/../%s/mlp/02_toy_network.ipynb" % b, "/proc/1/root" + nb_b,
+               "/srv/jupyterhub/jupyterhub_cookie_secret", os.path.join(ROOT, "deploy", "state", "homes", b)]
+    reads = [nb_b, secret, database] + guesses
+    writes = [nb_b, os.path.join(home_b, "mlp", "planted.txt"), "../%s/mlp/02_toy_network.ipynb" % b,
+              os.path.join(hub.state, "jupyterhub_cookie_secret")]
+    victim = solved_cells()
+    errors, timings = {}, {a: {}, b: {}}
+
+    def run(user, nb):
+        try:
+            asyncio.run(run_notebook(hub.base, user, tokens[user], nb, timings[user]))
+        except Exception as e:
+            errors[user] = repr(e)
+
+    victim_thread = threading.Thread(target=run, args=(b, victim))
+    victim_thread.start()
+    for _ in range(600):  # B's kernel is at work before A starts
+        if "first_cell" in timings[b] or not victim_thread.is_alive():
+            break
+        time.sleep(0.2)
+    table = processes()
+    kernels_b = [pid for server in server_pids(table, b) for pid in descendants(table, server)
+                 if "evcxr" in table[pid][3]]
+    t.check("%s's kernel is running (host pids %s)" % (b, kernels_b), bool(kernels_b), kernels_b)
+    code = (ATTACK.replace("READS", rust_strings(reads)).replace("WRITES", rust_strings(writes))
+            .replace("PIDS", ", ".join(str(p) for p in kernels_b[:3]))
+            .replace("OTHER", "JUPYTERHUB_USER=%s" % b))
+    attacker = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(code), nbformat.v4.new_code_cell(HOG),
+                                               nbformat.v4.new_code_cell('println!("still here");')])
+    run(a, attacker)
+    victim_thread.join()
+    t.check("%s's attack cells ran (%s)" % (a, errors.get(a, "ok")), a not in errors, errors.get(a))
+    text = lambda cell: "".join(o.get("text", "") for o in cell.outputs if o.output_type == "stream")
+    lines = [line for line in text(attacker.cells[0]).splitlines() if line.startswith(("HELD", "BREACHED"))]
+    print("  inside %s's container, against %s and the hub:" % (a, b))
+    for line in lines:
+        t.check("  " + line, line.startswith("HELD"), line)
+    t.check("every attempt reported (%d)" % len(lines), len(lines) == len(reads) + len(writes) + 1 + len(kernels_b[:3]),
+            text(attacker.cells[0])[-2000:])
+    hog = attacker.cells[1].outputs
+    hog_text = text(attacker.cells[1]) + "".join(" ".join(o.get("traceback", [])) + o.get("evalue", "")
+                                                  for o in hog if o.output_type == "error")
+    allocated = [line for line in text(attacker.cells[1]).splitlines() if line.startswith("allocated")]
+    t.check("%s's runaway allocation was stopped at the memory limit (%s; then: %s)"
+            % (a, allocated[-1] if allocated else "nothing printed",
+               next((o.get("evalue", "")[:80] for o in hog if o.output_type == "error"), "no error")),
+            "BREACHED" not in hog_text and any(o.output_type == "error" for o in hog), hog_text[-1500:])
+    t.check("%s's kernel answers again after that" % a, "still here" in text(attacker.cells[2]),
+            attacker.cells[2].outputs)
+    t.check("%s's notebook 2 ran to the end meanwhile" % b, b not in errors, errors.get(b))
+    if b not in errors:
+        check_notebook(lambda ok, what: t.check("%s, meanwhile: %s" % (b, what), ok), "02_toy_network", victim)
+    t.check("%s's notebook on the host is unchanged" % b, open(nb_b, "rb").read() == before)
+    t.check("nothing was planted in %s's home" % b, not os.path.exists(os.path.join(home_b, "mlp", "planted.txt")))
+
+
+def descendants(table, root):
+    out, stack = [], [root]
+    while stack:
+        pid = stack.pop()
+        children = [p for p, v in table.items() if v[0] == pid]
+        out.extend(children)
+        stack.extend(children)
+    return out
 
 
 def browser_student(t):
@@ -421,6 +615,11 @@ def browser_student(t):
             names = student.locator(".jp-DirListing-itemName").all_inner_texts()
             t.check("browser: the student's lab opens on ~/mlp, the student edition", "02_toy_network.ipynb" in names,
                     names)
+            if CONTAINERS:
+                running = hub.containers()
+                print("  podman ps: %s" % " ".join(running))
+                t.check("browser: one container per logged-in student (%s)" % ", ".join(running),
+                        len(running) == 1 and running[0].endswith("-alice"), running)
             start = time.time()
             student.goto(hub.base + "/user/alice/lab/tree/mlp/02_toy_network.ipynb")
             wait_idle(student)
@@ -459,22 +658,28 @@ def browser_student(t):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--students", type=int, nargs="+", default=[3])
-    parser.add_argument("--pool", type=int, help="warm kernels kept ready (default: the largest round; 0: none)")
+    parser.add_argument("--pool", type=int, help="warm kernels kept ready (default: one in each student's "
+                        "container; without containers, the largest round; 0: none)")
+    parser.add_argument("--think", type=float, default=0,
+                        help="seconds each student waits after their server is ready before running notebook 2")
     parser.add_argument("--browser", action="store_true",
                         help="also make hub's own sign-up, approval and a student's Run All in headless Chromium")
     args = parser.parse_args()
     t = Checks()
-    hub = Hub(pool=max(args.students) if args.pool is None else args.pool)
+    # (the hub's pool: as large as the largest round; in containers: one in each student's)
+    hub = Hub(pool=(1 if CONTAINERS else max(args.students)) if args.pool is None else args.pool)
     try:
         t.check("the hub answers on 127.0.0.1:%d" % hub.port, True)
         first = None
         for k, n in enumerate(args.students):
             hub.wait_for_pool(t)
-            users = ["student-%d-%s" % (k, chr(ord("a") + i)) for i in range(n)]
-            tokens, _ = class_run(t, hub, users)
+            users = ["%s%d" % (name, k) for name in ("ann", "bob", "cat", "dan", "eve", "fay")[:n]]
+            tokens, _ = class_run(t, hub, users, args.think)
             first = first or tokens
             if len(tokens) >= 2:
                 walls(t, hub, tokens)
+                if CONTAINERS and k == 0:
+                    walls_inside(t, hub, tokens)
             for u in users:  # their servers stop before the next round
                 hub.call("/users/%s/server" % u, "DELETE")
             for _ in range(100):

@@ -706,8 +706,26 @@ class Adopted:
         return 0
 
 
-def claim_warm(home):
-    """A warm evcxr of the pool, now this relay's: (entry, claim file), or None."""
+def warming_kernels(home):
+    """How many kernels a live pool is warming now."""
+    folder = pool_dir(home, "warming")
+    pids = [read_json(os.path.join(folder, name)) for name in os.listdir(folder)]
+    return sum(1 for pid in pids if isinstance(pid, int) and alive(pid))
+
+
+def claim_warm(home, wait=0):
+    """A warm evcxr of the pool, now this relay's: (entry, claim file), or None. With
+    none ready but one being warmed, waits up to `wait` seconds for it (it is further on
+    than a cold start would be)."""
+    end = time.time() + wait
+    while True:
+        warm = claim_ready(home)
+        if warm or time.time() > end or not warming_kernels(home):
+            return warm
+        time.sleep(0.2)
+
+
+def claim_ready(home):
     claimed = pool_dir(home, "claimed")
     for path, _ in ready_kernels(home):
         claim = os.path.join(claimed, "%s.%d" % (os.path.basename(path)[:-5], os.getpid()))
@@ -736,9 +754,18 @@ WARM_COMPLETION = "let evcxr_warm = vec![1.0f64];\nevcxr_warm."
 def warm_one(home, deps, cwd):
     """One evcxr, started and warmed: the dependency lines run, one completion asked
     (rust-analyzer's type analysis loaded). Returns (process, entry) or None."""
-    from jupyter_client import BlockingKernelClient
     fd, work = take_slot(home)
     slot = os.path.dirname(work)
+    warming = os.path.join(pool_dir(home, "warming"), os.path.basename(slot))
+    write_if_changed(warming, str(os.getpid()))
+    try:
+        return warm_in_slot(home, deps, cwd, fd, work, slot)
+    finally:
+        os.unlink(warming)
+
+
+def warm_in_slot(home, deps, cwd, fd, work, slot):
+    from jupyter_client import BlockingKernelClient
     env = {k: v for k, v in evcxr_env(home, work).items()
            if not k.startswith(("JUPYTERHUB_", "JPY_", "MLP_HUB_"))}
     key = uuid.uuid4().hex
@@ -780,16 +807,19 @@ def template_stamp(home):
         return None
 
 
-def pool(size, deps, cwd):
+def pool(size, deps, cwd, refill=True):
     """Keep `size` warm kernels ready until stopped (SIGTERM); their evcxr processes end
-    with the pool (PR_SET_PDEATHSIG), claimed ones too."""
+    with the pool (PR_SET_PDEATHSIG), claimed ones too. Without `refill`, only the first
+    `size` are warmed (a student's container: a replacement would double its memory and
+    take its core while the student works)."""
     home = kernel_home()
     prepare_home(home)
     ready, claimed = pool_dir(home, "ready"), pool_dir(home, "claimed")
-    for folder in (ready, claimed):  # a previous pool's entries: its processes are gone
+    for folder in (ready, claimed, pool_dir(home, "warming")):  # a previous pool's entries: its processes are gone
         for name in os.listdir(folder):
             os.unlink(os.path.join(folder, name))
     procs = {}
+    warmed_total = 0
     stopping = []
     signal.signal(signal.SIGTERM, lambda *_: stopping.append(1))
     signal.signal(signal.SIGINT, lambda *_: stopping.append(1))
@@ -819,10 +849,11 @@ def pool(size, deps, cwd):
             except OSError:
                 pass
             os.unlink(path + ".stale")
-        if len(entries) < size:
+        if len(entries) < size and (refill or warmed_total < size):
             start = time.time()
             warmed = warm_one(home, deps, cwd)
             if warmed:
+                warmed_total += 1
                 procs[warmed[0].pid] = warmed[0]
                 print("pool: a kernel warmed in %.1f s (%d of %d ready)" % (time.time() - start, len(entries) + 1,
                                                                             size), flush=True)
@@ -871,7 +902,7 @@ def serve(connection_file):
         connection = json.load(f)
     home = kernel_home()
     prepare_home(home)
-    warm = None if os.environ.get("MLP_KERNEL_SLOT") else claim_warm(home)
+    warm = None if os.environ.get("MLP_KERNEL_SLOT") else claim_warm(home, wait=45)
     if warm:
         fd, work = None, warm[0]["work"]
     else:
@@ -935,14 +966,23 @@ def main():
     parser.add_argument("-f", dest="connection_file")
     parser.add_argument("--prebuild", nargs="+", metavar="DEP")
     parser.add_argument("--pool", type=int, metavar="N", help="keep N warm kernels ready (with --dep)")
-    parser.add_argument("--dep", action="append", default=[], help="a dependency line the pool's kernels run")
+    parser.add_argument("--dep", action="append", default=[],
+                        help="a dependency line the pool's kernels run (several: one per line)")
+    parser.add_argument("--no-refill", action="store_true",
+                        help="warm the pool's kernels once; start no replacement for a claimed one")
+    parser.add_argument("--dep-from", metavar="NOTEBOOK",
+                        help="the pool's kernels run this notebook's `:dep` lines (its first code cell)")
     parser.add_argument("--cwd", default=os.path.join(ROOT, "notebooks"),
                         help="where the pool's kernels start (relative :dep paths resolve from it)")
     args = parser.parse_args()
     if args.prebuild:
         prebuild(args.prebuild)
     elif args.pool:
-        pool(args.pool, args.dep, args.cwd)
+        deps = [line for dep in args.dep for line in dep.splitlines() if line.strip()]
+        if args.dep_from:
+            with open(args.dep_from) as f:
+                deps += dep_lines(json.load(f))
+        pool(args.pool, deps, args.cwd, refill=not args.no_refill)
     elif args.connection_file:
         serve(args.connection_file)
     else:

@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# make image: the course image (deploy/Dockerfile) built here with podman, and its name
+# written to .tools/course-image. Nothing is pulled: the base is Debian bookworm made with
+# debootstrap and imported once (localhost/mlp-lab-base:bookworm); the Rust toolchain is
+# this machine's, the evcxr kernel the one make kernel built. The image is tagged with a
+# hash of everything staged for it, so a second run with the same inputs builds nothing;
+# podman's layer cache keeps the slow layers (packages, toolchain, mlp-core compiled)
+# when only the notebooks change.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CONTAINERS_CONF="$PWD/deploy/containers.conf"
+BASE=localhost/mlp-lab-base:bookworm
+NAME=localhost/mlp-lab-course
+CTX=target/image/context
+EVCXR=${EVCXR:-.tools/evcxr-0.22.0/bin/evcxr_jupyter}
+MIRROR=${MLP_DEBIAN_MIRROR:-http://deb.debian.org/debian}
+start=$(date +%s)
+
+if ! podman image exists "$BASE"; then
+  echo "image: making the Debian base with debootstrap (about a minute, once)"
+  root=$(mktemp -d /var/tmp/mlp-rootfs.XXXXXX)
+  trap 'rm -rf "$root"' EXIT
+  debootstrap --variant=minbase bookworm "$root" "$MIRROR" > target/image-debootstrap.log 2>&1 \
+    || { tail -20 target/image-debootstrap.log; exit 1; }
+  tar -C "$root" -c . | podman import --quiet - "$BASE" > /dev/null
+  rm -rf "$root"
+  trap - EXIT
+fi
+
+# --- the build context ------------------------------------------------------------------
+rm -rf "$CTX" && mkdir -p "$CTX"/{lab,course/release,course/data,lab/kernel,lab/.tools/evcxr-0.22.0/bin}
+cp deploy/Dockerfile deploy/image/start-server.sh "$CTX"/
+cp /etc/ssl/certs/ca-certificates.crt "$CTX"/build-ca.crt
+# the image's Python packages: the lab's and JupyterHub's, without the browser tests' Playwright
+{ grep -v '^playwright' tools/requirements.txt; grep '^jupyterhub==' deploy/requirements.txt; } \
+  > "$CTX"/requirements.txt
+# the toolchain (rustc, cargo and the standard library; not the documentation)
+sysroot=$(rustc --print sysroot)
+mkdir -p "$CTX"/rust/bin
+for tool in rustc cargo rustdoc; do cp -L "$sysroot/bin/$tool" "$CTX"/rust/bin/; done
+cp -a "$sysroot"/lib "$CTX"/rust/
+# the kernel and the library, as committed
+git ls-files -z Cargo.toml Cargo.lock mlp-core mlp-cli tools/mlp_kernel.py tools/rustc_progress.sh \
+    tools/lab deploy/student-config | tar --null -T - -c | tar -x -C "$CTX"/lab
+cp "$EVCXR" "$CTX"/lab/.tools/evcxr-0.22.0/bin/
+cp .venv/share/jupyter/kernels/rust/logo-* "$CTX"/lab/kernel/
+printf '{\n  "argv": ["/opt/mlp-lab/.venv/bin/python", "/opt/mlp-lab/tools/mlp_kernel.py", "-f", "{connection_file}"],\n  "display_name": "Rust (mlp-lab)",\n  "language": "rust",\n  "interrupt_mode": "message"\n}\n' \
+  > "$CTX"/lab/kernel/kernel.json
+# the student edition, its mlp-core path the image's, and MNIST
+mkdir -p "$CTX"/course/release/mlp "$CTX"/course/data/mnist
+for nb in course/release/mlp/*.ipynb; do
+  sed "s|path = \\\\\"$PWD/mlp-core\\\\\"|path = \\\\\"/opt/mlp-lab/mlp-core\\\\\"|" "$nb" > "$CTX/course/release/mlp/$(basename "$nb")"
+done
+if grep -q "$PWD" "$CTX"/course/release/mlp/*.ipynb; then
+  echo "image: the student edition still names $PWD after the path was rewritten" >&2; exit 1
+fi
+cp data/mnist/*-ubyte* "$CTX"/course/data/mnist/
+
+# --- the image, tagged by its inputs ------------------------------------------------------------
+hash=$( (rustc --version; cd "$CTX" && find . -path ./rust -prune -o -type f -print0 | sort -z \
+        | xargs -0 sha256sum) | sha256sum | cut -c1-12)
+image="$NAME:$hash"
+if podman image exists "$image"; then
+  echo "image: $image is built (its inputs have not changed)"
+else
+  echo "image: building $image (deploy/Dockerfile; log in target/image-build.log)"
+  podman build --network host --build-arg BASE="$BASE" -t "$image" -f "$CTX"/Dockerfile "$CTX" \
+    > target/image-build.log 2>&1 || { tail -30 target/image-build.log; exit 1; }
+  echo "image: built in $(( $(date +%s) - start )) s"
+fi
+podman tag "$image" "$NAME:latest"
+mkdir -p .tools && echo "$image" > .tools/course-image
+# earlier builds of the course image that no container uses any more
+for old in $(podman images --format '{{.Repository}}:{{.Tag}}' "$NAME"); do
+  case "$old" in "$image"|"$NAME:latest") ;; *) podman rmi "$old" > /dev/null 2>&1 || true ;; esac
+done
+podman image prune --force > /dev/null 2>&1 || true

@@ -1,0 +1,153 @@
+"""One container per student for deploy/jupyterhub_config.py: JupyterHub's DockerSpawner
+talking to podman's Docker-compatible API, which the hub starts on a socket in its state
+folder and which ends with the hub.
+
+The walls are podman's: each student's server and kernels run as uid 1000 in a container
+of the course image with its own process, mount and network namespaces, only their own
+home mounted, a memory limit (no swap past it), a CPU limit, a process limit, no
+capabilities and no privilege gain. The hub and its proxy stay outside: the proxy reaches
+a student's server through a port published on 127.0.0.1; a server reaches the hub's API
+through the gateway of the class's own podman network (`mlp-class`).
+"""
+
+import hashlib
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CONTAINERS_CONF = os.path.join(ROOT, "deploy", "containers.conf")
+NETWORK = "mlp-class"
+USER_UID, USER_GID = 1000, 100  # jovyan in the course image (deploy/Dockerfile)
+IMAGE_MLP_CORE = "/opt/mlp-lab/mlp-core"  # where the image has mlp-core
+
+
+def podman_env():
+    return dict(os.environ, CONTAINERS_CONF=CONTAINERS_CONF)
+
+
+def course_image():
+    """The course image's name: MLP_HUB_IMAGE, or the one `make image` built."""
+    if os.environ.get("MLP_HUB_IMAGE"):
+        return os.environ["MLP_HUB_IMAGE"]
+    try:
+        with open(os.path.join(ROOT, ".tools", "course-image")) as f:
+            return f.read().strip()
+    except OSError:
+        return None
+
+
+def missing_piece():
+    """Why containers cannot run here, or None."""
+    if shutil.which("podman") is None:
+        return "podman is not installed (Debian: apt-get install podman runc; make hub installs them as root)"
+    if os.getuid() != 0:
+        return ("podman runs the students' containers as root on these machines (runc, cgroupfs): "
+                "run make hub as root")
+    image = course_image()
+    if not image:
+        return "the course image is not built: run make image (make hub does)"
+    if subprocess.run(["podman", "image", "exists", image], env=podman_env()).returncode != 0:
+        return "the course image %s is not in podman's store: run make image" % image
+    return None
+
+
+def die_with_parent():
+    """The podman service ends with the hub (Linux's PR_SET_PDEATHSIG)."""
+    import ctypes
+    import signal
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)
+
+
+def start_podman_api(state):
+    """`podman system service` on <state>/podman.sock, a child of the hub: its URL."""
+    path = os.path.join(state, "podman.sock")
+    if os.path.exists(path):
+        os.unlink(path)
+    log = open(os.path.join(state, "podman.log"), "ab")
+    subprocess.Popen(["podman", "system", "service", "--time=0", "unix://" + path], env=podman_env(),
+                     stdout=log, stderr=subprocess.STDOUT, preexec_fn=die_with_parent)
+    for _ in range(100):
+        try:
+            with socket.socket(socket.AF_UNIX) as s:
+                s.connect(path)
+            return "unix://" + path
+        except OSError:
+            time.sleep(0.1)
+    sys.exit("podman's API did not answer on %s (see %s)" % (path, log.name))
+
+
+def class_network():
+    """The class's podman network (made if missing) and its gateway: the address at which
+    a student's server reaches the hub."""
+    env = podman_env()
+    if subprocess.run(["podman", "network", "exists", NETWORK], env=env).returncode != 0:
+        subprocess.run(["podman", "network", "create", NETWORK], env=env, check=True, stdout=subprocess.DEVNULL)
+    info = json.loads(subprocess.run(["podman", "network", "inspect", NETWORK], env=env, check=True,
+                                     capture_output=True, text=True).stdout)
+    return info[0]["subnets"][0]["gateway"]
+
+
+def container_prefix(state):
+    """The names of a hub's containers start with this (one per state folder, so that a
+    test's hub and a class's never share a name)."""
+    return "mlp-%s" % hashlib.sha256(os.path.abspath(state).encode()).hexdigest()[:6]
+
+
+def configure(c, state, pool, pool_dep):
+    problem = missing_piece()
+    if problem:
+        sys.exit("make hub: cannot give each student a container of their own: %s.\n"
+                 "To serve the class without walls between students (each student's code can then read and "
+                 "change every other student's files and read the hub's secrets), set MLP_HUB_ISOLATION=none."
+                 % problem)
+    homes = os.path.join(state, "homes")
+    gateway = class_network()
+    api_port = c.JupyterHub.hub_port
+    # the hub's API listens on every address (the class network's bridge appears with the
+    # first container); the proxy reaches it on loopback, the servers at the gateway
+    c.JupyterHub.hub_ip = "0.0.0.0"
+    c.JupyterHub.hub_connect_ip = "127.0.0.1"
+    c.Spawner.hub_connect_url = "http://%s:%d" % (gateway, api_port)
+
+    c.JupyterHub.spawner_class = "docker"
+    c.DockerSpawner.client_kwargs = {"base_url": start_podman_api(state)}
+    c.DockerSpawner.image = course_image()
+    c.DockerSpawner.pull_policy = "never"
+    c.DockerSpawner.remove = True  # the container goes with the server; the home stays
+    c.DockerSpawner.prefix = container_prefix(state)
+    c.DockerSpawner.network_name = NETWORK
+    c.DockerSpawner.use_internal_ip = False
+    c.DockerSpawner.host_ip = "127.0.0.1"
+    c.DockerSpawner.volumes = {os.path.join(homes, "{username}"): "/home/jovyan"}
+    c.DockerSpawner.notebook_dir = "/home/jovyan"
+    mem = os.environ.get("MLP_HUB_MEM", "3G")
+    c.DockerSpawner.mem_limit = mem
+    c.DockerSpawner.cpu_limit = float(os.environ.get("MLP_HUB_CPUS", "1"))
+    c.DockerSpawner.extra_host_config = {
+        "memswap_limit": mem,  # no swap past the limit: a runaway allocation is stopped there
+        "pids_limit": 1024,
+        "cap_drop": ["ALL"],
+        "security_opt": ["no-new-privileges"],
+    }
+    threads = str(max(1, int(float(os.environ.get("MLP_HUB_CPUS", "1")))))
+    c.DockerSpawner.environment = {
+        "MLP_POOL": str(pool),
+        "MLP_POOL_DEP": pool_dep,
+        # the numeric libraries' threads: the cores this container may use
+        "OPENBLAS_NUM_THREADS": threads,
+        "RAYON_NUM_THREADS": threads,
+    }
+
+    def make_home(spawner):
+        """The student's home volume, theirs alone (uid 1000 in their container, 0700)."""
+        home = os.path.join(homes, spawner.escaped_name)
+        os.makedirs(home, exist_ok=True)
+        os.chown(home, USER_UID, USER_GID)
+        os.chmod(home, 0o700)
+
+    c.Spawner.pre_spawn_hook = make_home

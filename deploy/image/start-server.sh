@@ -1,0 +1,23 @@
+#!/bin/sh
+# A student's server in the course image (its CMD, run by DockerSpawner as the student's
+# uid 1000 in their own container, their home volume at /home/jovyan):
+#   1. their copy of the student edition in ~/mlp: made at the first start; a notebook
+#      already there is never overwritten;
+#   2. MLP_POOL (default 1) Rust kernels warmed inside this container as it starts, so that
+#      the first cell answers in about a second (tools/mlp_kernel.py --pool); once taken,
+#      none is warmed again (each holds 0.85 GB and a core for 20 s); MLP_POOL_DEP
+#      overrides the `:dep` line they run (one per line; default: the student edition's);
+#   3. JupyterHub's single-user server, with the arguments the spawner gives.
+set -eu
+mkdir -p "$HOME/mlp"
+cp -n /opt/mlp-lab/release/mlp/*.ipynb "$HOME/mlp/"
+if [ "${MLP_POOL:-1}" -gt 0 ]; then
+  if [ -n "${MLP_POOL_DEP:-}" ]; then
+    deps="--dep"; from="$MLP_POOL_DEP"
+  else
+    deps="--dep-from"; from=/opt/mlp-lab/release/mlp/02_toy_network.ipynb
+  fi
+  python /opt/mlp-lab/tools/mlp_kernel.py --pool "${MLP_POOL:-1}" --no-refill --cwd "$HOME/mlp" "$deps" "$from" \
+    > /tmp/kernel-pool.log 2>&1 &
+fi
+exec jupyterhub-singleuser "$@"
