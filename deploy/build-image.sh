@@ -15,6 +15,11 @@ CTX=target/image/context
 EVCXR=${EVCXR:-.tools/evcxr-0.22.0/bin/evcxr_jupyter}
 MIRROR=${MLP_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 start=$(date +%s)
+if [ "$(id -u)" != 0 ]; then
+  echo "make image: podman builds and runs the course's containers as root on these machines (runc, cgroupfs):" >&2
+  echo "run it as root, or serve a class without containers: MLP_HUB_ISOLATION=none make hub (deploy/README.md)" >&2
+  exit 1
+fi
 
 if ! podman image exists "$BASE"; then
   echo "image: making the Debian base with debootstrap (about a minute, once)"
