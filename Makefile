@@ -196,16 +196,19 @@ course/release/mlp:
 	$(MAKE) assignment
 
 # Every submission in course/submitted/<student>/mlp/: autograded, then feedback
-# (course/feedback/<student>/mlp/*.html) and the grades (course/grades.csv).
-autograde: kernel data course/release/mlp
+# (course/feedback/<student>/mlp/*.html) and the grades (course/grades.csv). Each notebook
+# runs in a container of the course image (course/mlp_nbgrader.py, SandboxedExecute):
+# no network, none of this machine's files, a memory and a time limit.
+autograde: kernel data course/release/mlp image
 	cd course && $(GRADER_ENV) $(NBGRADER) autograde mlp --force
 	cd course && $(GRADER_ENV) $(NBGRADER) generate_feedback mlp --force
 	cd course && $(GRADER_ENV) $(NBGRADER) export --to grades.csv
 	@echo "grades: course/grades.csv; feedback: course/feedback/<student>/mlp/"
 
-# Four submissions graded as a student's would be (the solved edition, the blank
-# release, a planted backward-pass bug, a compile error), their scores checked.
-grading-test: kernel data course/release/mlp
+# Five submissions graded as a student's would be (the solved edition, the blank
+# release, a planted backward-pass bug, a compile error, one that tries to read and write
+# outside its sandbox), their scores checked.
+grading-test: kernel data course/release/mlp image
 	$(GRADER_ENV) $(PY) tests/grading_test.py
 
 # The student edition in JupyterLab (same security as make lab), in a working folder of

@@ -11,12 +11,14 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor  # noqa: E402
 from nbconvert.preprocessors.coalescestreams import CoalesceStreamsPreprocessor  # noqa: E402
+from nbconvert.preprocessors import ClearMetadataPreprocessor  # noqa: E402
 from nbgrader.preprocessors import (  # noqa: E402
-    CheckCellMetadata, ClearHiddenTests, ClearMarkScheme, ClearOutput, ClearSolutions, ComputeChecksums,
-    GetGrades, IncludeHeaderFooter, InstantiateTests, LockCells, SaveCells,
+    AssignLatePenalties, CheckCellMetadata, ClearHiddenTests, ClearMarkScheme, ClearOutput, ClearSolutions,
+    ComputeChecksums, GetGrades, IgnorePattern, IncludeHeaderFooter, InstantiateTests, LimitOutput, LockCells,
+    SaveAutoGrades, SaveCells,
 )
 
-from mlp_nbgrader import StudentDependency  # noqa: E402
+from mlp_nbgrader import SandboxedExecute, StudentDependency  # noqa: E402
 
 c = get_config()  # noqa: F821
 
@@ -44,3 +46,10 @@ c.GenerateAssignment.preprocessors = [
 # cell's printed lines in one block (evcxr sends each line as a message of its own)
 c.GenerateFeedback.preprocessors = [GetGrades, ClearHiddenTests, CoalesceStreamsPreprocessor,
                                     CSSHTMLHeaderPreprocessor]
+
+# autograde runs each notebook in a container of the course image, not on this machine
+# (mlp_nbgrader.SandboxedExecute): nbgrader's own list, with that in place of Execute
+c.Autograde.autograde_preprocessors = [
+    SandboxedExecute, IgnorePattern, ClearMetadataPreprocessor, LimitOutput, SaveAutoGrades,
+    AssignLatePenalties, CheckCellMetadata,
+]

@@ -34,7 +34,7 @@ fi
 
 # --- the build context ------------------------------------------------------------------
 rm -rf "$CTX" && mkdir -p "$CTX"/{lab,course/release,course/data,lab/kernel,lab/.tools/evcxr-0.22.0/bin}
-cp deploy/Dockerfile deploy/image/start-server.sh "$CTX"/
+cp deploy/Dockerfile deploy/image/* "$CTX"/
 cp /etc/ssl/certs/ca-certificates.crt "$CTX"/build-ca.crt
 # the image's Python packages: the lab's and JupyterHub's, without the browser tests' Playwright
 { grep -v '^playwright' tools/requirements.txt; grep '^jupyterhub==' deploy/requirements.txt; } \
@@ -74,9 +74,11 @@ else
   echo "image: built in $(( $(date +%s) - start )) s"
 fi
 podman tag "$image" "$NAME:latest"
+# the image this clone built before, if no container uses it any more (another clone's
+# images are left alone)
+previous=$(cat .tools/course-image 2>/dev/null || true)
 mkdir -p .tools && echo "$image" > .tools/course-image
-# earlier builds of the course image that no container uses any more
-for old in $(podman images --format '{{.Repository}}:{{.Tag}}' "$NAME"); do
-  case "$old" in "$image"|"$NAME:latest") ;; *) podman rmi "$old" > /dev/null 2>&1 || true ;; esac
-done
+if [ -n "$previous" ] && [ "$previous" != "$image" ]; then
+  podman rmi "$previous" > /dev/null 2>&1 || true
+fi
 podman image prune --force > /dev/null 2>&1 || true

@@ -19,7 +19,7 @@ import subprocess
 import sys
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))
 CONTAINERS_CONF = os.path.join(ROOT, "deploy", "containers.conf")
 NETWORK = "mlp-class"
 USER_UID, USER_GID = 1000, 100  # jovyan in the course image (deploy/Dockerfile)
@@ -85,11 +85,18 @@ def class_network():
     """The class's podman network (made if missing) and its gateway: the address at which
     a student's server reaches the hub."""
     env = podman_env()
+    inspect = lambda: json.loads(subprocess.run(["podman", "network", "inspect", NETWORK], env=env, check=True,
+                                                capture_output=True, text=True).stdout)[0]
+    if subprocess.run(["podman", "network", "exists", NETWORK], env=env).returncode == 0 and inspect().get(
+            "dns_enabled"):
+        # made by an earlier version with podman's DNS server: made again without (fails, and
+        # is kept, while a container uses it)
+        subprocess.run(["podman", "network", "rm", NETWORK], env=env, capture_output=True)
     if subprocess.run(["podman", "network", "exists", NETWORK], env=env).returncode != 0:
-        subprocess.run(["podman", "network", "create", NETWORK], env=env, check=True, stdout=subprocess.DEVNULL)
-    info = json.loads(subprocess.run(["podman", "network", "inspect", NETWORK], env=env, check=True,
-                                     capture_output=True, text=True).stdout)
-    return info[0]["subnets"][0]["gateway"]
+        # no DNS: a student's container needs no names, and no DNS server outlives the class
+        subprocess.run(["podman", "network", "create", "--disable-dns", NETWORK], env=env, check=True,
+                       stdout=subprocess.DEVNULL)
+    return inspect()["subnets"][0]["gateway"]
 
 
 def container_prefix(state):

@@ -22,7 +22,6 @@ JupyterHub's shared-password authenticator and an admin service token instead of
 """
 
 
-import json
 import os
 import shutil
 import sys
@@ -30,7 +29,7 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tools"))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from mlp_kernel import dep_lines, kernel_home  # noqa: E402
+from mlp_kernel import kernel_home  # noqa: E402
 import hub_containers  # noqa: E402
 VENV = os.path.join(ROOT, ".venv")
 STATE = os.environ.get("MLP_HUB_STATE", os.path.join(ROOT, "deploy", "state"))
@@ -144,12 +143,6 @@ else:
     sys.exit("MLP_HUB_ISOLATION=%s: use `containers` (the default) or `none`" % ISOLATION)
 
 
-def student_dep_lines():
-    """The student edition's `:dep` line(s): what the warm kernels run beforehand."""
-    with open(os.path.join(RELEASE, "02_toy_network.ipynb")) as f:
-        return dep_lines(json.load(f))
-
-
 # --- services -------------------------------------------------------------------------
 idle = os.environ.get("MLP_HUB_IDLE", "3600")
 c.JupyterHub.services = [
@@ -163,8 +156,8 @@ if ISOLATION == "none" and int(POOL) > 0:
     c.JupyterHub.services.append(
         {"name": "kernel-pool",
          "command": [sys.executable, os.path.join(ROOT, "tools", "mlp_kernel.py"), "--pool", POOL]
-         + [arg for line in (os.environ.get("MLP_HUB_POOL_DEP", "").splitlines() or student_dep_lines())
-            for arg in ("--dep", line)],
+         + (["--dep", os.environ["MLP_HUB_POOL_DEP"]] if os.environ.get("MLP_HUB_POOL_DEP")
+            else ["--dep-from", os.path.join(RELEASE, "02_toy_network.ipynb")]),
          "environment": dict(KERNEL_ENV, HOME=os.path.expanduser("~"))})
 c.JupyterHub.load_roles = [
     {"name": "idle-culler", "services": ["idle-culler"],

@@ -1,4 +1,4 @@
-"""`make grading-test`: nbgrader grades four submissions as it would a class's.
+"""`make grading-test`: nbgrader grades five submissions as it would a class's.
 
     python tests/grading_test.py
 
@@ -15,6 +15,12 @@ students hand in:
 - `typo`: the solved edition with a compile error in notebook 2's predict cell: the cells
   that need predict lose their points (Q2.3, Q2.4), the others are graded (Q2.1, Q2.2,
   and notebook 3's Q2.5).
+
+- `snoop`: the solved edition whose backward-pass cell also tries to read the course's
+  source, the gradebook, another submission and root's files, and to write into the
+  course folder and over another submission: graded in the sandbox (each notebook in a
+  container of the course image, course/mlp_nbgrader.py), every attempt fails, nothing
+  on this machine changes, and it keeps its 45 points.
 
 Then `nbgrader generate_feedback` and `nbgrader export` (grades.csv) for all four. Prints
 each score per question, the time each autograde took, and closes with
@@ -45,6 +51,9 @@ EXPECTED = {
     "blank": {q: 0 for q in QUESTIONS},
     "bug": {"q2_1": 5, "q2_2": 0, "q2_3": 0, "q2_4": 5, "q2_5_1": 0, "q2_5_2": 10},
     "typo": {"q2_1": 5, "q2_2": 10, "q2_3": 0, "q2_4": 0, "q2_5_1": 10, "q2_5_2": 10},
+    # the solved edition that also tries to read the course's source, the gradebook and
+    # another submission, and to write into the course folder (tried inside the sandbox)
+    "snoop": QUESTIONS,
 }
 
 
@@ -57,6 +66,34 @@ def edit(path, grade_ids, old, new):
             cell.source = cell.source.replace(old, new)
             hits += 1
     assert hits, "no %r in %s %s" % (old, os.path.basename(path), grade_ids)
+    nbformat.write(nb, path)
+
+
+# Code a student could put in a solution cell to read what they must not and change what
+# is not theirs, while being graded.
+SNOOP = r"""
+{
+    for p in [READS] {
+        match std::fs::read(p) {
+            Ok(b) => println!("SNOOP read {} ({} bytes)", p, b.len()),
+            Err(e) => println!("SNOOP could not read {}: {}", p, e),
+        }
+    }
+    for p in [WRITES] {
+        match std::fs::write(p, "planted") {
+            Ok(_) => println!("SNOOP wrote {}", p),
+            Err(e) => println!("SNOOP could not write {}: {}", p, e),
+        }
+    }
+}
+"""
+
+
+def append(path, grade_id, code):
+    """Add `code` at the end of the cell `grade_id` of a notebook."""
+    nb = nbformat.read(path, as_version=4)
+    cell = next(c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == grade_id)
+    cell.source += "\n" + code
     nbformat.write(nb, path)
 
 
@@ -77,6 +114,8 @@ def main():
         # the configuration, the source, the release and the gradebook nbgrader made
         shutil.copytree(COURSE, course, ignore=shutil.ignore_patterns(
             "submitted", "autograded", "feedback", "grades.csv", "__pycache__"))
+        # the grading sandbox's settings and the course image, as make autograde finds them
+        os.symlink(os.path.join(ROOT, "deploy"), os.path.join(scratch, "deploy"))
         # the mlp-core path in the release is absolute: the scratch course still finds it
         source = os.path.join(course, "source", "mlp")
         release = os.path.join(course, "release", "mlp")
@@ -88,6 +127,16 @@ def main():
         typo = hand_in(course, "typo", source)
         edit(os.path.join(typo, "02_toy_network.ipynb"), ["predict_sgd"], "let (_, scores) = forward(net, x);",
              "let (_, scores) = forward(net, x)")
+
+        snoop = hand_in(course, "snoop", source)
+        reads = [os.path.join(source, "02_toy_network.ipynb"), os.path.join(course, "gradebook.db"),
+                 os.path.join(course, "submitted", "solved", "mlp", "02_toy_network.ipynb"), "/root/.bash_history"]
+        writes = [os.path.join(course, "planted.txt"),
+                  os.path.join(course, "submitted", "solved", "mlp", "02_toy_network.ipynb")]
+        solved_before = open(writes[1], "rb").read()
+        append(os.path.join(snoop, "02_toy_network.ipynb"), "backward",
+               SNOOP.replace("READS", ", ".join('"%s"' % p for p in reads))
+               .replace("WRITES", ", ".join('"%s"' % p for p in writes)))
 
         for student in EXPECTED:
             start = time.time()
@@ -116,6 +165,15 @@ def main():
                     "%s %g/%d" % (q, scores.get(q, -1), QUESTIONS[q]) for q in QUESTIONS), total))
                 check(scores == expected, "%s scores %s" % (student, "as expected" if scores == expected
                                                             else "%s, expected %s" % (scores, expected)))
+        nb = nbformat.read(os.path.join(course, "autograded", "snoop", "mlp", "02_toy_network.ipynb"), as_version=4)
+        said = [line for cell in nb.cells if cell.cell_type == "code" for o in cell.get("outputs", [])
+                for line in o.get("text", "").splitlines() if line.startswith("SNOOP")]
+        for line in said:
+            print("  snoop, while graded: " + line)
+        check(len(said) == len(reads) + len(writes) and all("could not" in line for line in said),
+              "snoop: nothing outside the sandbox read or written (%d attempts)" % len(said))
+        check(not os.path.exists(writes[0]), "snoop: nothing planted in the course folder")
+        check(open(writes[1], "rb").read() == solved_before, "snoop: the other student's submission is intact")
         with open(os.path.join(course, "grades.csv")) as f:
             rows = {r["student_id"]: r for r in csv.DictReader(f)}
         check(set(rows) == set(EXPECTED), "grades.csv has a row per student: %s" % sorted(rows))

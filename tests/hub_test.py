@@ -484,6 +484,36 @@ def rust_strings(paths):
     return ", ".join(json.dumps(p) for p in paths)
 
 
+def container_settings(t, hub, user):
+    """What podman gave a student's container: the limits, the one mount, and how the
+    server runs (uid, capabilities, no privilege gain), read on the host."""
+    name = "%s-%s" % (hub_containers.container_prefix(hub.state), user)
+    out = subprocess.run(["podman", "inspect", name], env=hub_containers.podman_env(), capture_output=True,
+                         text=True)
+    info = json.loads(out.stdout)[0] if out.returncode == 0 else {}
+    host = info.get("HostConfig", {})
+    mem = 3 * 2 ** 30 if os.environ.get("MLP_HUB_MEM", "3G") == "3G" else None
+    t.check("%s's container: memory limit %s, no swap past it" % (user, host.get("Memory")),
+            host.get("Memory") and host.get("MemorySwap") == host.get("Memory") and (mem is None
+                                                                                  or host["Memory"] == mem), host)
+    cpus = float(os.environ.get("MLP_HUB_CPUS", "1"))
+    t.check("%s's container: CPU limit %.1f core(s)" % (user, cpus),
+            host.get("CpuQuota") == int(cpus * host.get("CpuPeriod", 100000)), host)
+    t.check("%s's container: process limit %s" % (user, host.get("PidsLimit")), host.get("PidsLimit") == 1024, host)
+    mounts = [(m.get("Source"), m.get("Destination")) for m in info.get("Mounts", [])]
+    t.check("%s's container mounts only their home: %s" % (user, mounts),
+            mounts == [(os.path.join(hub.state, "homes", user), "/home/jovyan")], mounts)
+    table = processes()
+    status = {}
+    for pid in server_pids(table, user)[:1]:
+        with open("/proc/%d/status" % pid) as f:
+            status = dict(line.split(":", 1) for line in f if ":" in line)
+    t.check("%s's server runs as uid 1000, no capabilities, no privilege gain (%s)"
+            % (user, ", ".join("%s %s" % (k, status.get(k, "?").split()[0]) for k in ("Uid", "CapEff", "NoNewPrivs"))),
+            status.get("Uid", "").split()[:1] == ["1000"] and int(status.get("CapEff", "1"), 16) == 0
+            and status.get("NoNewPrivs", "").strip() == "1", status)
+
+
 def walls_inside(t, hub, tokens):
     """Student A's code, from their kernel, against student B and the hub, while B runs
     notebook 2: every attempt must fail, A's runaway allocation must be stopped at A's
@@ -679,6 +709,7 @@ def main():
             if len(tokens) >= 2:
                 walls(t, hub, tokens)
                 if CONTAINERS and k == 0:
+                    container_settings(t, hub, users[0])
                     walls_inside(t, hub, tokens)
             for u in users:  # their servers stop before the next round
                 hub.call("/users/%s/server" % u, "DELETE")
