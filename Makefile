@@ -31,7 +31,8 @@ help:
 	@echo "make assignment  the student edition: notebooks/ -> course/release/mlp/ (nbgrader), checked"
 	@echo "make autograde   grade course/submitted/<student>/mlp/: course/grades.csv, course/feedback/"
 	@echo "make lab-student the student edition in JupyterLab, in student/mlp/ (your work is kept)"
-	@echo "make hub     JupyterHub for a class on this machine (deploy/README.md)"
+	@echo "make hub     JupyterHub for a class on this machine, a container per student (deploy/README.md)"
+	@echo "make image   the course image those containers run (podman; deploy/Dockerfile)"
 
 # --- set-up ---------------------------------------------------------------
 # jsonschema's optional IRI format checker (rfc3987-syntax, pulled in by jupyter_events)
