@@ -133,15 +133,16 @@ def configure(c, state, pool, pool_dep):
     c.DockerSpawner.volumes = {os.path.join(homes, "{username}"): "/home/jovyan"}
     c.DockerSpawner.notebook_dir = "/home/jovyan"
     mem = os.environ.get("MLP_HUB_MEM", "3G")
+    cpus = float(os.environ.get("MLP_HUB_CPUS", "1"))
     c.DockerSpawner.mem_limit = mem
-    c.DockerSpawner.cpu_limit = float(os.environ.get("MLP_HUB_CPUS", "1"))
+    c.DockerSpawner.cpu_limit = cpus
     c.DockerSpawner.extra_host_config = {
         "memswap_limit": mem,  # no swap past the limit: a runaway allocation is stopped there
         "pids_limit": 1024,
         "cap_drop": ["ALL"],
         "security_opt": ["no-new-privileges"],
     }
-    threads = str(max(1, int(float(os.environ.get("MLP_HUB_CPUS", "1")))))
+    threads = str(max(1, int(cpus)))
     c.DockerSpawner.environment = {
         "MLP_POOL": str(pool),
         "MLP_POOL_DEP": pool_dep,
