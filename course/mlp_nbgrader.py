@@ -12,7 +12,7 @@ evcxr's error replies lack `ename`/`evalue`, which nbgrader's Execute reads: the
 relay (tools/mlp_kernel.py) fills them in.
 """
 
-import json
+import copy
 import os
 import re
 import subprocess
@@ -62,7 +62,7 @@ class SandboxedExecute(Execute):
     no points (it gives full points to a test cell with no output at all)."""
 
     def preprocess(self, nb, resources=None, km=None):
-        sent = nbformat.from_dict(json.loads(json.dumps(nb)))
+        sent = copy.deepcopy(nb)
         for cell in sent.cells:
             if cell.cell_type == "code":
                 # the image's mlp-core, wherever the notebook says it is on this machine

@@ -48,17 +48,17 @@ cp -a "$sysroot"/lib "$CTX"/rust/
 git ls-files -z Cargo.toml Cargo.lock mlp-core mlp-cli tools/mlp_kernel.py tools/rustc_progress.sh \
     tools/lab deploy/student-config | tar --null -T - -c | tar -x -C "$CTX"/lab
 cp "$EVCXR" "$CTX"/lab/.tools/evcxr-0.22.0/bin/
+# the image holds this clone's files at /opt/mlp-lab: the kernel spec make kernel wrote and
+# the student edition (its `:dep` line) name them there
+to_image() { sed "s|$PWD/|/opt/mlp-lab/|g" "$1" > "$2"; }
 cp .venv/share/jupyter/kernels/rust/logo-* "$CTX"/lab/kernel/
-printf '{\n  "argv": ["/opt/mlp-lab/.venv/bin/python", "/opt/mlp-lab/tools/mlp_kernel.py", "-f", "{connection_file}"],\n  "display_name": "Rust (mlp-lab)",\n  "language": "rust",\n  "interrupt_mode": "message"\n}\n' \
-  > "$CTX"/lab/kernel/kernel.json
-# the student edition, its mlp-core path the image's, and MNIST
+to_image .venv/share/jupyter/kernels/rust/kernel.json "$CTX"/lab/kernel/kernel.json
 mkdir -p "$CTX"/course/release/mlp "$CTX"/course/data/mnist
-for nb in course/release/mlp/*.ipynb; do
-  sed "s|path = \\\\\"$PWD/mlp-core\\\\\"|path = \\\\\"/opt/mlp-lab/mlp-core\\\\\"|" "$nb" > "$CTX/course/release/mlp/$(basename "$nb")"
-done
-if grep -q "$PWD" "$CTX"/course/release/mlp/*.ipynb; then
-  echo "image: the student edition still names $PWD after the path was rewritten" >&2; exit 1
+for nb in course/release/mlp/*.ipynb; do to_image "$nb" "$CTX/course/release/mlp/$(basename "$nb")"; done
+if grep -q "$PWD" "$CTX"/lab/kernel/kernel.json "$CTX"/course/release/mlp/*.ipynb; then
+  echo "image: the kernel spec or the student edition still names $PWD" >&2; exit 1
 fi
+# and MNIST
 cp data/mnist/*-ubyte* "$CTX"/course/data/mnist/
 
 # --- the image, tagged by its inputs ------------------------------------------------------------

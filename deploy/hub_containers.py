@@ -20,10 +20,14 @@ import sys
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "tools"))
+from mlp_kernel import die_with_parent  # noqa: E402 (the podman service ends with the hub)
+
 CONTAINERS_CONF = os.path.join(ROOT, "deploy", "containers.conf")
 NETWORK = "mlp-class"
 USER_UID, USER_GID = 1000, 100  # jovyan in the course image (deploy/Dockerfile)
 IMAGE_MLP_CORE = "/opt/mlp-lab/mlp-core"  # where the image has mlp-core
+IMAGE_KERNEL_HOME = "/opt/mlp-kernels"  # and the kernels' home (MLP_KERNEL_HOME there)
 
 
 def podman_env():
@@ -54,13 +58,6 @@ def missing_piece():
     if subprocess.run(["podman", "image", "exists", image], env=podman_env()).returncode != 0:
         return "the course image %s is not in podman's store: run make image" % image
     return None
-
-
-def die_with_parent():
-    """The podman service ends with the hub (Linux's PR_SET_PDEATHSIG)."""
-    import ctypes
-    import signal
-    ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)
 
 
 def start_podman_api(state):
@@ -103,6 +100,11 @@ def container_prefix(state):
     """The names of a hub's containers start with this (one per state folder, so that a
     test's hub and a class's never share a name)."""
     return "mlp-%s" % hashlib.sha256(os.path.abspath(state).encode()).hexdigest()[:6]
+
+
+def container_name(state, user):
+    """A student's container (DockerSpawner's name template, "{prefix}-{username}")."""
+    return "%s-%s" % (container_prefix(state), user)
 
 
 def configure(c, state, pool, pool_dep):

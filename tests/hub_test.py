@@ -157,13 +157,11 @@ class MemoryWatch(threading.Thread):
         """Whether the pool in `user`'s container has (or had) a warm kernel: its entry in
         the container's writable layer, read from the host."""
         if user not in self.upper:
-            name = "%s-%s" % (hub_containers.container_prefix(self.hub.state), user)
-            out = subprocess.run(["podman", "inspect", "--format", "{{.GraphDriver.Data.UpperDir}}", name],
-                                 env=hub_containers.podman_env(), capture_output=True, text=True)
-            if out.returncode:
+            info = self.hub.inspect(user)
+            if not info:
                 return False
-            self.upper[user] = out.stdout.strip()
-        pool = os.path.join(self.upper[user], "opt", "mlp-kernels", "pool")
+            self.upper[user] = info["GraphDriver"]["Data"]["UpperDir"]
+        pool = os.path.join(self.upper[user] + hub_containers.IMAGE_KERNEL_HOME, "pool")
         return any(os.listdir(os.path.join(pool, part)) for part in ("ready", "claimed")
                    if os.path.isdir(os.path.join(pool, part)))
 
@@ -323,6 +321,12 @@ class Hub:
                 if pid != os.getpid() and (self.state in v[3] or self.state in v[2] or mark in v[2]
                                            or "mlp_kernel.py --pool" in v[3] or pid in warm)]
         return left + ["container %s" % name for name in self.containers()]
+
+    def inspect(self, user):
+        """podman's description of `user`'s container, or None."""
+        out = subprocess.run(["podman", "inspect", hub_containers.container_name(self.state, user)],
+                             env=hub_containers.podman_env(), capture_output=True, text=True)
+        return json.loads(out.stdout)[0] if out.returncode == 0 else None
 
     def containers(self):
         """The names of this hub's student containers that podman has (running or not)."""
@@ -487,10 +491,7 @@ def rust_strings(paths):
 def container_settings(t, hub, user):
     """What podman gave a student's container: the limits, the one mount, and how the
     server runs (uid, capabilities, no privilege gain), read on the host."""
-    name = "%s-%s" % (hub_containers.container_prefix(hub.state), user)
-    out = subprocess.run(["podman", "inspect", name], env=hub_containers.podman_env(), capture_output=True,
-                         text=True)
-    info = json.loads(out.stdout)[0] if out.returncode == 0 else {}
+    info = hub.inspect(user) or {}
     host = info.get("HostConfig", {})
     mem = 3 * 2 ** 30 if os.environ.get("MLP_HUB_MEM", "3G") == "3G" else None
     t.check("%s's container: memory limit %s, no swap past it" % (user, host.get("Memory")),

@@ -759,13 +759,14 @@ def warm_one(home, deps, cwd):
     warming = os.path.join(pool_dir(home, "warming"), os.path.basename(slot))
     write_if_changed(warming, str(os.getpid()))
     try:
-        return warm_in_slot(home, deps, cwd, fd, work, slot)
+        return warm_in_slot(home, deps, cwd, fd, work)
     finally:
         os.unlink(warming)
 
 
-def warm_in_slot(home, deps, cwd, fd, work, slot):
+def warm_in_slot(home, deps, cwd, fd, work):
     from jupyter_client import BlockingKernelClient
+    slot = os.path.dirname(work)
     env = {k: v for k, v in evcxr_env(home, work).items()
            if not k.startswith(("JUPYTERHUB_", "JPY_", "MLP_HUB_"))}
     key = uuid.uuid4().hex
