@@ -19,7 +19,7 @@ KERNEL_SPEC   := $(VENV)/share/jupyter/kernels/rust/kernel.json
 
 .PHONY: help venv kernel kernel-test data build lint unit mnist parity notebooks browser-test lab bench test \
         hub hub-setup hub-test hub-sizing image \
-        assignment autograde grading-test lab-student
+        assignment autograde grading-test grading-bench lab-student
 
 help:
 	@echo "make lab     set up and open the notebooks in JupyterLab"
@@ -199,9 +199,10 @@ course/release/mlp:
 # Every submission in course/submitted/<student>/mlp/: autograded, then feedback
 # (course/feedback/<student>/mlp/*.html) and the grades (course/grades.csv). Each notebook
 # runs in a container of the course image (course/mlp_nbgrader.py, SandboxedExecute):
-# no network, none of this machine's files, a memory and a time limit.
+# no network, none of this machine's files, a memory and a time limit. MLP_GRADE_JOBS
+# students at a time (default: the cores); MLP_GRADE_CELL_TIMEOUT seconds a cell (300).
 autograde: kernel data course/release/mlp image
-	cd course && $(GRADER_ENV) $(NBGRADER) autograde mlp --force
+	$(GRADER_ENV) $(PY) tools/autograde.py
 	cd course && $(GRADER_ENV) $(NBGRADER) generate_feedback mlp --force
 	cd course && $(GRADER_ENV) $(NBGRADER) export --to grades.csv
 	@echo "grades: course/grades.csv; feedback: course/feedback/<student>/mlp/"
@@ -211,6 +212,10 @@ autograde: kernel data course/release/mlp image
 # outside its sandbox), their scores checked.
 grading-test: kernel data course/release/mlp image
 	$(GRADER_ENV) $(PY) tests/grading_test.py
+
+# make autograde's time for a class: 10 submissions graded with 1, 2 and 4 jobs (a table)
+grading-bench: kernel data course/release/mlp image
+	$(GRADER_ENV) $(PY) tests/grading_bench.py
 
 # The student edition in JupyterLab (same security as make lab), in a working folder of
 # its own: notebooks already there are never overwritten, by this or by make assignment.

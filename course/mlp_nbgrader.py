@@ -13,15 +13,19 @@ relay (tools/mlp_kernel.py) fills them in.
 """
 
 import copy
+import fcntl
 import os
 import re
+import secrets
 import subprocess
 import sys
 import uuid
 
 import nbformat
 from nbformat.notebooknode import NotebookNode
+from nbgrader.api import Gradebook, MissingEntry
 from nbgrader.preprocessors import Execute, NbGraderPreprocessor
+from traitlets import Bool
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "deploy"))
@@ -47,6 +51,64 @@ class StudentDependency(NbGraderPreprocessor):
 MLP_CORE_PATH = re.compile(r'(:dep mlp-core = \{[^}\n]*path = ")[^"]*(")')
 
 
+# evcxr reads commands (`:dep`, `:opt`, ...) and shell lines (`!...`) from a cell's first
+# lines, before its first line of Rust (evcxr's CodeBlock::from_original_user_code)
+EVCXR_COMMAND = re.compile(r"^ *(:[^ ]*)( +(.*))?$")
+EXTERN_CRATE = re.compile(r"\bextern\s+crate\b")
+SEAL = re.compile(r"^mlp-grade ([0-9a-f]{32}) (\S+)\n?", re.M)
+POINTS = "::mlp_core::grade::points("
+NOT_RUN = "// (not run when grading: evcxr commands belong in the set-up cell) "
+NO_EXTERN = ('compile_error!("`extern crate` is not allowed in your cells: it could '
+             'change what the test cells call. Use the crates the set-up cell brings in.");')
+
+
+def neutralise(source):
+    """A student's cell as the grader runs it: the evcxr commands and shell lines it
+    starts with turned into comments, each `extern crate` line into a compile error
+    that says why. Returns (source, the lines changed)."""
+    lines, changed, leading = source.split("\n"), [], True
+    for k, line in enumerate(lines):
+        if leading and (line.startswith("!") or EVCXR_COMMAND.match(line)):
+            changed.append(line.strip())
+            lines[k] = NOT_RUN + line
+        elif leading and (line.startswith("//") or not line.strip()):
+            continue
+        else:
+            leading = False
+            if EXTERN_CRATE.search(line):
+                changed.append(line.strip())
+                lines[k] = NO_EXTERN
+    return "\n".join(lines), changed
+
+
+def is_test(cell):
+    grade = cell.metadata.get("nbgrader", {})
+    return cell.cell_type == "code" and grade.get("grade") and not grade.get("solution")
+
+
+class GradebookLock:
+    """`make autograde` with several jobs (tools/autograde.py) runs one `nbgrader
+    autograde` per student at once; each holds this lock on the gradebook
+    (`MLP_GRADEBOOK_LOCK`, a file) for its whole life except while its notebook runs in
+    the sandbox, so that nbgrader's bookkeeping happens one student at a time."""
+
+    def __init__(self):
+        path = os.environ.get("MLP_GRADEBOOK_LOCK")
+        self.fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600) if path else None
+        self.acquire()
+
+    def acquire(self):
+        if self.fd is not None:
+            fcntl.flock(self.fd, fcntl.LOCK_EX)
+
+    def release(self):
+        if self.fd is not None:
+            fcntl.flock(self.fd, fcntl.LOCK_UN)
+
+
+GRADEBOOK = None  # made by nbgrader_config.py
+
+
 class SandboxedExecute(Execute):
     """nbgrader's Execute, with the notebook run in a container of the course image
     (deploy/Dockerfile) instead of on this machine: the student's code runs as nobody in
@@ -57,18 +119,47 @@ class SandboxedExecute(Execute):
     cell. nbgrader keeps the bookkeeping here: it restores the cells, this sends the
     notebook in and takes its outputs back, nbgrader reads the grades from them.
 
-    A check cell that did not run to its end (the kernel died, the sandbox was stopped,
-    the notebook could not run) gets an error output that says why, so nbgrader gives it
-    no points (it gives full points to a test cell with no output at all)."""
+    Before the notebook goes in, every cell that is not exactly one of the source's
+    locked or test cells (the student's) loses its evcxr commands and `extern crate`
+    lines (`neutralise`), and each test cell is sealed: `::mlp_core::grade::points(` becomes
+    `::mlp_core::grade::sealed("<a fresh random word>", `. When it comes back, a test
+    cell's value is the score on its seal line, and nothing else it printed: a cell whose
+    seal line is missing (the kernel died, the sandbox was stopped, a student's code
+    printed evcxr's own protocol to end the cell early or to show another value) gets an
+    error that says why, so nbgrader gives it no points."""
+
+    run_without_checks = Bool(
+        False, help="Also run notebooks that have no test cells (their written answers are "
+                    "graded by hand; running them only shows their outputs in the feedback)"
+    ).tag(config=True)
 
     def preprocess(self, nb, resources=None, km=None):
         sent = copy.deepcopy(nb)
-        for cell in sent.cells:
-            if cell.cell_type == "code":
-                # the image's mlp-core, wherever the notebook says it is on this machine
-                cell.source = MLP_CORE_PATH.sub(r"\g<1>%s\g<2>" % hub_containers.IMAGE_MLP_CORE, cell.source)
-                cell.outputs = []
-        done, reason = self.run_in_sandbox(sent)
+        trusted = self.source_cells(resources)
+        seals, notes = {}, {}
+        for k, cell in enumerate(sent.cells):
+            if cell.cell_type != "code":
+                continue
+            # the image's mlp-core, wherever the notebook says it is on this machine
+            cell.source = MLP_CORE_PATH.sub(r"\g<1>%s\g<2>" % hub_containers.IMAGE_MLP_CORE, cell.source)
+            cell.outputs = []
+            if nb.cells[k].source not in trusted:
+                cell.source, changed = neutralise(cell.source)
+                if changed:
+                    notes[k] = changed
+            elif is_test(cell) and POINTS in cell.source:
+                seals[k] = secrets.token_hex(16)
+                cell.source = cell.source.replace(POINTS, '::mlp_core::grade::sealed("%s", ' % seals[k], 1)
+        if not any(is_test(cell) for cell in nb.cells) and not self.run_without_checks:
+            self.log.info("no test cells: not run (SandboxedExecute.run_without_checks)")
+            return nb, resources
+        if GRADEBOOK:
+            GRADEBOOK.release()
+        try:
+            done, reason = self.run_in_sandbox(sent)
+        finally:
+            if GRADEBOOK:
+                GRADEBOOK.acquire()
         if reason is None and len(done.cells) != len(nb.cells):
             reason = "the grading sandbox returned %d cells for %d" % (len(done.cells), len(nb.cells))
         for k, cell in enumerate(nb.cells):
@@ -76,15 +167,53 @@ class SandboxedExecute(Execute):
                 continue
             cell.outputs = done.cells[k].get("outputs", []) if reason is None else []
             cell.execution_count = done.cells[k].get("execution_count") if reason is None else None
-            grade = cell.metadata.get("nbgrader", {})
-            if grade.get("grade") and not grade.get("solution") and not any(
-                    o.output_type in ("execute_result", "error") for o in cell.outputs):
-                why = reason or "this check did not run to its end"
-                cell.outputs.append(NotebookNode(output_type="error", ename="NotGraded", evalue=why,
-                                                 traceback=["not graded: " + why]))
+            if k in notes:
+                cell.outputs.insert(0, NotebookNode(output_type="stream", name="stdout", text="".join(
+                    "not run when grading: %s\n" % line for line in notes[k])))
+            self.unseal(cell, seals.get(k), reason)
         if reason:
             self.log.warning("%s", reason)
         return nb, resources
+
+    def unseal(self, cell, seal, reason):
+        """A test cell's score from its seal line (see the class's description); every
+        seal line out of every cell's printed text."""
+        score = None
+        for out in cell.outputs:
+            if out.output_type == "stream":
+                for m in SEAL.finditer(out.text):
+                    if m.group(1) == seal:
+                        score = m.group(2)
+                out.text = SEAL.sub("", out.text)
+        if not is_test(cell):
+            return
+        if any(o.output_type == "error" for o in cell.outputs):
+            return
+        if seal is None and any(o.output_type == "execute_result" for o in cell.outputs):
+            return  # a test cell of another shape: nbgrader reads it as it is
+        cell.outputs = [o for o in cell.outputs if o.output_type != "execute_result"]
+        if score is not None:
+            cell.outputs.append(NotebookNode(output_type="execute_result", execution_count=cell.execution_count,
+                                             metadata={}, data={"text/plain": score}))
+            return
+        why = reason or ("this check did not report its score: it did not run to its end, or code "
+                         "it called printed over its result")
+        cell.outputs.append(NotebookNode(output_type="error", ename="NotGraded", evalue=why,
+                                         traceback=["not graded: " + why]))
+
+    def source_cells(self, resources):
+        """The sources of the notebook's locked cells (its set-up and test cells among
+        them), as nbgrader saved them in the gradebook and restored them in the
+        submission."""
+        info = (resources or {}).get("nbgrader", {})
+        try:
+            with Gradebook(info["db_url"]) as gb:
+                notebook = gb.find_notebook(info["notebook"], info["assignment"])
+                return {cell.source for cell in notebook.source_cells if cell.locked}
+        except (KeyError, MissingEntry) as e:
+            self.log.warning("the notebook's cells are not in the gradebook (%s): every cell is treated "
+                             "as the student's", e)
+            return set()
 
     def run_in_sandbox(self, nb):
         """(the notebook executed, None) or (None, why it could not be)."""

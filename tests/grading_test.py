@@ -1,29 +1,32 @@
-"""`make grading-test`: nbgrader grades five submissions as it would a class's.
+"""`make grading-test`: nbgrader grades a class's worth of submissions, honest and not.
 
     python tests/grading_test.py
 
-In a scratch copy of the course folder (the real course/submitted/ is left alone), four
-students hand in:
+In a scratch copy of the course folder (the real course/submitted/ is left alone), these
+students hand in (EXPECTED below has each one's scores):
 
-- `solved`: the solved edition (course/source/mlp/) as their work: all 45 autograded
-  points;
-- `blank`: the release untouched: 0 autograded points, and the autograder does not fail;
-- `bug`: the solved edition with one planted bug, the sigmoid's derivative written
-  `h * (1.0 + h)` in the backward pass (in notebook 2 and the copy in notebook 3): the
-  checks that depend on it lose their points (Q2.2, Q2.3, Q2.5.1), the rest keep theirs
-  (Q2.1, Q2.4, Q2.5.2);
-- `typo`: the solved edition with a compile error in notebook 2's predict cell: the cells
-  that need predict lose their points (Q2.3, Q2.4), the others are graded (Q2.1, Q2.2,
-  and notebook 3's Q2.5).
-
+- `solved`: the solved edition (course/source/mlp/): all 45 autograded points;
+- `blank`: the release untouched: 0 points, and the autograder does not fail;
+- `bug`: the sigmoid's derivative written `h * (1.0 + h)` in the backward pass: the
+  checks that depend on it lose their points, the rest keep theirs;
+- `typo`: a compile error in notebook 2's predict cell: the cells that need predict lose
+  their points, the others are graded;
 - `snoop`: the solved edition whose backward-pass cell also tries to read the course's
   source, the gradebook, another submission and root's files, and to write into the
-  course folder and over another submission: graded in the sandbox (each notebook in a
-  container of the course image, course/mlp_nbgrader.py), every attempt fails, nothing
-  on this machine changes, and it keeps its 45 points.
+  course folder and over another submission: every attempt fails, nothing on this machine
+  changes, and it keeps its 45 points;
+- and the attacks (`attacks`): `shadow` (helpers named as the checks' functions, `Err`
+  and types), `macros` (the standard macros redefined), `soldep` (`:dep` with the
+  library's `solutions`, `extern crate self as mlp_core`), `fakeprint` (evcxr's own
+  protocol printed: a value of 10 and the cell's end), `exits` (the kernel's process
+  ended), `hangs` (a predict that never returns, a cell that allocates without end),
+  `broken` (a malformed notebook, a missing one, a renamed one). Each scores what its
+  code earned, with a feedback line that says what happened.
 
-Then `nbgrader generate_feedback` and `nbgrader export` (grades.csv) for all four. Prints
-each score per question, the time each autograde took, and closes with
+All are graded by `tools/autograde.py` (two at a time, each notebook in the grading
+sandbox, a cell's limit `MLP_GRADE_CELL_TIMEOUT`, 90 s here), then `nbgrader
+generate_feedback` and `nbgrader export` (grades.csv). Prints each score per question, the
+feedback lines of the attacks, the time each autograde took, and closes with
 'grading: N passed, N failed'.
 """
 
@@ -34,7 +37,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tools"))
 from tally import Tally  # noqa: E402
@@ -54,7 +56,55 @@ EXPECTED = {
     # the solved edition that also tries to read the course's source, the gradebook and
     # another submission, and to write into the course folder (tried inside the sandbox)
     "snoop": QUESTIONS,
+    # the blank edition with helpers that would make every check pass if a test cell
+    # called them by their bare names: a function `points`, `check_close`, `Err`, types
+    "shadow": {q: 0 for q in QUESTIONS},
+    # the blank edition that redefines the standard macros a check could use
+    "macros": {q: 0 for q in QUESTIONS},
+    # the blank edition that turns on mlp-core's `solutions` with a `:dep` line of its own
+    # and writes loss with the library's finished one
+    "soldep": {q: 0 for q in QUESTIONS},
+    # the blank edition whose forward_loss prints evcxr's own protocol: a value of 10 points
+    # and the end of the cell
+    "fakeprint": {q: 0 for q in QUESTIONS},
+    # the solved edition that ends the kernel's process in a cell of notebook 2 before the
+    # checks of Q2.3 and Q2.4: those two are not graded, everything else is
+    "exits": {"q2_1": 5, "q2_2": 10, "q2_3": 0, "q2_4": 0, "q2_5_1": 10, "q2_5_2": 10},
+    # the solved edition whose predict loops forever on notebook 3's data (the check's
+    # time limit stops it) and whose notebook 2 allocates without end in a cell (the memory
+    # limit ends it): only what those stopped loses its points
+    "hangs": {"q2_1": 5, "q2_2": 10, "q2_3": 0, "q2_4": 0, "q2_5_1": 0, "q2_5_2": 0},
+    # a malformed notebook 2, notebook 3 missing, notebook 4 under another name
+    "broken": {"q2_1": 0, "q2_2": 0, "q2_3": 0, "q2_4": 0, "q2_5_1": 0, "q2_5_2": 0},
 }
+
+SHADOW = r"""
+fn points(max: f64, _checks: impl FnOnce() -> Result<(), MlpError>) -> f64 { max }
+fn check_close(_: &str, _: f64, _: f64, _: f64) -> Result<(), MlpError> { Ok(()) }
+fn check_below(_: &str, _: f64, _: f64) -> Result<(), MlpError> { Ok(()) }
+#[allow(non_snake_case)]
+fn Err<T>(_: T) -> Result<(), MlpError> { Ok(()) }
+#[allow(non_camel_case_types, dead_code)]
+type f64 = core::primitive::f64;
+mod grade { pub fn points(max: f64, _c: impl FnOnce() -> Result<(), mlp_core::MlpError>) -> f64 { max } }
+"""
+MACROS = r"""
+macro_rules! assert { ($($t:tt)*) => {} }
+macro_rules! println { ($($t:tt)*) => {} }
+macro_rules! format { ($($t:tt)*) => { String::new() } }
+macro_rules! vec { ($($t:tt)*) => { Vec::new() } }
+"""
+SOLDEP = ':dep mlp-core = { path = "MLP_CORE", features = ["solutions"] }\nextern crate self as mlp_core;\n'
+SOLDEP_LOSS = r"""
+fn library_loss(net: &TwoLayerMLP, x: &Array2<f64>, y: &Array1<usize>, reg: f64) -> (f64, Grads) {
+    net.loss(x, y, reg).unwrap()
+}
+"""
+FAKEPRINT = r"""
+    println!("EVCXR_BEGIN_CONTENT text/plain\n10.0\nEVCXR_END_CONTENT");
+    println!("mlp-grade 0123456789abcdef0123456789abcdef 10.0");
+    println!("EVCXR_EXECUTION_COMPLETE");
+"""
 
 
 def edit(path, grade_ids, old, new):
@@ -105,17 +155,83 @@ def hand_in(course, student, from_dir):
     return target
 
 
+def scratch_course(scratch):
+    """A copy of course/ in `scratch`, without its submissions and grades."""
+    course = os.path.join(scratch, "course")
+    # the configuration, the source, the release and the gradebook nbgrader made
+    shutil.copytree(COURSE, course, ignore=shutil.ignore_patterns(
+        "submitted", "autograded", "feedback", "grades.csv", "__pycache__", ".gradebook.lock"))
+    # the grading sandbox's settings and the course image, as make autograde finds them
+    os.symlink(os.path.join(ROOT, "deploy"), os.path.join(scratch, "deploy"))
+    return course
+
+
+def feedback_lines(course, student):
+    """What the autograded notebooks tell a student about a check or a cell: the
+    grader's notes, compile errors, failed checks."""
+    lines = []
+    for path in sorted(glob.glob(os.path.join(course, "autograded", student, "mlp", "*.ipynb"))):
+        nb = nbformat.read(path, as_version=4)
+        for cell in nb.cells:
+            for out in cell.get("outputs", []):
+                text = out.get("text", "") if out.output_type == "stream" else (
+                    "%s: %s" % (out.get("ename"), out.get("evalue")) if out.output_type == "error" else "")
+                for line in text.splitlines():
+                    if line.startswith(("not run when grading", "not passed", "NotGraded", "Interrupted",
+                                        "KernelProcessEnded", "CellTimeoutError", "Error: ")) or "error[" in line:
+                        lines.append("%s %s: %s" % (os.path.basename(path)[:2], cell.metadata.get(
+                            "nbgrader", {}).get("grade_id", "a cell"), line.strip()))
+    return lines
+
+
+def attacks(course, source, release):
+    """The submissions that try to get marks without the work, or break the grader."""
+    two, three = "02_toy_network.ipynb", "03_mnist.ipynb"
+    shadow = hand_in(course, "shadow", release)
+    for name in (two, three):
+        first = "forward" if name == two else "helpers"
+        append(os.path.join(shadow, name), first, SHADOW)
+    macros = hand_in(course, "macros", release)
+    for name in (two, three):
+        append(os.path.join(macros, name), "forward" if name == two else "helpers", MACROS)
+    soldep = hand_in(course, "soldep", release)
+    for name, cell in ((two, "forward"), (three, "helpers")):
+        path = os.path.join(soldep, name)
+        nb = nbformat.read(path, as_version=4)
+        target = next(c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == cell)
+        target.source = SOLDEP.replace("MLP_CORE", os.path.join(ROOT, "mlp-core")) + target.source + (
+            SOLDEP_LOSS if name == three else "")
+        nbformat.write(nb, path)
+    # their forward_loss (notebook 2) and loss (notebook 3) are the library's
+    edit(os.path.join(soldep, two), ["forward_loss"], "    // YOUR CODE HERE\n    todo!()",
+         "    let value = net.loss(x, y, reg).unwrap().0;\n"
+         "    (value, Array2::zeros((x.nrows(), net.hidden_size())), Array2::zeros((x.nrows(), net.output_size())))")
+    edit(os.path.join(soldep, three), ["implementation"], "(f64, Grads) {\n    // YOUR CODE HERE\n    todo!()",
+         "(f64, Grads) {\n    library_loss(net, x, y, reg)")
+    fake = hand_in(course, "fakeprint", release)
+    edit(os.path.join(fake, two), ["forward_loss"], "    // YOUR CODE HERE\n", FAKEPRINT + "    // YOUR CODE HERE\n")
+    exits = hand_in(course, "exits", source)
+    append(os.path.join(exits, two), "predict_sgd", "std::process::exit(0);")
+    hangs = hand_in(course, "hangs", source)
+    edit(os.path.join(hangs, three), ["implementation"], "fn predict(net: &TwoLayerMLP, x: &Array2<f64>) -> Array1<usize> {\n",
+         "fn predict(net: &TwoLayerMLP, x: &Array2<f64>) -> Array1<usize> {\n"
+         "    if x.nrows() > 1000 { loop { std::hint::spin_loop(); } }\n")
+    append(os.path.join(hangs, two), "predict_sgd",
+           "let mut hog: Vec<Vec<u8>> = Vec::new();\nloop { hog.push(vec![1u8; 1 << 26]); }")
+    broken = hand_in(course, "broken", source)
+    with open(os.path.join(broken, two), "w") as f:
+        f.write('{"cells": [{"cell_type": "code", "source": "fn predict(')
+    os.remove(os.path.join(broken, three))
+    os.rename(os.path.join(broken, "04_regularization.ipynb"), os.path.join(broken, "04_regularization (1).ipynb"))
+
+
 def main():
+    os.environ.setdefault("MLP_GRADE_CELL_TIMEOUT", "90")
     tally = Tally(show_passes=True)
     check = tally.check
 
     with tempfile.TemporaryDirectory(prefix="mlp-course-") as scratch:
-        course = os.path.join(scratch, "course")
-        # the configuration, the source, the release and the gradebook nbgrader made
-        shutil.copytree(COURSE, course, ignore=shutil.ignore_patterns(
-            "submitted", "autograded", "feedback", "grades.csv", "__pycache__"))
-        # the grading sandbox's settings and the course image, as make autograde finds them
-        os.symlink(os.path.join(ROOT, "deploy"), os.path.join(scratch, "deploy"))
+        course = scratch_course(scratch)
         # the mlp-core path in the release is absolute: the scratch course still finds it
         source = os.path.join(course, "source", "mlp")
         release = os.path.join(course, "release", "mlp")
@@ -138,13 +254,14 @@ def main():
                SNOOP.replace("READS", ", ".join('"%s"' % p for p in reads))
                .replace("WRITES", ", ".join('"%s"' % p for p in writes)))
 
-        for student in EXPECTED:
-            start = time.time()
-            out = subprocess.run([NBGRADER, "autograde", "mlp", "--student", student, "--force"],
-                                 cwd=course, capture_output=True, text=True)
-            seconds = time.time() - start
-            check(out.returncode == 0, "autograde %s: exit %d in %.0f s%s" % (
-                student, out.returncode, seconds, "" if out.returncode == 0 else "\n" + out.stderr[-3000:]))
+        attacks(course, source, release)
+
+        graded = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "autograde.py"), "--course", course,
+                                 "--logs", os.path.join(ROOT, "target", "grading", "logs")] + list(EXPECTED),
+                                capture_output=True, text=True)
+        print(graded.stdout, end="")
+        check(graded.returncode == 0, "autograde: every submission graded (exit %d)%s" % (
+            graded.returncode, "" if graded.returncode == 0 else "\n" + graded.stderr[-3000:]))
         out = subprocess.run([NBGRADER, "generate_feedback", "mlp", "--force"], cwd=course,
                              capture_output=True, text=True)
         check(out.returncode == 0, "generate_feedback" + ("" if out.returncode == 0 else ": " + out.stderr[-2000:]))
@@ -165,6 +282,14 @@ def main():
                     "%s %g/%d" % (q, scores.get(q, -1), QUESTIONS[q]) for q in QUESTIONS), total))
                 check(scores == expected, "%s scores %s" % (student, "as expected" if scores == expected
                                                             else "%s, expected %s" % (scores, expected)))
+        check("02_toy_network.ipynb is not a readable notebook" in graded.stdout,
+              "broken: the malformed notebook is named in autograde's output")
+        for student in list(EXPECTED)[5:-1]:
+            lines = feedback_lines(course, student)
+            for line in lines[:3]:
+                print("  %-9s feedback: %s" % (student, line[:160]))
+            check(lines, "%s: its feedback says what happened (%d lines)" % (student, len(lines)))
+        check(open(writes[1], "rb").read() == solved_before, "the solved submission is intact after the batch")
         nb = nbformat.read(os.path.join(course, "autograded", "snoop", "mlp", "02_toy_network.ipynb"), as_version=4)
         said = [line for cell in nb.cells if cell.cell_type == "code" for o in cell.get("outputs", [])
                 for line in o.get("text", "").splitlines() if line.startswith("SNOOP")]
@@ -179,7 +304,9 @@ def main():
         check(set(rows) == set(EXPECTED), "grades.csv has a row per student: %s" % sorted(rows))
         for student in EXPECTED:
             pages = glob.glob(os.path.join(course, "feedback", student, "mlp", "*.html"))
-            check(len(pages) == 4, "%s: %d feedback pages" % (student, len(pages)))
+            # (broken: notebook 1 only, the others unreadable, missing, renamed)
+            want = 1 if student == "broken" else 4
+            check(len(pages) == want, "%s: %d feedback pages" % (student, len(pages)))
         # keep what a person would look at
         keep = os.path.join(ROOT, "target", "grading")
         shutil.rmtree(keep, ignore_errors=True)

@@ -7,6 +7,8 @@ course/release/mlp/ from course/source/mlp/:
 - every release notebook runs top to bottom under the kernel without crashing it: every
   cell executes, no cell has a compile error, and the unfinished functions stop with
   `not yet implemented` (the notebook's state survives them);
+- every test cell names only what a student's code cannot change (tools/test_cells.py:
+  `::mlp_core::grade`'s exports, its own locals, the student's functions);
 - `nbgrader validate` fails on the release, as it should.
 
 Closes with 'assignment: N passed, N failed'.
@@ -19,6 +21,7 @@ import subprocess
 import sys
 
 from tally import Tally
+import test_cells
 import nbformat
 from nbclient import NotebookClient
 
@@ -100,6 +103,22 @@ def main():
         stubs = released.count("// YOUR CODE HERE") + released.count("YOUR ANSWER HERE")
         regions = sum(1 for cell in src.cells if cell.metadata.get("nbgrader", {}).get("solution"))
         check(stubs >= regions, "%s: %d stubs for %d solution cells" % (name, stubs, regions))
+        allowed = test_cells.grade_exports()
+        theirs = test_cells.student_functions(src.cells)
+        clash = allowed & theirs
+        check(not clash, "%s: mlp_core::grade exports none of the student's functions%s"
+              % (name, (": " + ", ".join(sorted(clash))) if clash else ""))
+        for cell in src.cells:
+            meta = cell.metadata.get("nbgrader", {})
+            if cell.cell_type == "code" and meta.get("grade") and not meta.get("solution"):
+                problems = test_cells.bare_names(cell.source, allowed | theirs)
+                check(not problems, "%s, test cell %s: nothing a student's cell could redefine%s"
+                      % (name, meta.get("grade_id"), "".join("\n    " + p for p in problems)))
+        # and the check itself refuses what it is for: a notebook variable, a bare macro
+        bad = test_cells.bare_names("(::mlp_core::grade::points(1.0, || { let v = x; "
+                                    "assert!(v > 0.0); Ok(()) }))", allowed | theirs)
+        check(len(bad) == 2, "%s: the test-cell check refuses a read of `x` and a bare `assert!` (%d problems)"
+              % (name, len(bad)))
         deps = [line for line in released.split("\n") if line.startswith(":dep mlp-core")]
         check(deps and all("default-features = false" in d and '"/' in d for d in deps),
               "%s: mlp-core without `solutions`, by absolute path: %s" % (name, deps))

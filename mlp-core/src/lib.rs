@@ -41,6 +41,7 @@ mod data;
 mod engine;
 mod error;
 mod gradcheck;
+pub mod grade;
 pub mod kernel;
 mod model;
 mod npy;

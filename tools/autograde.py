@@ -1,0 +1,91 @@
+"""`make autograde`: every submission autograded by nbgrader, several at once.
+
+    python tools/autograde.py [--jobs N] [--course DIR] [--assignment mlp] [STUDENT ...]
+
+One `nbgrader autograde ASSIGNMENT --student S` per student (all those in
+DIR/submitted/ when none is named), `--jobs` of them at a time (`MLP_GRADE_JOBS`, default
+the number of cores). Each runs its notebooks in containers of the course image
+(course/mlp_nbgrader.py's SandboxedExecute); nbgrader's bookkeeping (the gradebook, the
+autograded/ folder) happens one student at a time, under a lock on the gradebook that
+each holds except while its notebooks run. A student whose autograde fails does not stop
+the others. Each one's log is in target/autograde/<student>.log; the lines printed are
+the student, nbgrader's exit status and the seconds it took. Exits non-zero when one
+failed.
+"""
+
+import argparse
+import glob
+import os
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+NBGRADER = os.path.join(os.path.dirname(sys.executable), "nbgrader")
+
+
+def set_aside_unreadable(course, assignment, student):
+    """A submitted file that is not a notebook stops nbgrader's autograde of the whole
+    submission: it is renamed `*.ipynb.unreadable` (kept, and graded as a missing
+    notebook: no points for its cells). Returns what to tell the instructor."""
+    import nbformat
+
+    said = []
+    for path in sorted(glob.glob(os.path.join(course, "submitted", student, assignment, "*.ipynb"))):
+        try:
+            nbformat.read(path, as_version=4)
+        except Exception as e:  # nbformat's NotJSONError, a validation error, unreadable bytes
+            os.rename(path, path + ".unreadable")
+            said.append("%s is not a readable notebook (%s): graded as missing, kept as %s.unreadable"
+                        % (os.path.basename(path), str(e).splitlines()[0][:80], os.path.basename(path)))
+    return said
+
+
+def grade(course, assignment, student, logs):
+    env = dict(os.environ, MLP_GRADEBOOK_LOCK=os.path.join(course, ".gradebook.lock"),
+               PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""))
+    start = time.time()
+    for line in set_aside_unreadable(course, assignment, student):
+        print("  %-16s %s" % (student, line), flush=True)
+    with open(os.path.join(logs, student + ".log"), "w") as log:
+        code = subprocess.run([NBGRADER, "autograde", assignment, "--student", student, "--force"],
+                              cwd=course, stdout=log, stderr=subprocess.STDOUT, env=env).returncode
+    return student, code, time.time() - start
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--jobs", type=int, default=int(os.environ.get("MLP_GRADE_JOBS") or os.cpu_count() or 1))
+    parser.add_argument("--course", default=os.path.join(ROOT, "course"))
+    parser.add_argument("--assignment", default="mlp")
+    parser.add_argument("--logs", default=os.path.join(ROOT, "target", "autograde"))
+    parser.add_argument("students", nargs="*")
+    args = parser.parse_args()
+    if args.jobs < 1:
+        parser.error("--jobs (MLP_GRADE_JOBS) must be at least 1, not %d" % args.jobs)
+    submitted = os.path.join(args.course, "submitted")
+    students = args.students or sorted(
+        s for s in os.listdir(submitted) if os.path.isdir(os.path.join(submitted, s, args.assignment))
+    ) if os.path.isdir(submitted) else args.students
+    if not students:
+        sys.exit("no submissions: put each student's notebooks in %s/<student>/%s/" % (submitted, args.assignment))
+    os.makedirs(args.logs, exist_ok=True)
+    start, failed = time.time(), []
+    print("autograde: %d submissions, %d at a time" % (len(students), args.jobs), flush=True)
+    with ThreadPoolExecutor(args.jobs) as pool:
+        for student, code, seconds in pool.map(lambda s: grade(args.course, args.assignment, s, args.logs),
+                                               students):
+            print("  %-16s exit %d  %5.0f s%s" % (student, code, seconds,
+                                                 "" if code == 0 else "  (log: %s)" % os.path.join(args.logs, student + ".log")),
+                  flush=True)
+            if code:
+                failed.append(student)
+    wall = time.time() - start
+    print("autograde: %d submissions in %.0f s with %d jobs: %.1f s each%s" % (
+        len(students), wall, args.jobs, wall / len(students), (", failed: " + " ".join(failed)) if failed else ""))
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()
