@@ -18,7 +18,7 @@ EVCXR_CACHE   := $(HOME)/.cache/mlp-lab/evcxr-$(EVCXR_VERSION)/bin/evcxr_jupyter
 KERNEL_SPEC   := $(VENV)/share/jupyter/kernels/rust/kernel.json
 
 .PHONY: help venv kernel kernel-test data build lint unit mnist parity notebooks browser-test lab bench test \
-        hub hub-setup hub-test hub-sizing image \
+        hub hub-setup hub-test class-test hub-sizing image \
         assignment autograde grading-test grading-bench lab-student
 
 help:
@@ -207,9 +207,9 @@ autograde: kernel data course/release/mlp image
 	cd course && $(GRADER_ENV) $(NBGRADER) export --to grades.csv
 	@echo "grades: course/grades.csv; feedback: course/feedback/<student>/mlp/"
 
-# Five submissions graded as a student's would be (the solved edition, the blank
-# release, a planted backward-pass bug, a compile error, one that tries to read and write
-# outside its sandbox), their scores checked.
+# Twelve submissions graded as a student's would be (the solved edition, the blank
+# release, planted bugs, and attacks on the grades and the grader: tests/grading_test.py),
+# their scores and feedback lines checked.
 grading-test: kernel data course/release/mlp image
 	$(GRADER_ENV) $(PY) tests/grading_test.py
 
@@ -264,11 +264,18 @@ hub: hub-setup
 hub-test: hub-setup $(CHROMIUM)
 	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(PY) tests/hub_test.py --browser
 
+# The assignment's round trip through the hub with three students: the instructor
+# releases from Formgrader, students fetch, validate and submit from the Assignment List,
+# make autograde's grading collects and grades, a manual grade, feedback released and
+# fetched; attacks on the exchange from a student's container (tests/class_test.py).
+class-test: hub-setup
+	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(PY) tests/class_test.py
+
 # The class sizing in the README: 1, 2 and 4 students starting at once.
 hub-sizing: hub-setup
 	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(PY) tests/hub_test.py --students 1 2 4
 	# students who read for half a minute before running their first cell
 	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(PY) tests/hub_test.py --students 1 2 4 --think 30
 
-test: lint unit mnist parity kernel-test notebooks browser-test assignment grading-test hub-test
+test: lint unit mnist parity kernel-test notebooks browser-test assignment grading-test hub-test class-test
 	$(PY) tests/check_notebooks.py

@@ -51,6 +51,11 @@ class StudentDependency(NbGraderPreprocessor):
 MLP_CORE_PATH = re.compile(r'(:dep mlp-core = \{[^}\n]*path = ")[^"]*(")')
 
 
+def in_image(source):
+    """A cell's `:dep mlp-core` line with the path where the course image has mlp-core."""
+    return MLP_CORE_PATH.sub(r"\g<1>%s\g<2>" % hub_containers.IMAGE_MLP_CORE, source)
+
+
 # evcxr reads commands (`:dep`, `:opt`, ...) and shell lines (`!...`) from a cell's first
 # lines, before its first line of Rust (evcxr's CodeBlock::from_original_user_code)
 EVCXR_COMMAND = re.compile(r"^ *(:[^ ]*)( +(.*))?$")
@@ -141,7 +146,7 @@ class SandboxedExecute(Execute):
             if cell.cell_type != "code":
                 continue
             # the image's mlp-core, wherever the notebook says it is on this machine
-            cell.source = MLP_CORE_PATH.sub(r"\g<1>%s\g<2>" % hub_containers.IMAGE_MLP_CORE, cell.source)
+            cell.source = in_image(cell.source)
             cell.outputs = []
             if nb.cells[k].source not in trusted:
                 cell.source, changed = neutralise(cell.source)

@@ -19,6 +19,7 @@ from nbgrader.preprocessors import (  # noqa: E402
 )
 
 import mlp_nbgrader  # noqa: E402
+from mlp_exchange import COURSE_ID, CheckedCollect, ContainerRelease, PrivateFeedback, hub_state  # noqa: E402
 from mlp_nbgrader import SandboxedExecute, StudentDependency  # noqa: E402
 
 # several students graded at once (tools/autograde.py): this process's turn at the gradebook
@@ -28,7 +29,15 @@ if mlp_nbgrader.GRADEBOOK is None:
 c = get_config()  # noqa: F821
 
 c.CourseDirectory.root = os.path.dirname(os.path.abspath(__file__))
-c.CourseDirectory.course_id = "mlp-lab"
+c.CourseDirectory.course_id = COURSE_ID
+
+# nbgrader's file exchange with the students of `make hub` (course/mlp_exchange.py): in the
+# hub's state folder, beside the students' homes, whose owners are the students' uids
+c.Exchange.root = os.path.join(hub_state(c.CourseDirectory.root), "exchange")
+os.environ.setdefault("MLP_HUB_HOMES", os.path.join(hub_state(c.CourseDirectory.root), "homes"))
+c.ExchangeFactory.collect = CheckedCollect
+c.ExchangeFactory.release_assignment = ContainerRelease
+c.ExchangeFactory.release_feedback = PrivateFeedback
 
 # Rust solution stubs: a function body the student replaces; it compiles, and running it
 # stops with "not yet implemented"

@@ -2,10 +2,11 @@
 talking to podman's Docker-compatible API, which the hub starts on a socket in its state
 folder and which ends with the hub.
 
-The walls are podman's: each student's server and kernels run as uid 1000 in a container
-of the course image with its own process, mount and network namespaces, only their own
-home mounted, a memory limit (no swap past it), a CPU limit, a process limit, no
-capabilities and no privilege gain. The hub and its proxy stay outside: the proxy reaches
+The walls are podman's: each student's server and kernels run under a uid of their own
+(20000 + their id in the hub's database) in a container of the course image with its
+own process, mount and network namespaces, only their own home and the course's folder
+of nbgrader's exchange mounted, a memory limit (no swap past it), a CPU limit, a process
+limit, no capabilities and no privilege gain. The hub and its proxy stay outside: the proxy reaches
 a student's server through a port published on 127.0.0.1; a server reaches the hub's API
 through the gateway of the class's own podman network (`mlp-class`).
 """
@@ -25,7 +26,10 @@ from mlp_kernel import die_with_parent  # noqa: E402 (the podman service ends wi
 
 CONTAINERS_CONF = os.path.join(ROOT, "deploy", "containers.conf")
 NETWORK = "mlp-class"
-USER_UID, USER_GID = 1000, 100  # jovyan in the course image (deploy/Dockerfile)
+USER_GID = 100  # users, jovyan's group in the course image (deploy/Dockerfile)
+UID_BASE = 20000  # a student's uid: this plus their id in the hub's database
+COURSE_ID = "mlp-lab"  # course/nbgrader_config.py's course_id: the exchange's folder
+EXCHANGE = "/srv/nbgrader/exchange"  # nbgrader's default exchange root, in each container
 IMAGE_MLP_CORE = "/opt/mlp-lab/mlp-core"  # where the image has mlp-core
 IMAGE_KERNEL_HOME = "/opt/mlp-kernels"  # and the kernels' home (MLP_KERNEL_HOME there)
 
@@ -107,6 +111,26 @@ def container_name(state, user):
     return "%s-%s" % (container_prefix(state), user)
 
 
+def student_uid(spawner):
+    """A uid of the student's own, the same at every start: on the host, it owns their
+    home and what they hand in to the exchange (course/mlp_exchange.py checks it)."""
+    return UID_BASE + spawner.user.id
+
+
+def make_exchange(state):
+    """The course's folder of nbgrader's file exchange, made before any student's
+    container mounts it, with nbgrader's modes (release_assignment's): `outbound/`
+    readable by all, `inbound/` writable but not listable (sticky: no one removes what
+    another handed in), `feedback/` reachable but not listable. Owned by the hub's user
+    (the instructor's grading service), so that no student can make it theirs first."""
+    course = os.path.join(state, "exchange", COURSE_ID)
+    for path, mode in ((os.path.dirname(course), 0o1777), (course, 0o755), (os.path.join(course, "outbound"), 0o755),
+                       (os.path.join(course, "inbound"), 0o3733), (os.path.join(course, "feedback"), 0o711)):
+        os.makedirs(path, exist_ok=True)
+        os.chmod(path, mode)
+    return course
+
+
 def configure(c, state, pool, pool_dep):
     problem = missing_piece()
     if problem:
@@ -132,7 +156,9 @@ def configure(c, state, pool, pool_dep):
     c.DockerSpawner.network_name = NETWORK
     c.DockerSpawner.use_internal_ip = False
     c.DockerSpawner.host_ip = "127.0.0.1"
-    c.DockerSpawner.volumes = {os.path.join(homes, "{username}"): "/home/jovyan"}
+    c.DockerSpawner.volumes = {os.path.join(homes, "{username}"): "/home/jovyan",
+                               make_exchange(state): "%s/%s" % (EXCHANGE, COURSE_ID)}
+    c.DockerSpawner.extra_create_kwargs = lambda spawner: {"user": "%d:%d" % (student_uid(spawner), USER_GID)}
     c.DockerSpawner.notebook_dir = "/home/jovyan"
     mem = os.environ.get("MLP_HUB_MEM", "3G")
     cpus = float(os.environ.get("MLP_HUB_CPUS", "1"))
@@ -146,6 +172,7 @@ def configure(c, state, pool, pool_dep):
     }
     threads = str(max(1, int(cpus)))
     c.DockerSpawner.environment = {
+        "HOME": "/home/jovyan",
         "MLP_POOL": str(pool),
         "MLP_POOL_DEP": pool_dep,
         # the numeric libraries' threads: the cores this container may use
@@ -154,10 +181,14 @@ def configure(c, state, pool, pool_dep):
     }
 
     def make_home(spawner):
-        """The student's home volume, theirs alone (uid 1000 in their container, 0700)."""
+        """The student's home volume, theirs alone (their uid, 0700); a home made by an
+        earlier version for uid 1000 is given to them, with everything in it."""
         home = os.path.join(homes, spawner.escaped_name)
+        uid = student_uid(spawner)
         os.makedirs(home, exist_ok=True)
-        os.chown(home, USER_UID, USER_GID)
+        if os.stat(home).st_uid != uid:
+            for path in [home] + [os.path.join(d, n) for d, ds, fs in os.walk(home) for n in ds + fs]:
+                os.lchown(path, uid, USER_GID)
         os.chmod(home, 0o700)
 
     c.Spawner.pre_spawn_hook = make_home

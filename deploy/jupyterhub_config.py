@@ -90,12 +90,6 @@ else:
 ISOLATION = os.environ.get("MLP_HUB_ISOLATION", "containers")
 POOL = os.environ.get("MLP_HUB_POOL", "1" if ISOLATION == "containers" else "4")
 c.Spawner.default_url = "/lab/tree/mlp"
-c.Spawner.args = [
-    # nbgrader's tools stay with the instructor's own lab (and a server starts 1.2 s sooner)
-    "--ServerApp.jpserver_extensions={'nbgrader.server_extensions.formgrader': False, "
-    "'nbgrader.server_extensions.course_list': False, 'nbgrader.server_extensions.assignment_list': False, "
-    "'nbgrader.server_extensions.validate_assignment': False}",
-]
 c.Spawner.start_timeout = 120
 c.Spawner.http_timeout = 120
 if ISOLATION == "containers":
@@ -109,6 +103,12 @@ elif ISOLATION == "none":
                "(deploy/README.md). Use it for a demo, never for a graded class.")
     print(WARNING, file=sys.stderr, flush=True)
     c.JupyterHub.spawner_class = "simple"
+    c.Spawner.args = [
+        # no exchange without containers: nbgrader's tools stay with the instructor's lab
+        "--ServerApp.jpserver_extensions={'nbgrader.server_extensions.formgrader': False, "
+        "'nbgrader.server_extensions.course_list': False, 'nbgrader.server_extensions.assignment_list': False, "
+        "'nbgrader.server_extensions.validate_assignment': False}",
+    ]
     c.SimpleLocalProcessSpawner.home_dir_template = os.path.join(STATE, "homes", "{username}")
     c.Spawner.cmd = [os.path.join(VENV, "bin", "jupyterhub-singleuser")]
     c.Spawner.notebook_dir = "~"
@@ -163,6 +163,33 @@ c.JupyterHub.load_roles = [
     {"name": "idle-culler", "services": ["idle-culler"],
      "scopes": ["list:users", "read:users:activity", "read:servers", "delete:servers"]},
 ]
+if ISOLATION == "containers":
+    # the instructor's server: JupyterLab with nbgrader's Formgrader in the course folder,
+    # on this machine as the hub's user (grading starts the sandbox's containers), at
+    # /services/course/ for the admin and MLP_HUB_GRADERS (nbgrader's "shared formgrader
+    # service" set-up). The course folder and the gradebook are never mounted in a
+    # student's container; the exchange is the only way between them.
+    COURSE = os.environ.get("MLP_HUB_COURSE") or os.path.join(ROOT, "course")
+    GRADERS = [name for name in os.environ.get("MLP_HUB_GRADERS", "").split(",") if name]
+    c.JupyterHub.services.append({
+        "name": "course",
+        "url": "http://127.0.0.1:%s" % os.environ.get("MLP_HUB_COURSE_PORT", "8083"),
+        "command": [os.path.join(VENV, "bin", "jupyterhub-singleuser"), "--ServerApp.root_dir=" + COURSE]
+        + (["--allow-root"] if os.getuid() == 0 else []),
+        "cwd": COURSE,
+        "oauth_no_confirm": True,
+        "environment": {
+            "JUPYTERHUB_DEFAULT_URL": "/formgrader",
+            "PATH": os.path.join(VENV, "bin") + os.pathsep + os.environ.get("PATH", ""),
+            "HOME": os.path.expanduser("~"),
+            "MLP_HUB_STATE": STATE,
+            "MLP_KERNEL_HOME": kernel_home(),
+            "RUSTUP_HOME": os.environ.get("RUSTUP_HOME", os.path.expanduser("~/.rustup")),
+            "CARGO_HOME": os.environ.get("CARGO_HOME", os.path.expanduser("~/.cargo")),
+        },
+    })
+    c.JupyterHub.load_roles.append({"name": "graders", "users": [ADMIN] + GRADERS,
+                                    "scopes": ["access:services!service=course"]})
 if os.environ.get("MLP_HUB_TEST_TOKEN"):
     c.JupyterHub.services.append({"name": "hub-test", "api_token": os.environ["MLP_HUB_TEST_TOKEN"]})
     c.JupyterHub.load_roles.append({"name": "hub-test", "services": ["hub-test"],

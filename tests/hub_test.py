@@ -269,6 +269,15 @@ class Hub:
             time.sleep(0.5)
         raise SystemExit("the hub did not answer; see target/hub/hub.log")
 
+    def release(self, course=os.path.join(ROOT, "course")):
+        """The instructor's release of the student edition into this hub's exchange
+        (`nbgrader release_assignment`, as Formgrader's Release button runs it): each
+        student's server fetches it into ~/mlp as it starts."""
+        out = subprocess.run([os.path.join(ROOT, ".venv", "bin", "nbgrader"), "release_assignment", "mlp", "--force"],
+                             cwd=course, env=dict(os.environ, MLP_HUB_STATE=self.state), capture_output=True, text=True)
+        if out.returncode:
+            raise SystemExit("nbgrader release_assignment failed:\n" + out.stderr[-2000:])
+
     def wait_for_pool(self, t):
         """A warm machine: the pool's kernels all ready (the hub's pool; in containers,
         each student's pool starts with their server)."""
@@ -502,16 +511,21 @@ def container_settings(t, hub, user):
             host.get("CpuQuota") == int(cpus * host.get("CpuPeriod", 100000)), host)
     t.check("%s's container: process limit %s" % (user, host.get("PidsLimit")), host.get("PidsLimit") == 1024, host)
     mounts = [(m.get("Source"), m.get("Destination")) for m in info.get("Mounts", [])]
-    t.check("%s's container mounts only their home: %s" % (user, mounts),
-            mounts == [(os.path.join(hub.state, "homes", user), "/home/jovyan")], mounts)
+    exchange = (os.path.join(hub.state, "exchange", hub_containers.COURSE_ID),
+                "%s/%s" % (hub_containers.EXCHANGE, hub_containers.COURSE_ID))
+    t.check("%s's container mounts only their home and the course's exchange: %s" % (user, mounts),
+            sorted(mounts) == sorted([(os.path.join(hub.state, "homes", user), "/home/jovyan"), exchange]), mounts)
     table = processes()
     status = {}
     for pid in server_pids(table, user)[:1]:
         with open("/proc/%d/status" % pid) as f:
             status = dict(line.split(":", 1) for line in f if ":" in line)
-    t.check("%s's server runs as uid 1000, no capabilities, no privilege gain (%s)"
-            % (user, ", ".join("%s %s" % (k, status.get(k, "?").split()[0]) for k in ("Uid", "CapEff", "NoNewPrivs"))),
-            status.get("Uid", "").split()[:1] == ["1000"] and int(status.get("CapEff", "1"), 16) == 0
+    home_uid = os.stat(os.path.join(hub.state, "homes", user)).st_uid
+    t.check("%s's server runs as their own uid (their home's, %d, from %d up), no capabilities, no privilege "
+            "gain (%s)" % (user, home_uid, hub_containers.UID_BASE, ", ".join(
+                "%s %s" % (k, status.get(k, "?").split()[0]) for k in ("Uid", "CapEff", "NoNewPrivs"))),
+            status.get("Uid", "").split()[:1] == [str(home_uid)] and home_uid > hub_containers.UID_BASE
+            and int(status.get("CapEff", "1"), 16) == 0
             and status.get("NoNewPrivs", "").strip() == "1", status)
 
 
@@ -601,6 +615,8 @@ def browser_student(t):
     from playwright.sync_api import sync_playwright
     from browser_test import inspect, run_all, wait_done, wait_idle
     hub = Hub(test_auth=False, pool=1)
+    if CONTAINERS:
+        hub.release()
     hub.wait_for_pool(t)
     base = hub.base + "/hub"
     shots = lambda page, name: page.screenshot(path=os.path.join(OUT, name + ".png"))
@@ -701,6 +717,8 @@ def main():
     hub = Hub(pool=(1 if CONTAINERS else max(args.students)) if args.pool is None else args.pool)
     try:
         t.check("the hub answers on 127.0.0.1:%d" % hub.port, True)
+        if CONTAINERS:
+            hub.release()
         first = None
         for k, n in enumerate(args.students):
             hub.wait_for_pool(t)

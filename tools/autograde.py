@@ -2,7 +2,11 @@
 
     python tools/autograde.py [--jobs N] [--course DIR] [--assignment mlp] [STUDENT ...]
 
-One `nbgrader autograde ASSIGNMENT --student S` per student (all those in
+First, when `make hub`'s exchange has the course (course/mlp_exchange.py), what students
+handed in through their Assignment List is collected into DIR/submitted/ (`nbgrader
+collect --update --before-duedate`: each student's latest before the due date, and a
+submission handed in under another student's name refused). Then one
+`nbgrader autograde ASSIGNMENT --student S` per student (all those in
 DIR/submitted/ when none is named), `--jobs` of them at a time (`MLP_GRADE_JOBS`, default
 the number of cores). Each runs its notebooks in containers of the course image
 (course/mlp_nbgrader.py's SandboxedExecute); nbgrader's bookkeeping (the gradebook, the
@@ -42,6 +46,26 @@ def set_aside_unreadable(course, assignment, student):
     return said
 
 
+def collect(course, assignment, logs):
+    """The exchange's submissions into submitted/, when the hub's exchange has this course;
+    prints what nbgrader said of each student."""
+    sys.path.insert(0, course)
+    from mlp_exchange import inbound
+
+    if not os.path.isdir(inbound(course)):
+        return
+    out = subprocess.run([NBGRADER, "collect", assignment, "--update", "--before-duedate"], cwd=course,
+                         capture_output=True, text=True, env=dict(os.environ, PATH=os.path.dirname(sys.executable)
+                                                                  + os.pathsep + os.environ.get("PATH", "")))
+    with open(os.path.join(logs, "collect.log"), "w") as log:
+        log.write(out.stdout + out.stderr)
+    for line in (out.stdout + out.stderr).splitlines():
+        if "] " in line and any(w in line for w in ("Collecting", "Updating", "No newer", "refused", "No submissions")):
+            print("  collect: " + line.split("] ", 1)[1], flush=True)
+    if out.returncode:
+        sys.exit("nbgrader collect failed (%s):\n%s" % (os.path.join(logs, "collect.log"), out.stderr[-2000:]))
+
+
 def grade(course, assignment, student, logs):
     env = dict(os.environ, MLP_GRADEBOOK_LOCK=os.path.join(course, ".gradebook.lock"),
                PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""))
@@ -64,13 +88,15 @@ def main():
     args = parser.parse_args()
     if args.jobs < 1:
         parser.error("--jobs (MLP_GRADE_JOBS) must be at least 1, not %d" % args.jobs)
+    os.makedirs(args.logs, exist_ok=True)
+    collect(args.course, args.assignment, args.logs)
     submitted = os.path.join(args.course, "submitted")
     students = args.students or sorted(
         s for s in os.listdir(submitted) if os.path.isdir(os.path.join(submitted, s, args.assignment))
     ) if os.path.isdir(submitted) else args.students
     if not students:
-        sys.exit("no submissions: put each student's notebooks in %s/<student>/%s/" % (submitted, args.assignment))
-    os.makedirs(args.logs, exist_ok=True)
+        sys.exit("no submissions: none handed in through make hub's Assignment List, and none in %s/<student>/%s/"
+                 % (submitted, args.assignment))
     start, failed = time.time(), []
     print("autograde: %d submissions, %d at a time" % (len(students), args.jobs), flush=True)
     with ThreadPoolExecutor(args.jobs) as pool:
