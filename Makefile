@@ -268,8 +268,8 @@ hub-test: hub-setup $(CHROMIUM)
 # releases from Formgrader, students fetch, validate and submit from the Assignment List,
 # make autograde's grading collects and grades, a manual grade, feedback released and
 # fetched; attacks on the exchange from a student's container (tests/class_test.py).
-class-test: hub-setup
-	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(PY) tests/class_test.py
+class-test: hub-setup $(CHROMIUM)
+	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(PY) tests/class_test.py --browser
 
 # The class sizing in the README: 1, 2 and 4 students starting at once.
 hub-sizing: hub-setup

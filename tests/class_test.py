@@ -24,6 +24,11 @@ Formgrader use:
    answer of ann's through Formgrader's API; generates and releases the feedback;
 6. each student fetches their feedback: their own scores, nobody else's.
 
+With --browser (make class-test), then the same screens in headless Chromium: a fourth
+student, dan, whose server was running at the release, opens his Assignment List, fetches
+and submits; the instructor opens Formgrader's list of submissions and grades one of
+ann's written answers by hand. Screenshots in target/class/.
+
 Closes with 'class: N passed, N failed'. Logs and the feedback in target/class/.
 """
 
@@ -46,7 +51,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tests"))
 from browser_test import free_port  # noqa: E402
 from grading_test import edit, scratch_course  # noqa: E402
-from hub_test import CONTAINERS, Hub, request, run_notebook  # noqa: E402
+from hub_test import CONTAINERS, PASSWORD, Hub, request, run_notebook  # noqa: E402
 from tally import Checks  # noqa: E402
 
 sys.path.insert(0, os.path.join(ROOT, "course"))
@@ -55,6 +60,7 @@ from mlp_nbgrader import in_image  # noqa: E402
 OUT = os.path.join(ROOT, "target", "class")
 COURSE_ID = "mlp-lab"
 STUDENTS = ["ann", "bob", "cat"]
+LATE = "dan"  # the browser's student
 INSTRUCTOR = "instructor"
 AUTOMATIC = 45.0  # the automatic points of the assignment (notebooks 2 and 3)
 
@@ -144,6 +150,76 @@ def scores(course):
     return out
 
 
+def browser(t, hub, course):
+    """dan's Assignment List (fetch, submit) and the instructor's Formgrader (the list of
+    submissions, a grade by hand), in headless Chromium."""
+    from playwright.sync_api import sync_playwright
+    from browser_test import CHROMIUM
+
+    shot = lambda page, name: page.screenshot(path=os.path.join(OUT, name + ".png"))
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                     args=["--no-sandbox"] if os.getuid() == 0 else [])
+
+        def login(name, password, next_url):
+            page = chromium.new_context(viewport={"width": 1400, "height": 900}).new_page()
+            page.goto("%s/hub/login?next=%s" % (hub.base, urllib.parse.quote(next_url)))
+            page.fill("#username_input", name)
+            page.fill("#password_input", password)
+            page.click("#login_submit")
+            return page
+
+        page = login(LATE, PASSWORD, "/user/%s/lab" % LATE)
+        page.wait_for_selector("#jp-main-dock-panel", timeout=120000)
+        page.wait_for_timeout(2000)
+        page.keyboard.press("Control+Shift+c")
+        page.locator('#modal-command-palette li[data-command="nbgrader:open-assignment-list"]').click()
+        released = page.locator("#released_assignments_list > .list_item")
+        released.first.wait_for(timeout=60000)
+        shot(page, "assignment-list-released")
+        t.check("browser: dan's Assignment List shows mlp released (%s)" % released.first.inner_text().split("\n"),
+                "mlp" in released.first.inner_text())
+        released.first.locator(".item_status button").click()
+        fetched = page.locator("#fetched_assignments_list > .list_item")
+        fetched.first.wait_for(timeout=60000)
+        t.check("browser: dan presses Fetch: mlp is in his fetched list", "mlp" in fetched.first.inner_text())
+        fetched.first.locator('.item_status button:text("Submit")').click()
+        submitted = page.locator("#submitted_assignments_list > .list_item")
+        submitted.first.wait_for(timeout=120000)
+        page.wait_for_timeout(500)
+        shot(page, "assignment-list-submitted")
+        inbound = os.listdir(os.path.join(hub.state, "exchange", COURSE_ID, "inbound"))
+        t.check("browser: dan presses Submit: it is in his submitted list and in the exchange",
+                "mlp" in submitted.first.inner_text() and any(h.startswith(LATE + "+") for h in inbound), inbound)
+
+        page = login(INSTRUCTOR, PASSWORD * 4, "/services/course/formgrader/manage_submissions/mlp")
+        page.locator("#main-table tr").filter(has_text="cat").first.wait_for(timeout=60000)
+        page.wait_for_timeout(500)
+        page.wait_for_timeout(1000)
+        shot(page, "formgrader-submissions")
+        text = page.locator("#main-table").inner_text()
+        t.check("browser: Formgrader lists the submissions (ann, bob, cat)",
+                all(s in text for s in STUDENTS), text[:500])
+        status, subs = request("%s/services/course/formgrader/api/submitted_notebooks/mlp/01_backprop_derivations"
+                               % hub.base, TOKENS[INSTRUCTOR])
+        bob = [x for x in subs if x["student"] == "bob"][0]
+        page.goto("%s/services/course/formgrader/submissions/%s/" % (hub.base, bob["id"]))
+        score = page.locator("input.score.needs_manual_grade").first
+        score.wait_for(timeout=60000)
+        score.fill("3")
+        score.press("Tab")
+        page.locator(".score-saved").first.wait_for(state="visible", timeout=30000)
+        page.wait_for_timeout(500)
+        shot(page, "formgrader-grade-by-hand")
+        marks = scores(course)
+        t.check("browser: the instructor grades bob's first written answer by hand: 3 (gradebook: %s)"
+                % marks.get("bob", (0, 0))[1], marks.get("bob", (0, 0))[1] == 3, marks)
+        chromium.close()
+
+
+TOKENS = {}
+
+
 def main():
     if not CONTAINERS:
         sys.exit("make class-test needs the hub's containers (MLP_HUB_ISOLATION=containers)")
@@ -155,9 +231,10 @@ def main():
     hub = Hub(pool=1)
     env = dict(os.environ, MLP_HUB_STATE=hub.state, PATH=os.path.join(ROOT, ".venv", "bin") + os.pathsep
                + os.environ["PATH"])
-    tokens = {}
+    tokens = TOKENS
+    with_browser = "--browser" in sys.argv
     try:
-        for user in STUDENTS + [INSTRUCTOR]:
+        for user in STUDENTS + ([LATE] if with_browser else []) + [INSTRUCTOR]:
             if user != INSTRUCTOR:
                 status, _ = hub.call("/users/%s" % user, "POST", {})
                 t.check("%s is a student of the hub" % user, status == 201, status)
@@ -179,10 +256,10 @@ def main():
             except Exception as e:
                 errors[user] = repr(e)
 
-        threads = [threading.Thread(target=start, args=(u,)) for u in STUDENTS]
+        threads = [threading.Thread(target=start, args=(u,)) for u in STUDENTS + ([LATE] if with_browser else [])]
         [th.start() for th in threads]
         [th.join() for th in threads]
-        t.check("the three students' servers started (before the release)", not errors, errors)
+        t.check("the students' servers started (before the release)", not errors, errors)
 
         # 1. release
         status, body = formgrader(hub, tokens["ann"], "assignments")
@@ -329,6 +406,8 @@ def main():
                                                                                 % mine[0]))
             t.check("ann, " + said.strip().splitlines()[0] if said.strip() else "ann's attempt on bob's feedback",
                     said.startswith("HELD"), said)
+        if with_browser:
+            browser(t, hub, course)
     finally:
         hub.stop()
     time.sleep(1)

@@ -163,6 +163,8 @@ def scratch_course(scratch):
         "submitted", "autograded", "feedback", "grades.csv", "__pycache__", ".gradebook.lock"))
     # the grading sandbox's settings and the course image, as make autograde finds them
     os.symlink(os.path.join(ROOT, "deploy"), os.path.join(scratch, "deploy"))
+    # its own hub state (none: no exchange to collect from), never the clone's deploy/state
+    os.environ["MLP_HUB_STATE"] = os.path.join(scratch, "hub-state")
     return course
 
 
