@@ -1,6 +1,7 @@
 //! The products of a training step from the sparse form `X = S + 1 c^T` (see
-//! `sparse.rs`): `S W1` by gathers of `W1`'s rows, `S^T dZ1` by scatters into a buffer,
-//! blocked so that a block of `W1` (or of the buffer) is reused from the near caches.
+//! `sparse.rs`): `c W1` and `S W1` by gathers of `W1`'s rows, `S^T dZ1` by scatters
+//! into a buffer, blocked so that a block of `W1` (or of the buffer) is reused from the
+//! near caches.
 //! Each output element is one chain of fused multiply-adds in a fixed order, so the
 //! results do not depend on the thread count or the instruction set.
 
@@ -15,6 +16,12 @@ const ROW_GROUP: usize = 64;
 const W1_BLOCK_BYTES: usize = 48 * 1024;
 
 impl OffsetSparse {
+    /// `out = c W1` `(H,)` for `W1` `(D, H)` in row-major order.
+    pub(crate) fn offset_times(&self, w1: &[f64], out: &mut [f64]) {
+        out.fill(0.0);
+        gather_dot(w1, &self.offset_cols, &self.offset_vals, out);
+    }
+
     /// `out += S[rows] W1[:, j0..j0 + w]`: `W1` `(D, h)` row-major and `out`
     /// `(rows.len(), w)` row-major (a window of `W1`'s columns: all of them, or the
     /// half one thread of a training step owns).

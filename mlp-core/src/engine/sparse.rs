@@ -1,5 +1,6 @@
 //! Inputs that are mostly one value per column, stored as that value plus the entries
-//! that differ from it; and the products a training step needs, computed from them.
+//! that differ from it. The products a training step needs, computed from them, are in
+//! `gather.rs`.
 //!
 //! MNIST with the mean image subtracted is such an input: a background pixel (about
 //! 81% of them) holds `0 - mean[k]`, the same value in every image. Writing
@@ -17,7 +18,6 @@
 
 use ndarray::ArrayView2;
 
-use super::gather::gather_dot;
 use super::simd::prefetch_read;
 
 /// Rows sampled (evenly spaced) to choose the column values and estimate the density.
@@ -28,8 +28,8 @@ const SAMPLE_ROWS: usize = 1024;
 #[derive(Clone, Debug)]
 pub(crate) struct OffsetSparse {
     /// The columns with `c[k] != 0`, and those values.
-    offset_cols: Vec<u32>,
-    offset_vals: Vec<f64>,
+    pub(super) offset_cols: Vec<u32>,
+    pub(super) offset_vals: Vec<f64>,
     /// `c`, `(D,)`.
     pub(super) offset: Vec<f64>,
     /// Row `i` of `S` is entries `bounds[i].0..bounds[i].1` of `cols`/`vals`.
@@ -142,12 +142,6 @@ impl OffsetSparse {
     /// `c`, `(D,)`.
     pub(crate) fn offset(&self) -> &[f64] {
         &self.offset
-    }
-
-    /// `out = c W1` `(H,)` for `W1` `(D, H)` in row-major order.
-    pub(crate) fn offset_times(&self, w1: &[f64], out: &mut [f64]) {
-        out.fill(0.0);
-        gather_dot(w1, &self.offset_cols, &self.offset_vals, out);
     }
 }
 
