@@ -113,7 +113,8 @@ build:
 	cargo build --release --locked -p mlp-cli
 
 # --- tests ----------------------------------------------------------------
-lint:
+lint: venv
+	$(VENV)/bin/ruff check .
 	cargo fmt --all --check
 	cargo clippy --locked --workspace --all-targets -- -D warnings
 	cargo clippy --locked -p mlp-core --all-targets -- -D warnings  # without the gemm feature

@@ -86,8 +86,11 @@ def class_network():
     """The class's podman network (made if missing) and its gateway: the address at which
     a student's server reaches the hub."""
     env = podman_env()
-    inspect = lambda: json.loads(subprocess.run(["podman", "network", "inspect", NETWORK], env=env, check=True,
-                                                capture_output=True, text=True).stdout)[0]
+
+    def inspect():
+        return json.loads(subprocess.run(["podman", "network", "inspect", NETWORK], env=env, check=True,
+                                         capture_output=True, text=True).stdout)[0]
+
     if subprocess.run(["podman", "network", "exists", NETWORK], env=env).returncode == 0 and inspect().get(
             "dns_enabled"):
         # made by an earlier version with podman's DNS server: made again without (fails, and

@@ -29,8 +29,9 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tools"))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from mlp_kernel import kernel_home  # noqa: E402
 import hub_containers  # noqa: E402
+from mlp_kernel import kernel_home  # noqa: E402
+
 VENV = os.path.join(ROOT, ".venv")
 STATE = os.environ.get("MLP_HUB_STATE", os.path.join(ROOT, "deploy", "state"))
 RELEASE = os.path.join(ROOT, "course", "release", "mlp")

@@ -38,7 +38,8 @@ OUT = os.path.join(ROOT, "target", "browser")
 WORK = os.path.join(OUT, "work")
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 TOKEN = "browser-test-%d" % os.getpid()
-RUN_TIMEOUT = int(os.environ.get("BROWSER_RUN_TIMEOUT", 900))  # seconds for one notebook (notebook 3 trains two networks on MNIST)
+# seconds for one notebook (notebook 3 trains two networks on MNIST)
+RUN_TIMEOUT = int(os.environ.get("BROWSER_RUN_TIMEOUT", 900))
 
 
 
@@ -141,8 +142,10 @@ def inspect(page):
         return {
             cells: q('.jp-CodeCell').length,
             prompts: q('.jp-CodeCell .jp-InputArea-prompt').map(p => p.textContent.trim()),
-            errors: q('.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.error"]').map(e => e.innerText.slice(0, 300)),
-            stderr: q('.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"]').map(e => e.innerText.slice(0, 300)),
+            errors: q('.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.error"]')
+                .map(e => e.innerText.slice(0, 300)),
+            stderr: q('.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"]')
+                .map(e => e.innerText.slice(0, 300)),
             images: q('.jp-OutputArea-output img').map(i => [i.complete, i.naturalWidth]),
             math: q('mjx-container').length,
             mathErrors: q('mjx-merror').length + q('.MathJax_Error').length,
@@ -228,7 +231,8 @@ def main():
                     shot(page, name.replace(".ipynb", "") + "-timeout")
                     raise
                 info = inspect(page)
-                print("  %s: opened in %.1f s, ran in %.1f s" % (name, opened, time.time() - start - opened), flush=True)
+                print("  %s: opened in %.1f s, ran in %.1f s" % (name, opened, time.time() - start - opened),
+                      flush=True)
                 check_notebook(t, name, info)
                 shot(page, name.replace(".ipynb", ""))
                 page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-CodeCell").last.scroll_into_view_if_needed()
@@ -240,7 +244,7 @@ def main():
             pages = [open_notebook(context, base, n) for n in pair]
             for page in pages:
                 run_all(page)
-            for page, name in zip(pages, pair):
+            for page, name in zip(pages, pair, strict=True):
                 wait_done(page)
                 check_notebook(t, "together: " + name, inspect(page))
                 shot(page, "together-" + name.replace(".ipynb", ""))

@@ -154,9 +154,12 @@ def browser(t, hub, course):
     """dan's Assignment List (fetch, submit) and the instructor's Formgrader (the list of
     submissions, a grade by hand), in headless Chromium."""
     from playwright.sync_api import sync_playwright
+
     from browser_test import CHROMIUM
 
-    shot = lambda page, name: page.screenshot(path=os.path.join(OUT, name + ".png"))
+    def shot(page, name):
+        return page.screenshot(path=os.path.join(OUT, name + ".png"))
+
     with sync_playwright() as p:
         chromium = p.chromium.launch(executable_path=CHROMIUM, headless=True,
                                      args=["--no-sandbox"] if os.getuid() == 0 else [])
@@ -321,8 +324,8 @@ def main():
 
         # 4. ann's attacks on the exchange
         lines = ['try_list("listing the submissions", "/srv/nbgrader/exchange/mlp-lab/inbound");',
-                 'try_read("reading bob\'s submission", "/srv/nbgrader/exchange/mlp-lab/inbound/%s/02_toy_network.ipynb");'
-                 % bobs[0],
+                 'try_read("reading bob\'s submission", '
+                 '"/srv/nbgrader/exchange/mlp-lab/inbound/%s/02_toy_network.ipynb");' % bobs[0],
                  'try_list("listing the feedback", "/srv/nbgrader/exchange/mlp-lab/feedback");',
                  'try_read("reading the gradebook", "%s/gradebook.db");' % course,
                  'let out = Command::new("nbgrader").args(["submit", "mlp", "--student", "bob"]).current_dir('
@@ -394,8 +397,8 @@ def main():
                     html = body["content"]
                     with open(os.path.join(OUT, "feedback-%s-02.html" % user), "w") as f:
                         f.write(html)
-            t.check("%s fetched the feedback of their submission (%s)" % (user, stamps), bool(html) and len(stamps) == 1,
-                    stamps)
+            t.check("%s fetched the feedback of their submission (%s)" % (user, stamps),
+                    bool(html) and len(stamps) == 1, stamps)
             others = [o for o in STUDENTS if o != user and re.search(r"\b%s\b" % o, html)]
             t.check("%s's feedback is theirs (names no other student)" % user, html and not others, others)
         mine = [f for f in os.listdir(feedback) if os.stat(os.path.join(feedback, f)).st_uid

@@ -39,9 +39,9 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tools"))
-from tally import Tally  # noqa: E402
-
 import nbformat
+
+from tally import Tally  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 COURSE = os.path.join(ROOT, "course")
@@ -215,7 +215,8 @@ def attacks(course, source, release):
     exits = hand_in(course, "exits", source)
     append(os.path.join(exits, two), "predict_sgd", "std::process::exit(0);")
     hangs = hand_in(course, "hangs", source)
-    edit(os.path.join(hangs, three), ["implementation"], "fn predict(net: &TwoLayerMLP, x: &Array2<f64>) -> Array1<usize> {\n",
+    edit(os.path.join(hangs, three), ["implementation"],
+         "fn predict(net: &TwoLayerMLP, x: &Array2<f64>) -> Array1<usize> {\n",
          "fn predict(net: &TwoLayerMLP, x: &Array2<f64>) -> Array1<usize> {\n"
          "    if x.nrows() > 1000 { loop { std::hint::spin_loop(); } }\n")
     append(os.path.join(hangs, two), "predict_sgd",

@@ -44,10 +44,11 @@ from tornado.websocket import websocket_connect
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tools"))
 sys.path.insert(0, os.path.join(ROOT, "tests"))
-from tally import Checks  # noqa: E402
-from check_notebooks import check_notebook  # noqa: E402
 from browser_test import free_port  # noqa: E402
+from check_notebooks import check_notebook  # noqa: E402
 from mlp_kernel import claimed_kernels, dep_lines, kernel_home, ready_kernels  # noqa: E402
+from tally import Checks  # noqa: E402
+
 sys.path.insert(0, os.path.join(ROOT, "deploy"))
 import hub_containers  # noqa: E402
 
@@ -179,7 +180,7 @@ def solved_cells():
 def message(session, code):
     return {"header": {"msg_id": uuid.uuid4().hex, "username": "hub-test", "session": session,
                        "msg_type": "execute_request", "version": "5.3",
-                       "date": datetime.datetime.now(datetime.timezone.utc).isoformat()},
+                       "date": datetime.datetime.now(datetime.UTC).isoformat()},
             "parent_header": {}, "metadata": {}, "channel": "shell", "buffers": [],
             "content": {"code": code, "silent": False, "store_history": True, "user_expressions": {},
                         "allow_stdin": False, "stop_on_error": True}}
@@ -269,10 +270,12 @@ class Hub:
             time.sleep(0.5)
         raise SystemExit("the hub did not answer; see target/hub/hub.log")
 
-    def release(self, course=os.path.join(ROOT, "course")):
+    def release(self, course=None):
         """The instructor's release of the student edition into this hub's exchange
         (`nbgrader release_assignment`, as Formgrader's Release button runs it): each
         student's server fetches it into ~/mlp as it starts."""
+        if course is None:
+            course = os.path.join(ROOT, "course")
         out = subprocess.run([os.path.join(ROOT, ".venv", "bin", "nbgrader"), "release_assignment", "mlp", "--force"],
                              cwd=course, env=dict(os.environ, MLP_HUB_STATE=self.state), capture_output=True, text=True)
         if out.returncode:
@@ -467,8 +470,10 @@ for entry in std::fs::read_dir("/proc").unwrap().flatten() {
         }
     }
 }
-report(&format!("read the environment and command line of another student's processes ({} processes visible here)", seen),
-       if theirs.is_empty() { Err("none of them is another student's or the hub's".into()) } else { Ok(theirs.join(" ")) });
+report(&format!("read the environment and command line of another student's processes ({} processes visible here)",
+               seen),
+       if theirs.is_empty() { Err("none of them is another student's or the hub's".into()) }
+       else { Ok(theirs.join(" ")) });
 let pids: Vec<u32> = vec![PIDS];
 for pid in pids {
     let mine = std::fs::read(format!("/proc/{}/environ", pid)).map(|b| !String::from_utf8_lossy(&b).contains("OTHER"));
@@ -574,7 +579,10 @@ def walls_inside(t, hub, tokens):
     run(a, attacker)
     victim_thread.join()
     t.check("%s's attack cells ran (%s)" % (a, errors.get(a, "ok")), a not in errors, errors.get(a))
-    text = lambda cell: "".join(o.get("text", "") for o in cell.outputs if o.output_type == "stream")
+
+    def text(cell):
+        return "".join(o.get("text", "") for o in cell.outputs if o.output_type == "stream")
+
     lines = [line for line in text(attacker.cells[0]).splitlines() if line.startswith(("HELD", "BREACHED"))]
     print("  inside %s's container, against %s and the hub:" % (a, b))
     for line in lines:
@@ -613,13 +621,18 @@ def browser_student(t):
     instructor signs up, a student signs up, the instructor approves them, the student
     logs in, opens notebook 2 of their student edition and runs it (Run All)."""
     from playwright.sync_api import sync_playwright
+
     from browser_test import inspect, run_all, wait_done, wait_idle
+
     hub = Hub(test_auth=False, pool=1)
     if CONTAINERS:
         hub.release()
     hub.wait_for_pool(t)
     base = hub.base + "/hub"
-    shots = lambda page, name: page.screenshot(path=os.path.join(OUT, name + ".png"))
+
+    def shots(page, name):
+        return page.screenshot(path=os.path.join(OUT, name + ".png"))
+
     try:
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=os.environ.get("CHROMIUM", "/usr/bin/chromium"),
@@ -643,7 +656,8 @@ def browser_student(t):
 
             instructor = browser.new_context().new_page()
             text = signup(instructor, "instructor", "instructor-pass-%s" % TOKEN[:6])
-            t.check("browser: the instructor signs up", "created" in text.lower() or "success" in text.lower(), text[:300])
+            t.check("browser: the instructor signs up", "created" in text.lower() or "success" in text.lower(),
+                    text[:300])
             student = browser.new_context().new_page()
             student.set_viewport_size({"width": 1400, "height": 1000})
             password = "student-pass-%s" % TOKEN[:6]

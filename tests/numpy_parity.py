@@ -91,7 +91,7 @@ def close(a, b, tol):
     if isinstance(a, dict):
         return a.keys() == b.keys() and all(close(a[k], b[k], tol) for k in a)
     if isinstance(a, list):
-        return len(a) == len(b) and all(close(x, y, tol) for x, y in zip(a, b))
+        return len(a) == len(b) and all(close(x, y, tol) for x, y in zip(a, b, strict=True))
     return abs(a - b) <= tol * max(1.0, abs(a), abs(b))
 
 

@@ -102,8 +102,9 @@ def main():
     with ThreadPoolExecutor(args.jobs) as pool:
         for student, code, seconds in pool.map(lambda s: grade(args.course, args.assignment, s, args.logs),
                                                students):
-            print("  %-16s exit %d  %5.0f s%s" % (student, code, seconds,
-                                                 "" if code == 0 else "  (log: %s)" % os.path.join(args.logs, student + ".log")),
+            print("  %-16s exit %d  %5.0f s%s"
+                  % (student, code, seconds,
+                     "" if code == 0 else "  (log: %s)" % os.path.join(args.logs, student + ".log")),
                   flush=True)
             if code:
                 failed.append(student)

@@ -19,7 +19,6 @@ then uses is printed.
 import argparse
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -71,7 +70,8 @@ best = 1e9
 for _ in range(3):
     t = time.perf_counter(); a @ b; best = min(best, time.perf_counter() - t)
 info = [i for i in threadpool_info() if i.get("internal_api") == "openblas"]
-print(2 * n ** 3 / best / 1e9, info[0].get("architecture") if info else "?", info[0].get("num_threads") if info else "?")
+print(2 * n ** 3 / best / 1e9, info[0].get("architecture") if info else "?",
+      info[0].get("num_threads") if info else "?")
 """
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True,
                          env=numpy_env()).stdout.split()

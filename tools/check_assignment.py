@@ -20,10 +20,11 @@ import re
 import subprocess
 import sys
 
-from tally import Tally
-import test_cells
 import nbformat
 from nbclient import NotebookClient
+
+import test_cells
+from tally import Tally
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 COURSE = os.path.join(ROOT, "course")
@@ -126,7 +127,8 @@ def main():
     for path in sources:
         code, out = validate(path)
         check(code == 0 and "Success!" in out,
-              "nbgrader validate passes on the source %s%s" % (os.path.basename(path), "" if code == 0 else ":\n" + out[-2000:]))
+              "nbgrader validate passes on the source %s%s"
+              % (os.path.basename(path), "" if code == 0 else ":\n" + out[-2000:]))
     for path in sorted(glob.glob(os.path.join(RELEASE, "*.ipynb"))):
         name = os.path.basename(path)
         run_release(path, check)

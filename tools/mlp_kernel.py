@@ -190,7 +190,10 @@ class Relay:
         self.bsession = self.fsession  # a pool's evcxr has a key of its own (adopt)
         self.ctx = zmq.Context()
         ip = connection["ip"]
-        url = lambda port: "%s://%s:%d" % (connection["transport"], ip, port)
+
+        def url(port):
+            return "%s://%s:%d" % (connection["transport"], ip, port)
+
         self.f_shell = self.bind(zmq.ROUTER, url(connection["shell_port"]))
         self.f_control = self.bind(zmq.ROUTER, url(connection["control_port"]))
         self.f_stdin = self.bind(zmq.ROUTER, url(connection["stdin_port"]))
@@ -267,7 +270,9 @@ class Relay:
             self.send(self.b_shell, msg, [], self.bsession)
 
     def connect_evcxr(self, backend):
-        url = lambda port: "tcp://127.0.0.1:%d" % port
+        def url(port):
+            return "tcp://127.0.0.1:%d" % port
+
         ident = ("relay-%d" % os.getpid()).encode()
         self.b_shell = self.connect(zmq.DEALER, url(backend["shell_port"]), ident)
         self.b_control = self.connect(zmq.DEALER, url(backend["control_port"]), ident + b"-c")
@@ -449,7 +454,8 @@ class Relay:
             if line.startswith(PANIC_MARKER):
                 report = json.loads(line[len(PANIC_MARKER):])
                 where = self.describe_location(report["location"]) if report.get("location") else "somewhere"
-                out.append("panicked: %s\n  %s\n  (the full report: run `:backtrace` in a cell)" % (report["message"], where))
+                out.append("panicked: %s\n  %s\n  (the full report: run `:backtrace` in a cell)"
+                           % (report["message"], where))
             else:
                 out.append(line)
         return "\n".join(out) + "\n"
@@ -877,7 +883,7 @@ def launch_evcxr(path, key, signature_scheme, argv, **popen):
     """evcxr on a connection file of its own at `path` (loopback ports, this key):
     (process, the connection's settings). A port taken by another kernel in the meantime
     makes evcxr exit at once: then new ports, up to three times."""
-    for attempt in range(3):
+    for _attempt in range(3):
         write_connection_file(path, ip="127.0.0.1", key=key.encode(), signature_scheme=signature_scheme,
                               transport="tcp")
         with open(path) as f:

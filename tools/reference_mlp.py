@@ -138,7 +138,7 @@ def get_MNIST_data(data_dir, num_training=50000, num_validation=10000, num_test=
                              read_idx(os.path.join(data_dir, "t10k-labels-idx1-ubyte"))])
     X = images.reshape(70000, 784).astype(np.float64)
     y = labels.astype(np.int64)
-    I = np.random.permutation(X.shape[0])
+    I = np.random.permutation(X.shape[0])  # noqa: E741 (utils.py's name, as mlp-core/src/data.rs quotes it)
     X, y = X[I], y[I]
     X_train, y_train = X[:num_training], y[:num_training]
     X_val = X[num_training:num_training + num_validation]

@@ -83,10 +83,10 @@ def student_functions(cells):
     that call one of them (what the student's code is made of)."""
     meta = [c.metadata.get("nbgrader", {}) for c in cells]
     theirs = set()
-    for cell, m in zip(cells, meta):
+    for cell, m in zip(cells, meta, strict=True):
         if cell.cell_type == "code" and m.get("solution"):
             theirs |= functions(cell.source)
-    for cell, m in zip(cells, meta):
+    for cell, m in zip(cells, meta, strict=True):
         if cell.cell_type == "code" and not m.get("solution") and not m.get("grade"):
             body = " ".join(t for k, t in tokens(cell.source) if k == "ident")
             if any(re.search(r"\b%s\b" % f, body) for f in theirs):
@@ -97,7 +97,7 @@ def student_functions(cells):
 def bound_names(toks):
     """Names the cell binds itself: `let` and `for` patterns, closure parameters."""
     bound = set()
-    for i, (kind, text) in enumerate(toks):
+    for i, (_kind, text) in enumerate(toks):
         if text in ("let", "for") or (text == "|" and i > 0 and toks[i - 1][1] in ("(", ",", "=", "move", "{", ";")):
             stop = {"let": ("=", ":", ";"), "for": ("in",), "|": ("|",)}[text]
             j, depth = i + 1, 0
