@@ -201,7 +201,7 @@ course/release/mlp:
 # (course/feedback/<student>/mlp/*.html) and the grades (course/grades.csv). Each notebook
 # runs in a container of the course image (course/mlp_nbgrader.py, SandboxedExecute):
 # no network, none of this machine's files, a memory and a time limit. MLP_GRADE_JOBS
-# students at a time (default: the cores); MLP_GRADE_CELL_TIMEOUT seconds a cell (300).
+# students at a time (default: twice the cores); MLP_GRADE_CELL_TIMEOUT seconds a cell (300).
 autograde: kernel data course/release/mlp image
 	$(GRADER_ENV) $(PY) tools/autograde.py
 	cd course && $(GRADER_ENV) $(NBGRADER) generate_feedback mlp --force

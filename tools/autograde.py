@@ -8,7 +8,9 @@ collect --update --before-duedate`: each student's latest before the due date, a
 submission handed in under another student's name refused). Then one
 `nbgrader autograde ASSIGNMENT --student S` per student (all those in
 DIR/submitted/ when none is named), `--jobs` of them at a time (`MLP_GRADE_JOBS`, default
-the number of cores). Each runs its notebooks in containers of the course image
+twice the cores, as many as the machine's memory holds at MLP_GRADE_MEM each: on 2 cores
+4 jobs take 45 s a submission, 2 jobs 63 s, docs/performance.md).
+Each runs its notebooks in containers of the course image
 (course/mlp_nbgrader.py's SandboxedExecute); nbgrader's bookkeeping (the gradebook, the
 autograded/ folder) happens one student at a time, under a lock on the gradebook that
 each holds except while its notebooks run. A student whose autograde fails does not stop
@@ -78,9 +80,22 @@ def grade(course, assignment, student, logs):
     return student, code, time.time() - start
 
 
+def default_jobs():
+    """MLP_GRADE_JOBS, else twice the cores (while one submission's kernel links or
+    nbgrader does its bookkeeping, another compiles), no more than the memory holds at each
+    container's limit (MLP_GRADE_MEM, 3g)."""
+    if os.environ.get("MLP_GRADE_JOBS"):
+        return int(os.environ["MLP_GRADE_JOBS"])
+    limit = os.environ.get("MLP_GRADE_MEM", "3g").lower()
+    scale = {"k": 2**10, "m": 2**20, "g": 2**30}.get(limit[-1:], 1)
+    each = int(limit.rstrip("kmg") or 1) * scale
+    total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    return max(1, min(2 * (os.cpu_count() or 1), total // each))
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--jobs", type=int, default=int(os.environ.get("MLP_GRADE_JOBS") or os.cpu_count() or 1))
+    parser.add_argument("--jobs", type=int, default=default_jobs())
     parser.add_argument("--course", default=os.path.join(ROOT, "course"))
     parser.add_argument("--assignment", default="mlp")
     parser.add_argument("--logs", default=os.path.join(ROOT, "target", "autograde"))
