@@ -75,6 +75,14 @@ LAB_SETTINGS := $(VENV)/share/jupyter/lab/settings/overrides.json
 $(LAB_SETTINGS): tools/lab/overrides.json $(VENV)/.installed
 	mkdir -p $(dir $@) && cp $< $@
 
+# Debian's OpenBLAS, under ndarray's matrix products (mlp-core's `blas` feature, on by
+# default: the notebooks' own code and the library's). Without it, build mlp-core with
+# `--no-default-features --features solutions` (ndarray's portable kernels).
+OPENBLAS := /usr/lib/$(shell gcc -print-multiarch)/libopenblas.so
+$(OPENBLAS):
+	$$([ "$$(id -u)" = 0 ] || echo sudo) apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $$([ "$$(id -u)" = 0 ] || echo sudo) apt-get install -y -qq libopenblas-dev
+
 # mlp-core compiled in the kernels' template work directory, for the solved and the student
 # edition, so that no notebook's first cell compiles it (a minute or two the first time,
 # seconds when nothing changed).
@@ -82,10 +90,10 @@ $(LAB_SETTINGS): tools/lab/overrides.json $(VENV)/.installed
 # with these sources, so that make lab does not start a kernel to find that out)
 KERNEL_HOME := $(or $(MLP_KERNEL_HOME),$(or $(XDG_CACHE_HOME),$(HOME)/.cache)/mlp-lab/kernels/evcxr-$(EVCXR_VERSION)-$(shell printf '%s' "$(CURDIR)" | sha256sum | cut -c1-10))
 PREBUILT    := $(KERNEL_HOME)/slots/template/prebuilt.stamp
-$(PREBUILT): $(KERNEL_SPEC) $(shell find mlp-core/src -name '*.rs') mlp-core/Cargo.toml Cargo.lock tools/mlp_kernel.py tools/rustc_progress.sh
+$(PREBUILT): $(KERNEL_SPEC) $(OPENBLAS) $(shell find mlp-core/src -name '*.rs') mlp-core/Cargo.toml Cargo.lock tools/mlp_kernel.py tools/rustc_progress.sh
 	$(PY) tools/mlp_kernel.py --prebuild \
 	  ':dep mlp-core = { path = "$(CURDIR)/mlp-core" }' \
-	  ':dep mlp-core = { path = "$(CURDIR)/mlp-core", default-features = false }'
+	  ':dep mlp-core = { path = "$(CURDIR)/mlp-core", default-features = false, features = ["blas"] }'
 	touch $@
 
 kernel: $(KERNEL_SPEC) $(LAB_SETTINGS) $(PREBUILT)
@@ -109,18 +117,21 @@ $(CHROMIUM):
 data: venv
 	$(PY) tools/fetch_mnist.py data/mnist
 
-build:
+build: $(OPENBLAS)
 	cargo build --release --locked -p mlp-cli
 
 # --- tests ----------------------------------------------------------------
-lint: venv
+lint: venv $(OPENBLAS)
 	$(VENV)/bin/ruff check .
 	cargo fmt --all --check
 	cargo clippy --locked --workspace --all-targets -- -D warnings
 	cargo clippy --locked -p mlp-core --all-targets -- -D warnings  # without the gemm feature
-	cargo clippy --locked -p mlp-core --no-default-features --lib -- -D warnings  # the student edition's build
+	cargo clippy --locked -p mlp-core --no-default-features --lib -- -D warnings  # the student edition without BLAS
+	# without BLAS: ndarray's own kernels (the build for a machine without OpenBLAS)
+	cargo clippy --locked -p mlp-core --no-default-features --features solutions --all-targets -- -D warnings
+	cargo clippy --locked -p mlp-core --no-default-features --features blas --lib -- -D warnings  # the student edition
 
-unit:
+unit: $(OPENBLAS)
 	cargo test --locked --workspace
 	# the kernels' narrower instruction-set paths too (src/engine/simd.rs), where the CPU has
 	# wider ones: every path gives the same numbers
@@ -129,7 +140,7 @@ unit:
 
 # The problem set's MNIST run, line for line, and the engine against the model on
 # MNIST batches (the tests that need data/mnist).
-mnist: data
+mnist: data $(OPENBLAS)
 	cargo test --release --locked -p mlp-cli --test mnist -- --ignored
 	# the engine's loss, gradients and step against model.rs's on MNIST batches, at
 	# every instruction-set level
@@ -174,7 +185,7 @@ lab: kernel data
 
 # Speed: the MNIST run in Rust against the numpy baseline (alternated, medians), then
 # the criterion benchmarks (minibatch, epoch, prediction, figures).
-bench: venv data build
+bench: venv data build kernel
 	$(PY) tools/bench.py $(MLP)
 	cargo bench --locked -p mlp-core --features gemm --bench training
 

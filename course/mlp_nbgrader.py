@@ -2,8 +2,8 @@
 
 - `StudentDependency`: in the student edition (`nbgrader generate_assignment`), the set-up
   cell's `:dep mlp-core = { path = "../mlp-core" }` becomes an absolute path to this
-  clone's mlp-core with `default-features = false`: the release notebooks build the
-  library without its `solutions` feature, so they cannot call its finished loss,
+  clone's mlp-core with `default-features = false, features = ["blas"]`: the release
+  notebooks build the library without its `solutions` feature (with OpenBLAS under ndarray), so they cannot call its finished loss,
   backward pass, predict or training, and they find it from any folder (release,
   a student's working copy, nbgrader's autograded/<student>/ folders). It runs before
   nbgrader saves the cells, so autograde restores this line in every submission.
@@ -33,7 +33,7 @@ import hub_containers  # noqa: E402 (the course image and podman's settings)
 
 MLP_CORE = os.path.abspath(os.path.join(HERE, "..", "mlp-core"))
 DEP = re.compile(r'^:dep mlp-core = \{ path = "[^"]*" \}$', re.M)
-STUDENT_DEP = ':dep mlp-core = { path = "%s", default-features = false }' % MLP_CORE
+STUDENT_DEP = ':dep mlp-core = { path = "%s", default-features = false, features = ["blas"] }' % MLP_CORE
 
 
 class StudentDependency(NbGraderPreprocessor):

@@ -9,6 +9,10 @@ outputs into notebooks/). Playwright for Python drives Debian's Chromium:
   is idle and every code cell has run; then: no error output and nothing on stderr, every
   output image decoded (naturalWidth > 0), formulas typeset by MathJax (elements present,
   no MathJax error);
+- notebook 3's training cells show training live: the figure changes at least three times
+  while a cell trains, and the last one shown is the finished run's (its line says the
+  last epoch, done, with the numbers the log's last epoch line prints); screenshots of the
+  sigmoid cell at three moments (live-1-early.png, live-2-middle.png, live-3-done.png);
 - two notebooks are opened in two tabs and run at once, both checked the same way;
 - the .html exports in target/notebooks/ (from `make notebooks`) are opened with the
   network off: formulas typeset by the local MathJax, figures decoded, no request left
@@ -135,6 +139,82 @@ def wait_done(page, timeout=RUN_TIMEOUT, every_cell=True):
     }""", arg=every_cell, timeout=timeout * 1000, polling=1000)
 
 
+# what each training cell's live display shows now: (cell index, the figure's image, the
+# line under it); the line is the output whose text starts "Epoch k/n · "
+LIVE_JS = """() => {
+    const panel = document.querySelector('.jp-NotebookPanel:not(.lm-mod-hidden)');
+    const shown = [];
+    panel.querySelectorAll('.jp-CodeCell').forEach((cell, i) => {
+        const texts = [...cell.querySelectorAll('.jp-OutputArea-output')].map(o => o.innerText.trim());
+        const line = texts.find(t => /^Epoch \\d+\\/\\d+ · /.test(t));
+        if (!line) return;
+        const img = cell.querySelector('.jp-OutputArea-output img');
+        const log = texts.filter(t => /^Epoch \\d+: /m.test(t)).join('\\n');
+        shown.push({cell: i, line, log, src: img && img.naturalWidth > 0 ? img.src : null});
+    });
+    return shown;
+}"""
+
+DONE_JS = """() => {
+    const panel = document.querySelector('.jp-NotebookPanel:not(.lm-mod-hidden)');
+    const s = panel && panel.querySelector('.jp-Notebook-ExecutionIndicator');
+    const prompts = [...panel.querySelectorAll('.jp-CodeCell .jp-InputArea-prompt')].map(p => p.textContent);
+    return s && s.getAttribute('data-status') === 'idle' && prompts.length > 0
+        && prompts.every(p => /\\[\\d+\\]/.test(p));
+}"""
+
+
+def watch_live(t, page, timeout=RUN_TIMEOUT):
+    """Run All's run of notebook 3, watched: every figure each training cell shows, in
+    order; screenshots of the first training cell early, in the middle and at the end."""
+    figures = {}  # cell -> [(image, line)] each time its figure changed
+    start, moments = time.time(), []
+
+    def show(cell, name):
+        page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-CodeCell").nth(cell) \
+            .locator(".jp-OutputArea-output img").first.scroll_into_view_if_needed()
+        shot(page, name)
+        moments.append(name)
+
+    while not page.evaluate(DONE_JS):
+        if time.time() - start > timeout:
+            shot(page, "03_mnist-timeout")
+            raise TimeoutError("notebook 3 did not finish in %d s" % timeout)
+        for d in page.evaluate(LIVE_JS):
+            seen = figures.setdefault(d["cell"], [])
+            if d["src"] and (not seen or seen[-1][0] != d["src"]):
+                seen.append((d["src"], d["line"]))
+                first = min(figures)
+                if d["cell"] == first and len(seen) == 1:
+                    show(first, "live-1-early")
+                elif d["cell"] == first and "live-2-middle" not in moments and d["line"].startswith("Epoch 10/"):
+                    show(first, "live-2-middle")
+        time.sleep(0.2)
+    final = {d["cell"]: d for d in page.evaluate(LIVE_JS)}
+    if figures:
+        show(min(figures), "live-3-done")
+    t.check("notebook 3: two training cells show training live", len(figures) == 2 and len(final) == 2,
+            sorted(figures))
+    for cell, seen in sorted(figures.items()):
+        end = final.get(cell, {})
+        t.check("notebook 3 cell %d: the figure changed at least 3 times while training (%d)" % (cell, len(seen)),
+                len(seen) >= 4, [line for _, line in seen])
+        # the last epoch line of the log, e.g. "Epoch 20: loss 1.876564, train_acc 0.910000, val_acc 0.866400",
+        # and the live line, e.g. "Epoch 20/20 · loss 1.8766 · train_acc 0.910 · val_acc 0.866 · 17.6 s (done)"
+        number = r"([0-9.]+)"
+        log = re.findall(r"^Epoch (\d+): loss %s, train_acc %s, val_acc %s$" % (number, number, number),
+                         end.get("log", ""), re.M)
+        live = re.match(r"Epoch (\d+)/(\d+) · loss %s · train_acc %s · val_acc %s · .*\(done\)$"
+                        % (number, number, number), end.get("line", ""))
+        same = bool(log and live) and live.group(1) == live.group(2) == log[-1][0] and all(
+            abs(float(a) - float(b)) <= tol for a, b, tol in zip(live.groups()[2:], log[-1][1:], (1e-4, 1e-3, 1e-3),
+                                                                 strict=True))
+        t.check("notebook 3 cell %d: the last figure is the finished run's: %r" % (cell, end.get("line")),
+                same and seen[-1][0] == end.get("src"), (log[-1:], end.get("line")))
+    print("  notebook 3 live: %s figures; screenshots %s"
+          % ([len(v) for _, v in sorted(figures.items())], ", ".join(moments)), flush=True)
+
+
 def inspect(page):
     return page.evaluate("""() => {
         const panel = document.querySelector('.jp-NotebookPanel:not(.lm-mod-hidden)');
@@ -226,7 +306,10 @@ def main():
                 opened = time.time() - start
                 run_all(page)
                 try:
-                    wait_done(page)
+                    if name == "03_mnist.ipynb":
+                        watch_live(t, page)
+                    else:
+                        wait_done(page)
                 except Exception:
                     shot(page, name.replace(".ipynb", "") + "-timeout")
                     raise

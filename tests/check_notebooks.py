@@ -51,6 +51,14 @@ EXPECTED = [
     ("04_regularization", "loaded back: the same weights true, validation accuracy 0.89"),
 ] + [("03_mnist", line) for line in PS3_SIGMOID]
 
+# the first output of every notebook: the build's matrix products on OpenBLAS (mlp-core's
+# `blas` feature, on by default)
+EXPECTED += [(name, "matrix products on OpenBLAS 0.") for name in
+             ["01_backprop_derivations", "02_toy_network", "03_mnist", "04_regularization"]]
+
+# (notebook, number of training cells that show training live: mlp-core/src/live.rs)
+LIVE = {"03_mnist": 2}
+
 # (notebook, number of inline PNG figures)
 FIGURES = {"02_toy_network": 2, "03_mnist": 4, "04_regularization": 2}
 
@@ -63,7 +71,7 @@ def text_of(output):
 def check_notebook(check, name, nb):
     """Every cell's outputs of one executed notebook (`name` without .ipynb): no errors,
     stderr only where tagged, every cell run, the numbers and the figures expected."""
-    out, pngs = [], 0
+    out, pngs, live = [], 0, 0
     for i, cell in enumerate(nb.cells):
         if cell.cell_type != "code":
             continue
@@ -75,6 +83,14 @@ def check_notebook(check, name, nb):
         if not expect_error:
             check(not stderr.strip(), "%s cell %d wrote to stderr: %s" % (name, i, stderr[:300]))
         check(cell.get("execution_count") is not None, "%s cell %d was not executed" % (name, i))
+        # training shown live: a figure and a line, each updated in place, so what is saved
+        # is one of each, the last (the run done), however many times they were redrawn
+        shown = [o.data["text/plain"] for o in cell.outputs if o.output_type == "display_data"
+                 and o.get("data", {}).get("text/plain", "").startswith("Epoch ")]
+        if shown:
+            live += 1
+            check(len(shown) == 2 and all(t.endswith("(done)") for t in shown),
+                  "%s cell %d keeps its live figure and line, the last ones only: %s" % (name, i, shown))
         for o in cell.outputs:
             if o.output_type == "stream":
                 out.append(text_of(o))
@@ -84,6 +100,8 @@ def check_notebook(check, name, nb):
     for nb_name, text in EXPECTED:
         if nb_name == name:
             check(text in stdout, "%s does not show %r" % (name, text))
+    check(live == LIVE.get(name, 0), "%s: %d cells show training live, expected %d"
+          % (name, live, LIVE.get(name, 0)))
     if name in FIGURES:
         check(pngs >= FIGURES[name], "%s has %d inline PNG figures, expected %d" % (name, pngs, FIGURES[name]))
 

@@ -11,6 +11,12 @@ kernel a dense-equivalent rate (it skips the work on each image's background pix
 Also measures the machine's f64 matrix-multiply peak (numpy/OpenBLAS on both cores,
 4096x4096) and the peak resident memory of one run of each.
 
+The student path too: the course's solution (the solved notebook 3, an ndarray network
+as a good student writes it, trained by mlp-core's `Implementation::train`) executed in
+the notebooks' Rust kernel, its two training cells' own times ("(trained in X s)"): with
+ndarray on OpenBLAS (mlp-core's default `blas` feature) and the live figure, without the
+live figure (MLP_KERNEL_DISPLAY=0), and on ndarray's portable kernels (no `blas`).
+
 numpy runs with OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset (they are set on some of
 these machines for old OpenBLAS builds and slow a current one); the OpenBLAS kernel it
 then uses is printed.
@@ -19,12 +25,24 @@ then uses is printed.
 import argparse
 import json
 import os
+import re
 import statistics
 import subprocess
 import sys
 
+import nbformat
+from nbclient import NotebookClient
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REFERENCE = os.path.join(ROOT, "tools", "reference_mlp.py")
+NOTEBOOK3 = os.path.join(ROOT, "notebooks", "03_mnist.ipynb")
+DEP = ':dep mlp-core = { path = "../mlp-core" }'
+# the student path's builds: (name, the notebook's :dep line, MLP_KERNEL_DISPLAY)
+STUDENT_BUILDS = [
+    ("openblas, live", DEP, "1"),
+    ("openblas", DEP, "0"),
+    ("portable", ':dep mlp-core = { path = "../mlp-core", default-features = false, features = ["solutions"] }', "0"),
+]
 
 # the problem set's MNIST cell: 784-64-10, batch 100, 20 epochs, 50,000 training images,
 # validation accuracy on 10,000 after each epoch
@@ -78,42 +96,72 @@ print(2 * n ** 3 / best / 1e9, info[0].get("architecture") if info else "?",
     return float(out[0]), out[1], out[2]
 
 
+def student_path(dep, live):
+    """The solved notebook 3 executed in the Rust kernel with `dep` as its :dep line:
+    ({"sigmoid": s, "relu": s} as its training cells print them, the build's line)."""
+    nb = nbformat.read(NOTEBOOK3, as_version=4)
+    first = next(cell for cell in nb.cells if cell.cell_type == "code")
+    first.source = first.source.replace(DEP, dep)
+    NotebookClient(nb, timeout=1800, kernel_name="rust", resources={"metadata": {"path": os.path.dirname(NOTEBOOK3)}}
+                   ).execute(env=dict(os.environ, MLP_KERNEL_DISPLAY=live), stderr=subprocess.DEVNULL)
+    out = "".join(o.get("text", "") for cell in nb.cells if cell.cell_type == "code"
+                  for o in cell.outputs if o.output_type == "stream")
+    trained = [float(t) for t in re.findall(r"\(trained in ([0-9.]+) s\)", out)]
+    build = re.search(r"matrix products on (.*)", out)
+    if len(trained) != 2:
+        sys.exit("notebook 3 printed %d training times, not 2:\n%s" % (len(trained), out[-2000:]))
+    return {"sigmoid": trained[0], "relu": trained[1]}, build.group(1) if build else "?"
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("mlp")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--no-student", action="store_true", help="leave out the student path (notebook 3)")
     args = parser.parse_args()
     total = flops()
     peak, kernel, threads = matmul_peak()
     print("machine: f64 matrix-multiply peak %.1f GFLOP/s (numpy/OpenBLAS %s kernel, %s threads, 4096^3)"
           % (peak, kernel, threads))
     print("MNIST run: 784-64-10, batch 100, 20 epochs: %.1f GFLOP" % (total / 1e9))
-    summary = []
-    for activation in ["sigmoid", "relu"]:
-        times = {"numpy": [], "rust": [], "dense": []}
-        for r in range(args.rounds):
+    keys = ["numpy", "rust", "dense"] + [name for name, _, _ in STUDENT_BUILDS]
+    times = {a: {k: [] for k in keys} for a in ["sigmoid", "relu"]}
+    builds = {}
+    for r in range(args.rounds):
+        for activation in ["sigmoid", "relu"]:
             ref = run_json([sys.executable, REFERENCE, "train", "--dataset", "mnist",
                             "--activation", activation], env=numpy_env())
-            times["numpy"].append(ref["train_seconds"])
             mlp = [args.mlp, "train", "--dataset", "mnist", "--activation", activation, "--json"]
             ours = run_json(mlp)
-            times["rust"].append(ours["train_seconds"])
             dense = run_json(mlp + ["--kernel", "dense"])
-            times["dense"].append(dense["train_seconds"])
+            for key, run in [("numpy", ref), ("rust", ours), ("dense", dense)]:
+                times[activation][key].append(run["train_seconds"])
             print("%-8s round %d: numpy %6.2f s   rust %6.2f s (%s)   rust dense %6.2f s   "
                   "(val acc numpy %.4f, rust %.4f, dense %.4f)"
                   % (activation, r + 1, ref["train_seconds"], ours["train_seconds"], ours["kernel"],
                      dense["train_seconds"], ref["accuracy"]["val"], ours["accuracy"]["val"],
                      dense["accuracy"]["val"]), flush=True)
-        summary.append((activation, {k: statistics.median(v) for k, v in times.items()}))
+        if args.no_student:
+            continue
+        for name, dep, live in STUDENT_BUILDS:
+            trained, builds[name] = student_path(dep, live)
+            for activation, seconds in trained.items():
+                times[activation][name].append(seconds)
+            print("student path (%s) round %d: sigmoid %.1f s, relu %.1f s   (%s)"
+                  % (name, r + 1, trained["sigmoid"], trained["relu"], builds[name]), flush=True)
     print()
     print("medians; GFLOP/s = %.1f GFLOP / time (dense-equivalent for the sparse kernel)" % (total / 1e9))
-    print("%-8s %-12s %10s %16s %12s %10s" % ("", "", "time", "numpy / this", "GFLOP/s", "of peak"))
-    for activation, med in summary:
-        for name, key in [("numpy", "numpy"), ("rust", "rust"), ("rust dense", "dense")]:
+    print("%-8s %-28s %10s %16s %12s %10s" % ("", "", "time", "numpy / this", "GFLOP/s", "of peak"))
+    rows = [("numpy", "numpy"), ("engine (mlp, sparse)", "rust"), ("engine (mlp, dense)", "dense")]
+    rows += [("student path (%s)" % name, name) for name, _, _ in STUDENT_BUILDS if not args.no_student]
+    for activation in ["sigmoid", "relu"]:
+        med = {k: statistics.median(v) for k, v in times[activation].items() if v}
+        for label, key in rows:
             gflops = total / med[key] / 1e9
-            print("%-8s %-12s %8.2f s %15.2fx %12.1f %9.0f%%"
-                  % (activation, name, med[key], med["numpy"] / med[key], gflops, 100 * gflops / peak))
+            print("%-8s %-28s %8.2f s %15.2fx %12.1f %9.0f%%"
+                  % (activation, label, med[key], med["numpy"] / med[key], gflops, 100 * gflops / peak))
+    for name, build in builds.items():
+        print("student path (%s): matrix products on %s" % (name, build))
     one_epoch = [args.mlp, "train", "--dataset", "mnist", "--epochs", "1", "--json", "--kernel"]
     rss_sparse = peak_rss_mb(one_epoch + ["sparse"])
     rss_dense = peak_rss_mb(one_epoch + ["dense"])

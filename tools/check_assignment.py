@@ -121,8 +121,9 @@ def main():
         check(len(bad) == 2, "%s: the test-cell check refuses a read of `x` and a bare `assert!` (%d problems)"
               % (name, len(bad)))
         deps = [line for line in released.split("\n") if line.startswith(":dep mlp-core")]
-        check(deps and all("default-features = false" in d and '"/' in d for d in deps),
-              "%s: mlp-core without `solutions`, by absolute path: %s" % (name, deps))
+        check(deps and all("default-features = false" in d and '"/' in d and 'features = ["blas"]' in d
+                           and "solutions" not in d for d in deps),
+              "%s: mlp-core without `solutions`, with `blas`, by absolute path: %s" % (name, deps))
 
     for path in sources:
         code, out = validate(path)

@@ -138,6 +138,8 @@ def evcxr_env(home, work):
     env["EVCXR_CONFIG_DIR"] = os.path.join(home, "evcxr")
     env["MLP_PANIC_FILE"] = panic_file(work)
     env["MLP_PROGRESS_FILE"] = progress_file(work)
+    # mlp-core's training shows a live figure (mlp-core/src/live.rs; 0 turns it off)
+    env.setdefault("MLP_KERNEL_DISPLAY", "1")
     # rustc writes each cell's library with a relative run path to the standard library
     # that counts one directory too many; it only resolves when the work directory is
     # one level below / (evcxr's default, /tmp/xyz). The loader path finds it anywhere.
@@ -162,6 +164,8 @@ def panic_file(work):
 
 # mlp-core's panic hook (src/kernel.rs) prints this line on standard output
 PANIC_MARKER = "MLP_KERNEL_PANIC "
+# mlp-core's live display: a line of JSON {"display_id", "data"} (mlp-core/src/live.rs)
+DISPLAY_MARKER = "MLP_KERNEL_DISPLAY "
 PANICKED = re.compile(r"^thread '[^']*'(?: \(\d+\))? panicked at (.*):$")
 FRAME = re.compile(r"^\s*\d+: (.*)$")
 TERMINATED = "Subprocess terminated"
@@ -219,6 +223,7 @@ class Relay:
         self.offset = 1           # evcxr's count before the notebook's first cell
         self.raw_last = 1         # evcxr's count of the last reply
         self.hidden = set()       # msg_ids of the relay's own requests (not shown)
+        self.displays = set()     # display ids mlp-core's live display has shown
         self.cwd = os.getcwd()    # the notebook's folder, where its code runs
         self.warm = None
         if adopt:
@@ -429,6 +434,9 @@ class Relay:
             self.clear_progress(parent)
         if msg_type in ("execute_input", "execute_result"):
             self.renumber(content)
+        if msg_type == "stream" and content.get("name") == "stdout" and content["text"].startswith(DISPLAY_MARKER):
+            self.live_display(parent, content["text"])
+            return
         if msg_type == "stream" and content.get("name") == "stdout" and content["text"].startswith(PANIC_MARKER):
             content["name"] = "stderr"
             content["text"] = self.panic_report(content["text"])
@@ -442,6 +450,20 @@ class Relay:
         self.send(self.f_iopub, msg, idents, self.fsession)
         if parent_id in self.held_idle and parent_id not in self.panic:
             self.release_idle(parent_id)
+
+    def live_display(self, parent, text):
+        """mlp-core's display lines as Jupyter's display messages: a display id's first
+        as display_data, the later ones as update_display_data (the frontend redraws that
+        output in place; a saved notebook keeps the last)."""
+        for line in text.splitlines():
+            try:
+                shown = json.loads(line[len(DISPLAY_MARKER):])
+                display_id, data = shown["display_id"], shown["data"]
+            except (ValueError, KeyError, TypeError):
+                continue
+            msg_type = "update_display_data" if display_id in self.displays else "display_data"
+            self.displays.add(display_id)
+            self.publish(msg_type, {"data": data, "metadata": {}, "transient": {"display_id": display_id}}, parent)
 
     def release_idle(self, parent_id):
         _, idents, msg = self.held_idle.pop(parent_id)

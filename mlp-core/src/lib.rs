@@ -35,6 +35,11 @@
 #[cfg(test)]
 extern crate self as mlp_core;
 
+// ndarray's `blas` feature needs a BLAS linked in: OpenBLAS (blas.rs)
+#[cfg(feature = "blas")]
+extern crate blas_src;
+
+mod blas;
 mod check;
 mod data;
 #[cfg(feature = "solutions")]
@@ -43,6 +48,7 @@ mod error;
 mod gradcheck;
 pub mod grade;
 pub mod kernel;
+pub mod live;
 mod model;
 mod npy;
 mod penalty;
@@ -54,6 +60,7 @@ mod sums;
 mod toy;
 mod train;
 
+pub use blas::{build_info, matrix_products};
 pub use data::{
     IdxFile, LoadOptions, MNIST_FILES, MNIST_PIXELS, MnistBytes, MnistSplit, default_mnist_dir,
     get_mnist_data, load_mnist, split_mnist,
@@ -64,8 +71,8 @@ pub use model::{Activation, Grads, Param, Params, TwoLayerMLP};
 pub use npy::{MODEL_JSON, ModelInfo};
 pub use penalty::{Penalty, Reg};
 pub use plot::{
-    Figure, plot_loss_and_gradient, plot_stats, plot_weight_histograms, show_net_weights,
-    show_weight_grids, visualize_grid,
+    Figure, plot_loss_and_gradient, plot_progress, plot_stats, plot_weight_histograms,
+    show_net_weights, show_weight_grids, visualize_grid,
 };
 pub use pyfmt::{numpy_str, py_e, py_float};
 pub use rng::NumpyRng;

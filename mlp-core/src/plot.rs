@@ -120,6 +120,48 @@ struct Panel<'a> {
     y_label: &'a str,
     series: Vec<Series<'a>>,
     y_range: Option<Range<f64>>,
+    /// The x of each line's first value (0 for iterations, 1 for epochs).
+    x_start: f64,
+    /// A logarithmic y axis (a loss that falls from hundreds to below one).
+    log_y: bool,
+}
+
+impl<'a> Panel<'a> {
+    /// A panel of values per iteration from 0, with a linear y axis fitted to the data.
+    fn per_iteration(title: &'a str, y_label: &'a str, values: &'a [f64]) -> Self {
+        Panel {
+            title,
+            x_label: "Iteration",
+            y_label,
+            series: vec![Series { label: None, values, color: BLUE }],
+            y_range: None,
+            x_start: 0.0,
+            log_y: false,
+        }
+    }
+
+    /// The loss per iteration on a logarithmic axis: the first iterations' large losses
+    /// and the last ones' small differences both in view.
+    fn loss(values: &'a [f64]) -> Self {
+        Panel { log_y: true, ..Panel::per_iteration("Loss history", "Loss (log scale)", values) }
+    }
+
+    /// Training and validation accuracy per epoch, epochs counted from 1 as the training
+    /// log prints them.
+    fn accuracies(train: &'a [f64], val: &'a [f64]) -> Self {
+        Panel {
+            title: "Classification accuracy history",
+            x_label: "Epoch",
+            y_label: "Classification accuracy",
+            series: vec![
+                Series { label: Some("train"), values: train, color: BLUE },
+                Series { label: Some("val"), values: val, color: ORANGE },
+            ],
+            y_range: None,
+            x_start: 1.0,
+            log_y: false,
+        }
+    }
 }
 
 const BLUE: RGBColor = RGBColor(31, 119, 180);
@@ -142,12 +184,18 @@ fn check_history(name: &str, values: &[f64]) -> Result<()> {
     Ok(())
 }
 
-/// A y range that shows all of `values` with a small margin.
-fn auto_range(series: &[Series]) -> Range<f64> {
+/// A y range that shows all of `values` with a small margin (on a log axis: the
+/// positive values, with a margin of a few percent in ratio).
+fn auto_range(series: &[Series], log_y: bool) -> Range<f64> {
     let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
-    for v in series.iter().flat_map(|s| s.values) {
-        lo = lo.min(*v);
-        hi = hi.max(*v);
+    for &v in series.iter().flat_map(|s| s.values) {
+        if !log_y || v > 0.0 {
+            lo = lo.min(v);
+            hi = hi.max(v);
+        }
+    }
+    if log_y {
+        return if lo.is_finite() { lo / 1.1..hi * 1.1 } else { 0.1..1.0 };
     }
     let pad = if hi > lo { 0.05 * (hi - lo) } else { lo.abs().max(1.0) * 0.05 };
     (lo - pad)..(hi + pad)
@@ -155,13 +203,17 @@ fn auto_range(series: &[Series]) -> Range<f64> {
 
 /// Draw stacked panels into one figure of [`FIGURE_SIZE`].
 fn stacked(panels: &[Panel]) -> Result<Figure> {
+    stacked_sized(panels, FIGURE_SIZE)
+}
+
+/// Draw stacked panels into one figure of `(w, h)` pixels.
+fn stacked_sized(panels: &[Panel], (w, h): (u32, u32)) -> Result<Figure> {
     ensure_font()?;
     for p in panels {
         for s in &p.series {
             check_history(s.label.unwrap_or(p.title), s.values)?;
         }
     }
-    let (w, h) = FIGURE_SIZE;
     let mut rgb = vec![255u8; (w * h * 3) as usize];
     {
         let root = BitMapBackend::with_buffer(&mut rgb, (w, h)).into_drawing_area();
@@ -174,24 +226,45 @@ fn stacked(panels: &[Panel]) -> Result<Figure> {
     Figure::from_rgb(&rgb, w, h)
 }
 
-fn draw_panel<DB: DrawingBackend>(
-    area: &DrawingArea<DB, Shift>,
-    p: &Panel,
-) -> std::result::Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
+type DrawResult<DB> =
+    std::result::Result<(), DrawingAreaErrorKind<<DB as DrawingBackend>::ErrorType>>;
+
+fn draw_panel<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, p: &Panel) -> DrawResult<DB> {
     let n = p.series.iter().map(|s| s.values.len()).max().unwrap_or(1);
-    let x_max = (n.max(2) - 1) as f64;
-    let y_range = p.y_range.clone().unwrap_or_else(|| auto_range(&p.series));
-    let y_decimals = decimals_for(y_range.end - y_range.start);
-    let mut chart = ChartBuilder::on(area)
-        .caption(p.title, (FONT, 20))
-        .margin(10)
-        .x_label_area_size(42)
-        .y_label_area_size(70)
-        .build_cartesian_2d(0f64..x_max, y_range.clone())?;
+    let x_range = p.x_start..p.x_start + (n.max(2) - 1) as f64;
+    let y_range = p.y_range.clone().unwrap_or_else(|| auto_range(&p.series, p.log_y));
+    let mut builder = ChartBuilder::on(area);
+    builder.caption(p.title, (FONT, 20)).margin(10).x_label_area_size(42).y_label_area_size(70);
+    if p.log_y {
+        let chart = builder.build_cartesian_2d(x_range, y_range.clone().log_scale())?;
+        // 0.5, 1, 2, 5, 10, 20, ...: as many digits as the value needs
+        draw_lines(chart, p, y_range, &|y: &f64| trimmed(*y))
+    } else {
+        let decimals = decimals_for(y_range.end - y_range.start);
+        let chart = builder.build_cartesian_2d(x_range, y_range.clone())?;
+        draw_lines(chart, p, y_range, &|y: &f64| format!("{y:.decimals$}"))
+    }
+}
+
+/// A tick value with at most 3 decimals and no trailing zeros: 0.05, 0.5, 2, 200.
+fn trimmed(y: f64) -> String {
+    format!("{y:.3}").trim_end_matches('0').trim_end_matches('.').to_string()
+}
+
+/// The mesh, the lines (cut to the y range) and the legend of one panel's chart.
+fn draw_lines<'a, DB: DrawingBackend + 'a, Y>(
+    mut chart: ChartContext<'a, DB, Cartesian2d<plotters::coord::types::RangedCoordf64, Y>>,
+    p: &Panel,
+    y_range: Range<f64>,
+    y_format: &dyn Fn(&f64) -> String,
+) -> DrawResult<DB>
+where
+    Y: Ranged<ValueType = f64> + plotters::coord::ranged1d::ValueFormatter<f64>,
+{
     chart
         .configure_mesh()
         .x_label_formatter(&|x| format!("{x:.0}"))
-        .y_label_formatter(&|y| format!("{y:.y_decimals$}"))
+        .y_label_formatter(y_format)
         .x_desc(p.x_label)
         .y_desc(p.y_label)
         .axis_desc_style((FONT, 16))
@@ -201,7 +274,7 @@ fn draw_panel<DB: DrawingBackend>(
         .draw()?;
     for s in &p.series {
         let style = s.color.stroke_width(2);
-        let segments = clip_to(s.values, y_range.clone());
+        let segments = clip_to(s.values, p.x_start, y_range.clone());
         let line =
             chart.draw_series(segments.into_iter().map(|seg| PathElement::new(seg, style)))?;
         if let Some(label) = s.label {
@@ -223,7 +296,7 @@ fn draw_panel<DB: DrawingBackend>(
 /// The polyline through `(i, values[i])` cut to the band `y` as matplotlib clips it:
 /// runs of points inside the band, each ending where the line crosses its edge. A line
 /// that leaves the band is not drawn along its edge.
-fn clip_to(values: &[f64], y: Range<f64>) -> Vec<Vec<(f64, f64)>> {
+fn clip_to(values: &[f64], x_start: f64, y: Range<f64>) -> Vec<Vec<(f64, f64)>> {
     let inside = |v: f64| y.start <= v && v <= y.end;
     // where the segment from (x0, v0) to (x0 + 1, v1) meets the edge it crosses
     let cross = |x0: f64, v0: f64, v1: f64| {
@@ -233,7 +306,7 @@ fn clip_to(values: &[f64], y: Range<f64>) -> Vec<Vec<(f64, f64)>> {
     let mut segments = Vec::new();
     let mut current: Vec<(f64, f64)> = Vec::new();
     for (i, &v) in values.iter().enumerate() {
-        let x = i as f64;
+        let x = x_start + i as f64;
         match (i.checked_sub(1).map(|j| values[j]), inside(v)) {
             (Some(prev), true) if !inside(prev) => current.push(cross(x - 1.0, prev, v)),
             (Some(prev), false) if inside(prev) => {
@@ -270,29 +343,26 @@ fn decimals_for(span: f64) -> usize {
 pub fn plot_loss_and_gradient(stats: &Stats, grad_y_range: Option<Range<f64>>) -> Result<Figure> {
     stacked(&[
         Panel {
-            title: "Training Loss history",
             x_label: "iteration",
-            y_label: "training loss",
-            series: vec![Series { label: None, values: &stats.loss_history, color: BLUE }],
-            y_range: None,
+            ..Panel::per_iteration("Training Loss history", "training loss", &stats.loss_history)
         },
         Panel {
-            title: "Gradient magnitude history (∇W1)",
             x_label: "iteration",
-            y_label: "‖∇W1‖",
-            series: vec![Series {
-                label: None,
-                values: &stats.grad_magnitude_history,
-                color: BLUE,
-            }],
             y_range: grad_y_range,
+            ..Panel::per_iteration(
+                "Gradient magnitude history (∇W1)",
+                "‖∇W1‖",
+                &stats.grad_magnitude_history,
+            )
         },
     ])
 }
 
 /// The notebook's `plot_stats`: gradient magnitude of W1 per iteration (y from 0 to
-/// `min(100, max)`), loss per iteration (y from 0 to 100), and training and validation
-/// accuracy per epoch with a legend.
+/// `min(100, max)`), loss per iteration, and training and validation accuracy per epoch
+/// with a legend. Two departures from the problem set's figure: the loss is on a log axis
+/// (the problem set cuts it at 100, which hides the first few hundred iterations of the
+/// MNIST runs), and epochs count from 1, as the training log prints them.
 pub fn plot_stats(stats: &Stats) -> Result<Figure> {
     check_history("grad_magnitude_history", &stats.grad_magnitude_history)?;
     let grad_max = stats.grad_magnitude_history.iter().copied().fold(f64::NEG_INFINITY, f64::max);
@@ -300,34 +370,27 @@ pub fn plot_stats(stats: &Stats) -> Result<Figure> {
     let grad_top = if grad_top > 0.0 { grad_top } else { 1.0 };
     stacked(&[
         Panel {
-            title: "Gradient magnitude history (∇W1)",
-            x_label: "Iteration",
-            y_label: "‖∇W1‖",
-            series: vec![Series {
-                label: None,
-                values: &stats.grad_magnitude_history,
-                color: BLUE,
-            }],
             y_range: Some(0.0..grad_top),
+            ..Panel::per_iteration(
+                "Gradient magnitude history (∇W1)",
+                "‖∇W1‖",
+                &stats.grad_magnitude_history,
+            )
         },
-        Panel {
-            title: "Loss history",
-            x_label: "Iteration",
-            y_label: "Loss",
-            series: vec![Series { label: None, values: &stats.loss_history, color: BLUE }],
-            y_range: Some(0.0..100.0),
-        },
-        Panel {
-            title: "Classification accuracy history",
-            x_label: "Epoch",
-            y_label: "Classification accuracy",
-            series: vec![
-                Series { label: Some("train"), values: &stats.train_acc_history, color: BLUE },
-                Series { label: Some("val"), values: &stats.val_acc_history, color: ORANGE },
-            ],
-            y_range: None,
-        },
+        Panel::loss(&stats.loss_history),
+        Panel::accuracies(&stats.train_acc_history, &stats.val_acc_history),
     ])
+}
+
+/// Training as it goes, for the live display ([`crate::live`]): the loss per iteration
+/// so far and the accuracies of the epochs done, in a smaller figure (800 x 560). Before
+/// the first epoch ends the accuracy panel is left out.
+pub fn plot_progress(loss: &[f64], train_acc: &[f64], val_acc: &[f64]) -> Result<Figure> {
+    if train_acc.is_empty() {
+        stacked_sized(&[Panel::loss(loss)], (800, 280))
+    } else {
+        stacked_sized(&[Panel::loss(loss), Panel::accuracies(train_acc, val_acc)], (800, 560))
+    }
 }
 
 /// The problem set's `visualize_grid(Xs, ubound, padding)` for `Xs` of shape
@@ -554,9 +617,9 @@ mod tests {
     fn lines_leaving_the_band_are_cut_at_its_edge() {
         // from 120 down to 20 the line enters 0..100 at x = 1.2; from 10 up to 130 it
         // leaves at x = 3.75
-        let segs = clip_to(&[150.0, 120.0, 20.0, 10.0, 130.0], 0.0..100.0);
+        let segs = clip_to(&[150.0, 120.0, 20.0, 10.0, 130.0], 0.0, 0.0..100.0);
         assert_eq!(segs, vec![vec![(1.2, 100.0), (2.0, 20.0), (3.0, 10.0), (3.75, 100.0)]]);
-        assert_eq!(clip_to(&[1.0, 2.0], 0.0..100.0), vec![vec![(0.0, 1.0), (1.0, 2.0)]]);
-        assert!(clip_to(&[200.0, 300.0], 0.0..100.0).is_empty());
+        assert_eq!(clip_to(&[1.0, 2.0], 0.0, 0.0..100.0), vec![vec![(0.0, 1.0), (1.0, 2.0)]]);
+        assert!(clip_to(&[200.0, 300.0], 0.0, 0.0..100.0).is_empty());
     }
 }

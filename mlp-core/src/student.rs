@@ -18,7 +18,7 @@ use crate::model::{Grads, Param, TwoLayerMLP};
 use crate::penalty::{Penalty, Reg};
 use crate::pyfmt::py_e;
 use crate::rng::NumpyRng;
-use crate::train::{EpochSummary, PrintEpochs, Reporter, Silent, Stats, TrainConfig};
+use crate::train::{EpochSummary, Stats, TrainConfig, reporter_for};
 
 /// The student's loss: `(loss, grads)` for `X` `(N, D)`, labels `y` `(N,)` and the L2
 /// strength `reg`.
@@ -87,8 +87,7 @@ impl Implementation {
         let (d, c) = (net.input_size(), net.output_size());
         check_xy("train (training set)", x.view(), y.view(), d, c)?;
         check_xy("train (validation set)", x_val.view(), y_val.view(), d, c)?;
-        let mut reporter: Box<dyn Reporter> =
-            if config.verbose { Box::new(PrintEpochs) } else { Box::new(Silent) };
+        let mut reporter = reporter_for(config);
         let reg = Reg { penalty: config.penalty, strength: config.reg };
         let num_train = x.nrows();
         let batch = config.batch_size.min(num_train);

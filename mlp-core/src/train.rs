@@ -188,6 +188,19 @@ pub trait Reporter {
 pub struct Silent;
 impl Reporter for Silent {}
 
+/// The reporter a `train` call uses: nothing; with `config.verbose` the problem set's
+/// epoch lines; and in a notebook's kernel those lines under a live figure of the
+/// training so far ([`crate::live`]).
+pub(crate) fn reporter_for(config: &TrainConfig) -> Box<dyn Reporter> {
+    if !config.verbose {
+        Box::new(Silent)
+    } else if crate::live::enabled() {
+        Box::new(crate::live::LiveTraining::new(config.num_epochs))
+    } else {
+        Box::new(PrintEpochs)
+    }
+}
+
 /// Prints the problem set's epoch line to standard output.
 pub struct PrintEpochs;
 impl Reporter for PrintEpochs {
@@ -204,7 +217,8 @@ impl TwoLayerMLP {
     /// `rng` is re-seeded with `config.seed` (1) first, then draws one permutation
     /// per epoch; it is left where training ends, so a network created afterwards
     /// draws its weights from there, as in the problem set's notebook.
-    /// With `config.verbose`, prints one line per epoch.
+    /// With `config.verbose`, prints one line per epoch (in a notebook, under a figure
+    /// of the training so far, redrawn as it goes: [`crate::live`]).
     ///
     /// A loss that turns NaN or infinite stops training with
     /// [`MlpError::Diverged`]; the parameters are left as they were at that point.
@@ -217,11 +231,7 @@ impl TwoLayerMLP {
         y_val: impl AsArray<'d, usize, Ix1>,
         config: &TrainConfig,
     ) -> Result<Stats> {
-        if config.verbose {
-            self.train_with(rng, x, y, x_val, y_val, config, &mut PrintEpochs)
-        } else {
-            self.train_with(rng, x, y, x_val, y_val, config, &mut Silent)
-        }
+        self.train_with(rng, x, y, x_val, y_val, config, &mut *reporter_for(config))
     }
 
     /// [`TwoLayerMLP::train`] with progress going to `reporter` (`config.verbose`
