@@ -145,7 +145,8 @@ LIVE_JS = """() => {
     const panel = document.querySelector('.jp-NotebookPanel:not(.lm-mod-hidden)');
     const shown = [];
     panel.querySelectorAll('.jp-CodeCell').forEach((cell, i) => {
-        const texts = [...cell.querySelectorAll('.jp-OutputArea-output')].map(o => o.innerText.trim());
+        // (textContent: innerText is empty in cells JupyterLab has not rendered, off screen)
+        const texts = [...cell.querySelectorAll(".jp-OutputArea-output")].map(o => o.textContent.trim());
         const line = texts.find(t => /^Epoch \\d+\\/\\d+ · /.test(t));
         if (!line) return;
         const img = cell.querySelector('.jp-OutputArea-output img');

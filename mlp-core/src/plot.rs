@@ -237,8 +237,7 @@ fn draw_panel<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, p: &Panel) -> D
     builder.caption(p.title, (FONT, 20)).margin(10).x_label_area_size(42).y_label_area_size(70);
     if p.log_y {
         let chart = builder.build_cartesian_2d(x_range, y_range.clone().log_scale())?;
-        // 0.5, 1, 2, 5, 10, 20, ...: as many digits as the value needs
-        draw_lines(chart, p, y_range, &|y: &f64| trimmed(*y))
+        draw_lines(chart, p, y_range, &|y: &f64| log_tick(*y))
     } else {
         let decimals = decimals_for(y_range.end - y_range.start);
         let chart = builder.build_cartesian_2d(x_range, y_range.clone())?;
@@ -246,9 +245,16 @@ fn draw_panel<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, p: &Panel) -> D
     }
 }
 
-/// A tick value with at most 3 decimals and no trailing zeros: 0.05, 0.5, 2, 200.
-fn trimmed(y: f64) -> String {
-    format!("{y:.3}").trim_end_matches('0').trim_end_matches('.').to_string()
+/// A log axis's tick label: 1, 2 and 5 times a power of ten get one (0.5, 1, 2, 5, 10,
+/// 20, ...: at most 3 decimals, no trailing zeros); the ticks between stay unlabelled, or
+/// their labels would overlap.
+fn log_tick(y: f64) -> String {
+    let mantissa = y / 10f64.powf(y.log10().floor());
+    if [1.0, 2.0, 5.0, 10.0].iter().any(|m| (mantissa - m).abs() < 1e-6) {
+        format!("{y:.3}").trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        String::new()
+    }
 }
 
 /// The mesh, the lines (cut to the y range) and the legend of one panel's chart.
@@ -612,6 +618,12 @@ fn draw_histogram<DB: DrawingBackend>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn log_ticks_label_one_two_and_five_only() {
+        let labels: Vec<String> = [0.5, 0.6, 1.0, 2.0, 3.0, 5.0, 20.0, 70.0, 100.0].map(log_tick).into();
+        assert_eq!(labels, ["0.5", "", "1", "2", "", "5", "20", "", "100"]);
+    }
 
     #[test]
     fn lines_leaving_the_band_are_cut_at_its_edge() {
