@@ -621,7 +621,8 @@ mod tests {
 
     #[test]
     fn log_ticks_label_one_two_and_five_only() {
-        let labels: Vec<String> = [0.5, 0.6, 1.0, 2.0, 3.0, 5.0, 20.0, 70.0, 100.0].map(log_tick).into();
+        let labels: Vec<String> =
+            [0.5, 0.6, 1.0, 2.0, 3.0, 5.0, 20.0, 70.0, 100.0].map(log_tick).into();
         assert_eq!(labels, ["0.5", "", "1", "2", "", "5", "20", "", "100"]);
     }
 
