@@ -7,7 +7,8 @@
 2. State: in one kernel, a wrong-shape error, a compile error and a panic each stop
    only their cell, and the variables built before are still there after each; the
    panic's report names the notebook function, not the runtime's frames; `:backtrace`
-   prints the full one; Kernel > Interrupt says the variables are gone and which cells
+   prints the full one; a panic inside ndarray (a bad `.dot`) names the notebook function
+   and line that called it; Kernel > Interrupt says the variables are gone and which cells
    to rerun; counts start at 1 and error replies carry ename/evalue.
 
 Closes with 'kernel: N passed, N failed'.
@@ -125,6 +126,25 @@ def state(t):
                 in text(out, "stderr"), text(out))
         c, out = kernel.run("kept")
         t.check("wrong shapes: variables kept", text(out, "result").strip() == "42", text(out))
+
+        # the same mistake in a function of the notebook's, called from another: the report
+        # names that function and its line (the stack's first frame in the notebook's code),
+        # not ndarray's source, and still gives ndarray's message with the shapes
+        kernel.run("fn backward_like(a: &Array2<f64>, rows: usize) -> Array2<f64> {\n"
+                   "    let b = Array2::<f64>::ones((rows, 5));\n"
+                   "    let dw = a.dot(&b);\n"
+                   "    dw * 2.0\n"
+                   "}\n"
+                   "fn loss_like(a: &Array2<f64>) -> f64 { backward_like(a, 4).sum() }")
+        c, out = kernel.run("let s = loss_like(&a);")
+        err = text(out, "stderr")
+        print("  a panic in ndarray, as the cell shows it:\n    " + err.strip().replace("\n", "\n    "))
+        t.check("a panic in ndarray: its message (the shapes)",
+                "panicked: ndarray: inputs 2 × 3 and 4 × 5 are not compatible" in err, err)
+        t.check("a panic in ndarray: the notebook function and line that called it",
+                "in your function `backward_like`, at: let dw = a.dot(&b);" in err, err)
+        t.check("a panic in ndarray: where in ndarray, after that", "(inside ndarray-" in err
+                and err.index("backward_like") < err.index("(inside ndarray-"), err)
 
         c, out = kernel.run("let z: i32 = \"not a number\";")
         t.check("compile error: an error reply with ename and evalue",

@@ -71,6 +71,12 @@ debug-assertions = false
 overflow-checks = false
 codegen-units = 16
 
+# The notebook's own code (evcxr's crate, `ctx`) with line tables: mlp-core's panic hook
+# lists the stack, and the relay finds the notebook's line in it (notebook_frame).
+[profile.dev.package.ctx]
+debug = "line-tables-only"
+strip = "none"
+
 [build]
 rustc-wrapper = "%s"
 """ % os.path.join(ROOT, "tools", "rustc_progress.sh")
@@ -476,6 +482,9 @@ class Relay:
             if line.startswith(PANIC_MARKER):
                 report = json.loads(line[len(PANIC_MARKER):])
                 where = self.describe_location(report["location"]) if report.get("location") else "somewhere"
+                caller = None if where.startswith("in ") else self.notebook_frame(report)
+                if caller:  # in a library the notebook's code called: say which line did
+                    where = "%s\n  (inside %s)" % (self.describe_location(caller), where.removeprefix("at "))
                 out.append("panicked: %s\n  %s\n  (the full report: run `:backtrace` in a cell)"
                            % (report["message"], where))
             else:
@@ -549,6 +558,26 @@ class Relay:
         else:  # a dependency's source, e.g. .../index.crates.io-*/ndarray-0.17.2/src/x.rs
             path = re.sub(r"^.*/registry/src/[^/]+/", "", path)
         return "at %s:%d" % (path, line)
+
+    def notebook_frame(self, report):
+        """The innermost frame of the panic's stack in the notebook's code, as
+        `src/lib.rs:LINE:0`, from the offsets into the cell's library that mlp-core's
+        hook lists (`addr2line -i` names the inlined functions' lines too); None when
+        there is none or addr2line cannot tell."""
+        library, frames = report.get("library"), report.get("frames")
+        if not library or not frames:
+            return None
+        try:
+            out = subprocess.run(["addr2line", "-a", "-i", "-e", library] + ["%#x" % f for f in frames],
+                                 capture_output=True, text=True, timeout=20).stdout
+        except (OSError, subprocess.SubprocessError):
+            return None
+        source = os.path.realpath(os.path.join(self.work, "src", "lib.rs"))
+        for entry in out.splitlines():
+            m = re.match(r"^(.*):(\d+)(?: \(discriminator \d+\))?$", entry)
+            if m and m.group(2) != "0" and (m.group(1) == "src/lib.rs" or os.path.realpath(m.group(1)) == source):
+                return "src/lib.rs:%s:0" % m.group(2)
+        return None
 
     def explain_error(self, parent_id, content):
         text = content.get("evalue") or ""
