@@ -79,9 +79,29 @@ pub enum MlpError {
     )]
     BadModelFile { path: PathBuf, reason: String },
 
-    /// A function the student wrote returned something the harness cannot use.
-    #[error("your {function} is not finished: {problem}; fix its cell and run it again")]
+    /// A function the student wrote returned something wrong: a result the harness or a
+    /// check cannot use.
+    #[error("your {function} is not right yet: {problem}; fix its cell and run it again")]
     StudentCode { function: &'static str, problem: String },
+
+    /// A function the student has not finished: it returned nothing (an empty array)
+    /// where there must be values. (A `todo!()` left in it panics instead: the cell that
+    /// calls it stops with "not yet implemented".)
+    #[error("your {function} is not finished: {problem}; write it and run its cell again")]
+    Unfinished { function: &'static str, problem: String },
+
+    /// The student's loss returned a gradient whose shape is not its parameter's (a
+    /// mistake in their backward pass, such as a transposed product).
+    #[error(
+        "wrong shape: your {function} returned d{param} of shape {found:?}, but {param} is {expected:?}: a gradient must have its parameter's shape (check backward's d{param}{})",
+        if found.len() == 2 && found.iter().rev().eq(expected.iter()) { "; it looks transposed" } else { "" }
+    )]
+    GradientShape {
+        function: &'static str,
+        param: &'static str,
+        found: Vec<usize>,
+        expected: Vec<usize>,
+    },
 
     /// A checkpoint of the student edition: the student's value is not within the
     /// tolerance of the expected one.

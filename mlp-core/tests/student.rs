@@ -70,25 +70,97 @@ fn the_gradient_check_passes_for_a_right_loss_and_checkpoints_say_what_is_off() 
 }
 
 #[test]
-fn unfinished_functions_give_errors_that_say_which_and_what() {
-    fn half_grads(net: &TwoLayerMLP, x: &Array2<f64>, y: &Array1<usize>, reg: f64) -> (f64, Grads) {
+fn wrong_and_unfinished_functions_give_errors_that_say_which_and_what() {
+    fn transposed_dw2(
+        net: &TwoLayerMLP,
+        x: &Array2<f64>,
+        y: &Array1<usize>,
+        reg: f64,
+    ) -> (f64, Grads) {
         let (l, mut g) = loss(net, x, y, reg);
-        g.w1 = g.w1.t().to_owned(); // a transposed gradient
+        g.w2 = g.w2.t().to_owned(); // a mistake in backward: W2 is (10, 3)
+        (l, g)
+    }
+    fn db1_of_w1_shape(
+        net: &TwoLayerMLP,
+        x: &Array2<f64>,
+        y: &Array1<usize>,
+        reg: f64,
+    ) -> (f64, Grads) {
+        let (l, mut g) = loss(net, x, y, reg);
+        g.w1 = Array2::zeros((3, 10));
+        (l, g)
+    }
+    fn empty_grads(
+        net: &TwoLayerMLP,
+        x: &Array2<f64>,
+        y: &Array1<usize>,
+        reg: f64,
+    ) -> (f64, Grads) {
+        let (l, mut g) = loss(net, x, y, reg);
+        g.w1 = Array2::zeros((0, 0)); // a placeholder: nothing computed yet
         (l, g)
     }
     fn short_predict(_: &TwoLayerMLP, _: &Array2<f64>) -> Array1<usize> {
         Array1::zeros(2)
     }
+    fn no_predict(_: &TwoLayerMLP, _: &Array2<f64>) -> Array1<usize> {
+        Array1::zeros(0)
+    }
+    fn out_of_range(_: &TwoLayerMLP, x: &Array2<f64>) -> Array1<usize> {
+        Array1::from_elem(x.nrows(), 3)
+    }
     let (net, x, y, _) = toy();
-    let wrong = Implementation { loss: half_grads, ..STUDENT };
-    let e = wrong.loss(&net, &x, &y, 0.1).unwrap_err().to_string();
-    assert!(
-        e.contains("your loss is not finished: it returned dW1 of shape [10, 4]; W1 is [4, 10]"),
-        "{e}"
+    let message = |i: Implementation| i.loss(&net, &x, &y, 0.1).unwrap_err().to_string();
+
+    // a finished loss whose backward pass is wrong: the wrong shape, not "unfinished"
+    let e = message(Implementation { loss: transposed_dw2, ..STUDENT });
+    assert_eq!(
+        e,
+        "wrong shape: your loss returned dW2 of shape [3, 10], but W2 is [10, 3]: a gradient \
+         must have its parameter's shape (check backward's dW2; it looks transposed)"
     );
-    let wrong = Implementation { predict: short_predict, ..STUDENT };
-    let e = wrong.accuracy(&net, &x, &y).unwrap_err().to_string();
-    assert!(e.contains("it returned 2 predictions for 5 rows"), "{e}");
+    let e = message(Implementation { loss: db1_of_w1_shape, ..STUDENT });
+    assert_eq!(
+        e,
+        "wrong shape: your loss returned dW1 of shape [3, 10], but W1 is [4, 10]: a gradient \
+         must have its parameter's shape (check backward's dW1)"
+    );
+    assert!(matches!(
+        Implementation { loss: transposed_dw2, ..STUDENT }.loss(&net, &x, &y, 0.1),
+        Err(MlpError::GradientShape { function: "loss", param: "W2", .. })
+    ));
+    // what training reports is the same error
+    let e = Implementation { loss: transposed_dw2, ..STUDENT }
+        .train(&mut net.clone(), &mut NumpyRng::new(0), &x, &y, &x, &y, &TrainConfig::default())
+        .unwrap_err()
+        .to_string();
+    assert!(e.starts_with("wrong shape: your loss returned dW2 of shape [3, 10]"), "{e}");
+
+    // "not finished" only for nothing computed (an empty placeholder)
+    let e = message(Implementation { loss: empty_grads, ..STUDENT });
+    assert_eq!(
+        e,
+        "your loss is not finished: it returned an empty dW1 (shape [0, 0]); W1 is [4, 10]; \
+         write it and run its cell again"
+    );
+    let accuracy = |i: Implementation| i.accuracy(&net, &x, &y).unwrap_err().to_string();
+    assert_eq!(
+        accuracy(Implementation { predict: no_predict, ..STUDENT }),
+        "your predict is not finished: it returned no predictions for 5 rows; write it and run \
+         its cell again"
+    );
+    assert_eq!(
+        accuracy(Implementation { predict: short_predict, ..STUDENT }),
+        "your predict is not right yet: it returned 2 predictions for 5 rows (one class per row \
+         of X); fix its cell and run it again"
+    );
+    assert_eq!(
+        accuracy(Implementation { predict: out_of_range, ..STUDENT }),
+        "your predict is not right yet: it predicted class 3; the classes are 0..3; fix its \
+         cell and run it again"
+    );
+
     // a todo!() is the student's panic, at the cell that calls it
     fn unwritten(_: &TwoLayerMLP, _: &Array2<f64>, _: &Array1<usize>, _: f64) -> (f64, Grads) {
         todo!()
