@@ -201,11 +201,12 @@ def watch_live(t, page, timeout=RUN_TIMEOUT):
         t.check("notebook 3 cell %d: the figure changed at least 3 times while training (%d)" % (cell, len(seen)),
                 len(seen) >= 4, [line for _, line in seen])
         # the last epoch line of the log, e.g. "Epoch 20: loss 1.876564, train_acc 0.910000, val_acc 0.866400",
-        # and the live line, e.g. "Epoch 20/20 · loss 1.8766 · train_acc 0.910 · val_acc 0.866 · 17.6 s (done)"
+        # and the live line, e.g. "Epoch 20/20 · loss 1.8766 · train_acc 0.910 · val_acc 0.866 · 17.6 s (done;
+        # drawing took 0.31 s)"
         number = r"([0-9.]+)"
         log = re.findall(r"^Epoch (\d+): loss %s, train_acc %s, val_acc %s$" % (number, number, number),
                          end.get("log", ""), re.M)
-        live = re.match(r"Epoch (\d+)/(\d+) · loss %s · train_acc %s · val_acc %s · .*\(done\)$"
+        live = re.match(r"Epoch (\d+)/(\d+) · loss %s · train_acc %s · val_acc %s · .*\(done; .*\)$"
                         % (number, number, number), end.get("line", ""))
         same = bool(log and live) and live.group(1) == live.group(2) == log[-1][0] and all(
             abs(float(a) - float(b)) <= tol for a, b, tol in zip(live.groups()[2:], log[-1][1:], (1e-4, 1e-3, 1e-3),

@@ -89,7 +89,7 @@ def check_notebook(check, name, nb):
                  and o.get("data", {}).get("text/plain", "").startswith("Epoch ")]
         if shown:
             live += 1
-            check(len(shown) == 2 and all(t.endswith("(done)") for t in shown),
+            check(len(shown) == 2 and all("(done; " in t for t in shown),
                   "%s cell %d keeps its live figure and line, the last ones only: %s" % (name, i, shown))
         for o in cell.outputs:
             if o.output_type == "stream":

@@ -46,6 +46,8 @@ pub struct LiveTraining {
     start: Instant,
     last_draw: Option<Instant>,
     draw_cost: Duration,
+    /// All the redraws' time so far (what showing training live cost it).
+    pub drawing: Duration,
     loss: Vec<f64>,
     train_acc: Vec<f64>,
     val_acc: Vec<f64>,
@@ -69,6 +71,7 @@ impl LiveTraining {
             start: Instant::now(),
             last_draw: None,
             draw_cost: Duration::ZERO,
+            drawing: Duration::ZERO,
             loss: Vec::new(),
             train_acc: Vec::new(),
             val_acc: Vec::new(),
@@ -102,7 +105,8 @@ impl LiveTraining {
             let left = elapsed / done as f64 * (total - done) as f64;
             line += &format!(", about {left:.0} s left");
         } else {
-            line += " (done)";
+            // what the figure cost training (the drawing before this last one)
+            line += &format!(" (done; drawing took {:.2} s)", self.drawing.as_secs_f64());
         }
         line
     }
@@ -121,6 +125,7 @@ impl LiveTraining {
         send(&mut out, &self.line_id, serde_json::json!({ "text/plain": line }));
         let _ = out.flush();
         self.draw_cost = t.elapsed();
+        self.drawing += self.draw_cost;
         self.last_draw = Some(Instant::now());
     }
 }
@@ -180,7 +185,7 @@ mod tests {
             line.starts_with("Epoch 2/2 · loss 0.3333 · train_acc 0.800 · val_acc 0.750 · "),
             "{line}"
         );
-        assert!(line.ends_with("(done)"), "{line}");
+        assert!(line.contains("(done; drawing took 0.") && line.ends_with(" s)"), "{line}");
     }
 
     #[test]
