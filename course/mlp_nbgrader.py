@@ -3,9 +3,10 @@
 - `StudentDependency`: in the student edition (`nbgrader generate_assignment`), the set-up
   cell's `:dep mlp-core = { path = "../mlp-core" }` becomes an absolute path to this
   clone's mlp-core with `default-features = false, features = ["blas"]`: the release
-  notebooks build the library without its `solutions` feature (with OpenBLAS under ndarray), so they cannot call its finished loss,
-  backward pass, predict or training, and they find it from any folder (release,
-  a student's working copy, nbgrader's autograded/<student>/ folders). It runs before
+  notebooks build the library without its `solutions` feature (with OpenBLAS under
+  ndarray), so they cannot call its finished loss, backward pass, predict or training,
+  and they find it from any folder (release, a student's working copy, nbgrader's
+  autograded/<student>/ folders). It runs before
   nbgrader saves the cells, so autograde restores this line in every submission.
 
 evcxr's error replies lack `ename`/`evalue`, which nbgrader's Execute reads: the kernel
