@@ -172,6 +172,7 @@ def panic_file(work):
 PANIC_MARKER = "MLP_KERNEL_PANIC "
 # mlp-core's live display: a line of JSON {"display_id", "data"} (mlp-core/src/live.rs)
 DISPLAY_MARKER = "MLP_KERNEL_DISPLAY "
+LATE_OUTPUT = 0.05  # seconds of quiet after evcxr's idle status before a cell is over
 PANICKED = re.compile(r"^thread '[^']*'(?: \(\d+\))? panicked at (.*):$")
 FRAME = re.compile(r"^\s*\d+: (.*)$")
 TERMINATED = "Subprocess terminated"
@@ -222,7 +223,7 @@ class Relay:
         self.last_backtrace = []
         self.last_backtrace_time = 0
         self.backtrace_requests = set()
-        self.held_idle = {}       # msg_id -> (since, idents, idle status) while a panic prints
+        self.held_idle = {}       # msg_id -> (due, idents, idle status) of a cell's late outputs
         self.interrupted = set()  # msg_ids interrupted
         self.interrupted_idle = False
         self.ok_cells = []
@@ -330,8 +331,9 @@ class Relay:
             poller.register(s, zmq.POLLIN)
         if self.proc.stderr:
             poller.register(self.proc.stderr.fileno(), zmq.POLLIN)
+        timeout = 200
         while True:
-            events = dict(poller.poll(200))
+            events = dict(poller.poll(timeout))
             if self.f_shell in events:
                 self.from_frontend_shell(self.f_shell.recv_multipart())
             if self.f_control in events:
@@ -360,10 +362,8 @@ class Relay:
                 entry = self.progress.get(self.current["msg_id"])
                 if entry and time.time() - entry["shown"] >= 1.0:
                     self.show_progress(self.current)
-            for parent_id, (since, _, _) in list(self.held_idle.items()):
-                if time.time() - since > 1.0:
-                    self.panic.pop(parent_id, None)
-                    self.release_idle(parent_id)
+            next_due = self.release_due()
+            timeout = 200 if next_due is None else max(1, min(200, int(next_due * 1000) + 1))
             if self.proc.poll() is not None:
                 self.from_evcxr_stderr()
                 return self.proc.returncode
@@ -423,19 +423,15 @@ class Relay:
         if msg_type == "status":
             if content.get("execution_state") == "busy" and parent.get("msg_type") == "execute_request":
                 self.current = parent
-            elif content.get("execution_state") == "idle":
-                if parent_id in self.panic:
-                    # the panic's report is still coming (evcxr passes the process's
-                    # standard error on late): the cell ends after it, or after a second
-                    self.held_idle[parent_id] = (time.time(), idents, msg)
-                    return
-                self.clear_progress(parent)
-                if parent_id in self.backtrace_requests:
-                    self.backtrace_requests.discard(parent_id)
-                    text = self.full_backtrace()
-                    self.publish("stream", {"name": "stdout", "text": text + "\n"}, parent)
-                if self.current and self.current.get("msg_id") == parent_id:
-                    self.current = None
+            elif content.get("execution_state") == "idle" and parent.get("msg_type") == "execute_request":
+                # a cell's last output lines can still be on their way (evcxr sends the
+                # process's output from another thread, which can lose the race with the
+                # idle status), and a panic's report comes late (evcxr passes standard
+                # error on late): the cell ends once its outputs have been quiet for
+                # LATE_OUTPUT seconds, or a second after a panic
+                wait = 1.0 if parent_id in self.panic else LATE_OUTPUT
+                self.held_idle[parent_id] = (time.time() + wait, idents, msg)
+                return
         elif msg_type in ("stream", "display_data", "execute_result", "error"):
             self.clear_progress(parent)
         if msg_type in ("execute_input", "execute_result"):
@@ -455,7 +451,8 @@ class Relay:
             self.errors[parent_id] = content
         self.send(self.f_iopub, msg, idents, self.fsession)
         if parent_id in self.held_idle and parent_id not in self.panic:
-            self.release_idle(parent_id)
+            _, held_idents, held = self.held_idle[parent_id]
+            self.held_idle[parent_id] = (time.time() + LATE_OUTPUT, held_idents, held)
 
     def live_display(self, parent, text):
         """mlp-core's display lines as Jupyter's display messages: a display id's first
@@ -472,8 +469,25 @@ class Relay:
             self.publish(msg_type, {"data": data, "metadata": {}, "transient": {"display_id": display_id}}, parent)
 
     def release_idle(self, parent_id):
+        """The cell is over: its idle status goes out, after what the relay adds."""
         _, idents, msg = self.held_idle.pop(parent_id)
-        self.from_evcxr_iopub_msg(idents, msg)
+        self.panic.pop(parent_id, None)
+        parent = msg["parent_header"]
+        self.clear_progress(parent)
+        if parent_id in self.backtrace_requests:
+            self.backtrace_requests.discard(parent_id)
+            self.publish("stream", {"name": "stdout", "text": self.full_backtrace() + "\n"}, parent)
+        if self.current and self.current.get("msg_id") == parent_id:
+            self.current = None
+        self.send(self.f_iopub, msg, idents, self.fsession)
+
+    def release_due(self):
+        """Releases the held idle statuses that are due; the seconds until the next one."""
+        now = time.time()
+        for parent_id, (due, _, _) in list(self.held_idle.items()):
+            if due <= now:
+                self.release_idle(parent_id)
+        return min((due - now for due, _, _ in self.held_idle.values()), default=None)
 
     def panic_report(self, text):
         """mlp-core's one-line report, as the student reads it."""
