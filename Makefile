@@ -42,10 +42,11 @@ help:
 UNSLOW := $(PY) -m pip uninstall --quiet --yes rfc3987-syntax
 
 venv: $(VENV)/.installed
-$(VENV)/.installed: tools/requirements.txt
+$(VENV)/.installed: tools/requirements.txt pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r tools/requirements.txt
+	PYTHONWARNINGS=ignore $(PY) -m pip install --quiet --no-deps -e .
 	$(UNSLOW)
 	touch $@
 
@@ -60,14 +61,14 @@ $(EVCXR):
 	fi
 
 # The kernel spec goes into the venv, where the venv's Jupyter looks for kernels. It runs
-# evcxr behind tools/mlp_kernel.py (persistent locked work directories, progress, plain
+# evcxr behind mlp_lab.kernel (persistent locked work directories, progress, plain
 # interrupt and panic messages), with evcxr's Rust logo for the launcher.
 $(KERNEL_SPEC): $(EVCXR) $(VENV)/.installed Makefile
 	mkdir -p $(dir $@)
 	logos=$$(mktemp -d) && JUPYTER_PATH=$$logos $(EVCXR) --install >/dev/null && \
 	  cp $$logos/kernels/rust/logo-* $(dir $@) && rm -rf $$logos
-	printf '{\n  "argv": ["%s", "%s", "-f", "{connection_file}"],\n  "env": {"MLP_EVCXR": "%s"},\n  "display_name": "Rust (mlp-lab)",\n  "language": "rust",\n  "interrupt_mode": "message"\n}\n' \
-	  "$(CURDIR)/$(PY)" "$(CURDIR)/tools/mlp_kernel.py" "$(CURDIR)/$(EVCXR)" > $@
+	printf '{\n  "argv": ["%s", "-m", "mlp_lab.kernel", "-f", "{connection_file}"],\n  "env": {"MLP_EVCXR": "%s"},\n  "display_name": "Rust (mlp-lab)",\n  "language": "rust",\n  "interrupt_mode": "message"\n}\n' \
+	  "$(CURDIR)/$(PY)" "$(CURDIR)/$(EVCXR)" > $@
 
 # JupyterLab's settings for the class (tools/lab/overrides.json): long code lines wrap
 # instead of running off the cell's right edge; no news or update pop-ups.
@@ -86,12 +87,12 @@ $(OPENBLAS):
 # mlp-core compiled in the kernels' template work directory, for the solved and the student
 # edition, so that no notebook's first cell compiles it (a minute or two the first time,
 # seconds when nothing changed).
-# (tools/mlp_kernel.py's kernel_home(); the stamp there says the template is up to date
+# (mlp_lab/kernel/home.py's kernel_home(); the stamp there says the template is up to date
 # with these sources, so that make lab does not start a kernel to find that out)
 KERNEL_HOME := $(or $(MLP_KERNEL_HOME),$(or $(XDG_CACHE_HOME),$(HOME)/.cache)/mlp-lab/kernels/evcxr-$(EVCXR_VERSION)-$(shell printf '%s' "$(CURDIR)" | sha256sum | cut -c1-10))
 PREBUILT    := $(KERNEL_HOME)/slots/template/prebuilt.stamp
-$(PREBUILT): $(KERNEL_SPEC) $(OPENBLAS) $(shell find mlp-core/src -name '*.rs') mlp-core/Cargo.toml Cargo.lock tools/mlp_kernel.py tools/rustc_progress.sh
-	$(PY) tools/mlp_kernel.py --prebuild \
+$(PREBUILT): $(KERNEL_SPEC) $(OPENBLAS) $(shell find mlp-core/src -name '*.rs') mlp-core/Cargo.toml Cargo.lock $(wildcard mlp_lab/kernel/*.py) mlp_lab/kernel/rustc_progress.sh
+	$(PY) -m mlp_lab.kernel --prebuild \
 	  ':dep mlp-core = { path = "$(CURDIR)/mlp-core" }' \
 	  ':dep mlp-core = { path = "$(CURDIR)/mlp-core", default-features = false, features = ["blas"] }'
 	touch $@

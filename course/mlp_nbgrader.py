@@ -10,7 +10,7 @@
   nbgrader saves the cells, so autograde restores this line in every submission.
 
 evcxr's error replies lack `ename`/`evalue`, which nbgrader's Execute reads: the kernel
-relay (tools/mlp_kernel.py) fills them in.
+relay (mlp_lab/kernel/) fills them in.
 """
 
 import copy

@@ -45,7 +45,7 @@ mkdir -p "$CTX"/rust/bin
 for tool in rustc cargo rustdoc; do cp -L "$sysroot/bin/$tool" "$CTX"/rust/bin/; done
 cp -a "$sysroot"/lib "$CTX"/rust/
 # the kernel and the library, as committed
-git ls-files -z Cargo.toml Cargo.lock mlp-core mlp-cli tools/mlp_kernel.py tools/rustc_progress.sh \
+git ls-files -z Cargo.toml Cargo.lock mlp-core mlp-cli pyproject.toml mlp_lab \
     tools/lab deploy/student-config deploy/class-config | tar --null -T - -c | tar -x -C "$CTX"/lab
 cp "$EVCXR" "$CTX"/lab/.tools/evcxr-0.22.0/bin/
 # the image holds this clone's files at /opt/mlp-lab: the kernel spec make kernel wrote and

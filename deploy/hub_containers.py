@@ -20,9 +20,9 @@ import subprocess
 import sys
 import time
 
+from mlp_lab.kernel.launch import die_with_parent  # the podman service ends with the hub
+
 ROOT = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))
-sys.path.insert(0, os.path.join(ROOT, "tools"))
-from mlp_kernel import die_with_parent  # noqa: E402 (the podman service ends with the hub)
 
 CONTAINERS_CONF = os.path.join(ROOT, "deploy", "containers.conf")
 NETWORK = "mlp-class"

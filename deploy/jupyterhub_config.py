@@ -27,10 +27,9 @@ import shutil
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(ROOT, "tools"))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import hub_containers  # noqa: E402
-from mlp_kernel import kernel_home  # noqa: E402
+from mlp_lab.kernel.home import kernel_home  # noqa: E402
 
 VENV = os.path.join(ROOT, ".venv")
 STATE = os.environ.get("MLP_HUB_STATE", os.path.join(ROOT, "deploy", "state"))
@@ -116,7 +115,7 @@ elif ISOLATION == "none":
     if os.getuid() == 0:
         c.Spawner.args.append("--allow-root")
     KERNEL_ENV = {
-        # the prebuilt compile cache every kernel shares (tools/mlp_kernel.py)
+        # the prebuilt compile cache every kernel shares (mlp_lab/kernel/home.py)
         "MLP_KERNEL_HOME": kernel_home(),
         "PATH": os.path.join(VENV, "bin") + os.pathsep + os.environ.get("PATH", ""),
         # the hub's Rust toolchain and crate registry (a student's HOME is their own folder)
@@ -153,10 +152,10 @@ c.JupyterHub.services = [
 if ISOLATION == "none" and int(POOL) > 0:
     # warm kernels, so that a student's first cells answer in about a second: each has
     # run the student edition's `:dep mlp-core` and loaded rust-analyzer's analysis
-    # (about 20 s of one core, 0.85 GB each; tools/mlp_kernel.py, "The warm pool")
+    # (about 20 s of one core, 0.85 GB each; mlp_lab/kernel/pool.py)
     c.JupyterHub.services.append(
         {"name": "kernel-pool",
-         "command": [sys.executable, os.path.join(ROOT, "tools", "mlp_kernel.py"), "--pool", POOL]
+         "command": [sys.executable, "-m", "mlp_lab.kernel", "--pool", POOL]
          + (["--dep", os.environ["MLP_HUB_POOL_DEP"]] if os.environ.get("MLP_HUB_POOL_DEP")
             else ["--dep-from", os.path.join(RELEASE, "02_toy_network.ipynb")]),
          "environment": dict(KERNEL_ENV, HOME=os.path.expanduser("~"))})

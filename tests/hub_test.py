@@ -46,7 +46,8 @@ sys.path.insert(0, os.path.join(ROOT, "tools"))
 sys.path.insert(0, os.path.join(ROOT, "tests"))
 from browser_test import free_port  # noqa: E402
 from check_notebooks import check_notebook  # noqa: E402
-from mlp_kernel import claimed_kernels, dep_lines, kernel_home, ready_kernels  # noqa: E402
+from mlp_lab.kernel.home import kernel_home  # noqa: E402
+from mlp_lab.kernel.pool import claimed_kernels, dep_lines, ready_kernels  # noqa: E402
 from tally import Checks  # noqa: E402
 
 sys.path.insert(0, os.path.join(ROOT, "deploy"))
@@ -331,7 +332,7 @@ class Hub:
         warm = {e["pid"] for _, e in ready_kernels(kernel_home())} | set(adopted().values())
         left = [(pid, v[3][:120]) for pid, v in processes().items()
                 if pid != os.getpid() and (self.state in v[3] or self.state in v[2] or mark in v[2]
-                                           or "mlp_kernel.py --pool" in v[3] or pid in warm)]
+                                           or "mlp_lab.kernel --pool" in v[3] or pid in warm)]
         return left + ["container %s" % name for name in self.containers()]
 
     def inspect(self, user):

@@ -1,4 +1,4 @@
-"""`make kernel-test`: the notebooks' Rust kernel (tools/mlp_kernel.py in front of evcxr).
+"""`make kernel-test`: the notebooks' Rust kernel (mlp_lab.kernel in front of evcxr).
 
 1. Concurrency: three kernels started together on a cold kernel home (no template, no
    slots: each compiles mlp-core in its own work directory), then three again on the

@@ -10,4 +10,4 @@ cat "$1" > "$conn"
 chmod 644 "$conn"
 cd /home/jovyan
 exec env HOME=/home/jovyan CARGO_NET_OFFLINE=true MLP_KERNEL_SLOT=template setpriv --reuid 1000 --regid 100 --clear-groups --inh-caps=-all \
-  /opt/mlp-lab/.venv/bin/python /opt/mlp-lab/tools/mlp_kernel.py -f "$conn"
+  /opt/mlp-lab/.venv/bin/python -m mlp_lab.kernel -f "$conn"

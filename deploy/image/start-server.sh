@@ -7,7 +7,7 @@
 #      a student whose server started before the release fetches it there. Without an
 #      exchange (the image run on its own), the image's copy, never overwriting;
 #   2. MLP_POOL (default 1) Rust kernels warmed inside this container as it starts, so that
-#      the first cell answers in about a second (tools/mlp_kernel.py --pool); once taken,
+#      the first cell answers in about a second (mlp_lab.kernel --pool); once taken,
 #      none is warmed again (each holds 0.85 GB and a core for 20 s); MLP_POOL_DEP
 #      overrides the `:dep` line they run (one per line; default: the student edition's);
 #   3. JupyterHub's single-user server, with the arguments the spawner gives.
@@ -26,7 +26,7 @@ if [ "${MLP_POOL:-1}" -gt 0 ]; then
   else
     deps="--dep-from"; from=/opt/mlp-lab/release/mlp/02_toy_network.ipynb
   fi
-  python /opt/mlp-lab/tools/mlp_kernel.py --pool "${MLP_POOL:-1}" --no-refill --cwd "$HOME" "$deps" "$from" \
+  python -m mlp_lab.kernel --pool "${MLP_POOL:-1}" --no-refill --cwd "$HOME" "$deps" "$from" \
     > /tmp/kernel-pool.log 2>&1 &
 fi
 exec jupyterhub-singleuser "$@"

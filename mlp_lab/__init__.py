@@ -1,0 +1,5 @@
+"""The course machinery around mlp-core: what makes the notebooks a class.
+
+    mlp_lab.kernel   the notebooks' Rust kernel (evcxr behind a Jupyter-protocol relay),
+                     its work directories and the warm pool
+"""

@@ -1,0 +1,135 @@
+"""A kernel's home and work directory: evcxr's and cargo's settings, the slots.
+
+Each kernel takes a *slot*, a persistent work directory under the kernel home, locked
+(flock) for the kernel's life, so no two kernels ever share one; a new slot starts as a
+copy of the prebuilt template (`--prebuild`), so mlp-core and its dependencies are
+compiled once and found fresh by cargo at the next start.
+"""
+
+import fcntl
+import hashlib
+import os
+import shutil
+import subprocess
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the project
+HERE = os.path.dirname(os.path.abspath(__file__))
+EVCXR = os.environ.get("MLP_EVCXR", os.path.join(ROOT, ".tools", "evcxr-0.22.0", "bin", "evcxr_jupyter"))
+
+
+def kernel_home():
+    """The slots, template and evcxr configuration for this clone's kernels."""
+    if os.environ.get("MLP_KERNEL_HOME"):
+        return os.environ["MLP_KERNEL_HOME"]
+    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    key = hashlib.sha256(ROOT.encode()).hexdigest()[:10]
+    version = os.path.basename(os.path.dirname(os.path.dirname(EVCXR)))  # evcxr-0.22.0
+    return os.path.join(cache, "mlp-lab", "kernels", "%s-%s" % (version, key))
+
+
+# evcxr's settings for every notebook (what the first cell set before: `:opt 2` and
+# keeping variables through a panic), and cargo's profile for the dependencies.
+EVCXR_TOML = """[evcxr]
+opt_level = "2"
+preserve_vars_on_panic = true
+"""
+# The dependencies (ndarray, matrixmultiply, mlp-core...) compiled as a release build
+# would be; the notebook's own cells keep evcxr's debug assertions and overflow checks.
+CARGO_CONFIG = """[profile.dev.package."*"]
+opt-level = 3
+debug-assertions = false
+overflow-checks = false
+codegen-units = 16
+
+# The notebook's own code (evcxr's crate, `ctx`) with line tables: mlp-core's panic hook
+# lists the stack, and the relay finds the notebook's line in it (notebook_frame).
+[profile.dev.package.ctx]
+debug = "line-tables-only"
+strip = "none"
+
+[build]
+rustc-wrapper = "%s"
+""" % os.path.join(HERE, "rustc_progress.sh")
+
+
+def write_if_changed(path, text):
+    try:
+        with open(path) as f:
+            if f.read() == text:
+                return
+    except FileNotFoundError:
+        pass
+    tmp = "%s.%d" % (path, os.getpid())
+    with open(tmp, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def prepare_home(home):
+    os.makedirs(os.path.join(home, "evcxr"), exist_ok=True)
+    os.makedirs(os.path.join(home, ".cargo"), exist_ok=True)
+    os.makedirs(os.path.join(home, "slots"), exist_ok=True)
+    write_if_changed(os.path.join(home, "evcxr", "evcxr.toml"), EVCXR_TOML)
+    write_if_changed(os.path.join(home, ".cargo", "config.toml"), CARGO_CONFIG)
+
+
+def take_slot(home, name=None):
+    """A work directory no other kernel is using, locked until this process and evcxr
+    (which inherits the lock) have exited. Returns (lock fd, work directory)."""
+    slots = os.path.join(home, "slots")
+    names = [name] if name else None
+    k = 0
+    while True:
+        slot = names[0] if names else str(k)
+        path = os.path.join(slots, slot)
+        os.makedirs(path, exist_ok=True)
+        fd = os.open(os.path.join(path, "lock"), os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if names else fcntl.LOCK_NB))
+        except BlockingIOError:
+            os.close(fd)
+            k += 1
+            continue
+        work = os.path.join(path, "work")
+        template = os.path.join(home, "slots", "template", "work")
+        if not os.path.isdir(work):
+            if path != os.path.dirname(template) and os.path.isdir(os.path.join(template, "target")):
+                # the template is only written under its own lock, by --prebuild
+                tfd = os.open(os.path.join(os.path.dirname(template), "lock"), os.O_RDWR | os.O_CREAT, 0o644)
+                fcntl.flock(tfd, fcntl.LOCK_EX)
+                try:
+                    shutil.copytree(template, work + ".new", symlinks=True)
+                    os.rename(work + ".new", work)
+                finally:
+                    os.close(tfd)
+            else:
+                os.makedirs(work)
+        os.set_inheritable(fd, True)
+        return fd, work
+
+
+def evcxr_env(home, work):
+    env = dict(os.environ)
+    env["EVCXR_TMPDIR"] = work
+    env["EVCXR_CONFIG_DIR"] = os.path.join(home, "evcxr")
+    env["MLP_PANIC_FILE"] = panic_file(work)
+    env["MLP_PROGRESS_FILE"] = progress_file(work)
+    # mlp-core's training shows a live figure (mlp-core/src/live.rs; 0 turns it off)
+    env.setdefault("MLP_KERNEL_DISPLAY", "1")
+    # rustc writes each cell's library with a relative run path to the standard library
+    # that counts one directory too many; it only resolves when the work directory is
+    # one level below / (evcxr's default, /tmp/xyz). The loader path finds it anywhere.
+    libdir = subprocess.run(["rustc", "--print", "target-libdir"], capture_output=True, text=True).stdout.strip()
+    if libdir:
+        env["LD_LIBRARY_PATH"] = os.pathsep.join(p for p in [libdir, env.get("LD_LIBRARY_PATH")] if p)
+    return env
+
+
+def progress_file(work):
+    """Where rustc_progress.sh notes each library cargo compiles."""
+    return os.path.join(os.path.dirname(work), "compiling.txt")
+
+
+def panic_file(work):
+    """Where mlp-core's panic hook writes the last panic's full report (src/kernel.rs)."""
+    return os.path.join(os.path.dirname(work), "last-panic.txt")

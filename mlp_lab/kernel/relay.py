@@ -1,0 +1,367 @@
+"""The relay between the frontend (JupyterLab, nbclient) and evcxr: every message
+passed through, changed only where a student would otherwise trip over evcxr.
+
+- **Output order.** A cell ends (its idle status goes out) once its outputs have been
+  quiet for LATE_OUTPUT seconds: evcxr sends the process's output from another thread,
+  which can lose the race with the idle status.
+- **Progress.** The crates cargo compiles for a cell (progress.py).
+- **Interrupt.** evcxr interrupts a cell by ending the process that holds the
+  notebook's variables. The cell's error then says so plainly and what to rerun.
+- **Panics** show their message and the notebook functions they passed through, not
+  the runtime's backtrace; `:backtrace` in a cell prints the last full one (messages.py).
+- **Live display.** mlp-core's DISPLAY_MARKER lines become display_data and
+  update_display_data with a display id (evcxr has no such call).
+- **Replies** carry `ename`/`evalue` on errors (evcxr leaves them out), and execution
+  counts start at 1 (evcxr's start at 2).
+- **A warm evcxr** from the pool (pool.py) is adopted instead of starting one.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+
+import zmq
+from jupyter_client.session import Session
+
+from .home import progress_file
+from .launch import Adopted, launch_evcxr
+from .messages import DISPLAY_MARKER, PANIC_MARKER, TERMINATED, Panics, lost_state_text, panic_report
+from .progress import Progress
+
+LATE_OUTPUT = 0.05  # seconds of quiet after evcxr's idle status before a cell is over
+
+
+class Relay:
+    def __init__(self, connection, evcxr_argv_env, work, adopt=None):
+        self.connection = connection
+        self.work = work
+        self.fsession = Session(key=connection["key"].encode(), signature_scheme=connection["signature_scheme"],
+                                username="kernel")
+        self.bsession = self.fsession  # a pool's evcxr has a key of its own (adopt)
+        self.ctx = zmq.Context()
+        ip = connection["ip"]
+
+        def url(port):
+            return "%s://%s:%d" % (connection["transport"], ip, port)
+
+        self.f_shell = self.bind(zmq.ROUTER, url(connection["shell_port"]))
+        self.f_control = self.bind(zmq.ROUTER, url(connection["control_port"]))
+        self.f_stdin = self.bind(zmq.ROUTER, url(connection["stdin_port"]))
+        self.f_iopub = self.bind(zmq.PUB, url(connection["iopub_port"]))
+        self.hb = self.bind(zmq.REP, url(connection["hb_port"]))
+        threading.Thread(target=self.heartbeat, daemon=True).start()
+        self.argv, self.env = evcxr_argv_env or (None, None)
+        self.progress = Progress(progress_file(work), self.publish)
+        self.proc = None
+        self.current = None      # the header of the request evcxr is executing
+        self.errors = {}         # msg_id -> content of the error output sent for it
+        self.panics = Panics(work)
+        self.backtrace_requests = set()
+        self.held_idle = {}       # msg_id -> (due, idents, idle status) of a cell's late outputs
+        self.interrupted = set()  # msg_ids interrupted
+        self.interrupted_idle = False
+        self.ok_cells = []
+        self.offset = 1           # evcxr's count before the notebook's first cell
+        self.raw_last = 1         # evcxr's count of the last reply
+        self.hidden = set()       # msg_ids of the relay's own requests (not shown)
+        self.displays = set()     # display ids mlp-core's live display has shown
+        self.cwd = os.getcwd()    # the notebook's folder, where its code runs
+        self.warm = None
+        if adopt:
+            self.adopt(*adopt)
+        else:
+            self.start_evcxr()
+
+    def bind(self, kind, url):
+        s = self.ctx.socket(kind)
+        s.linger = 1000
+        s.bind(url)
+        return s
+
+    def heartbeat(self):
+        while True:
+            try:
+                self.hb.send(self.hb.recv())
+            except zmq.ZMQError:
+                return
+
+    def start_evcxr(self):
+        path = os.path.join(os.path.dirname(self.work), "evcxr-connection.json")
+        self.proc, backend = launch_evcxr(path, self.connection["key"], self.connection["signature_scheme"],
+                                          self.argv, env=self.env, stderr=subprocess.PIPE, close_fds=False)
+        self.backend_file = path
+        self.connect_evcxr(backend)
+
+    def adopt(self, entry, claim):
+        """A warm evcxr from the pool (pool()): mlp-core loaded, rust-analyzer's analysis
+        done. It runs in the pool's folder; the notebook's code should run in the
+        notebook's, so the first (hidden) cell moves there."""
+        self.warm = (entry, claim)
+        self.proc = Adopted(entry["pid"])
+        self.backend_file = None
+        self.bsession = Session(key=entry["key"].encode(), signature_scheme=entry["signature_scheme"],
+                                username="kernel")
+        self.offset = self.raw_last = entry["count"]
+        with open(entry["connection"]) as f:
+            self.connect_evcxr(json.load(f))
+        self.move_to_cwd()
+
+    def move_to_cwd(self):
+        if self.warm and self.cwd != self.warm[0]["cwd"]:
+            code = "std::env::set_current_dir(r#\"%s\"#).ok();" % self.cwd
+            msg = self.bsession.msg("execute_request", {"code": code, "silent": False, "store_history": True,
+                                                        "user_expressions": {}, "allow_stdin": False,
+                                                        "stop_on_error": False})
+            self.hidden.add(msg["header"]["msg_id"])
+            self.send(self.b_shell, msg, [], self.bsession)
+
+    def connect_evcxr(self, backend):
+        def url(port):
+            return "tcp://127.0.0.1:%d" % port
+
+        ident = ("relay-%d" % os.getpid()).encode()
+        self.b_shell = self.connect(zmq.DEALER, url(backend["shell_port"]), ident)
+        self.b_control = self.connect(zmq.DEALER, url(backend["control_port"]), ident + b"-c")
+        self.b_stdin = self.connect(zmq.DEALER, url(backend["stdin_port"]), ident)
+        self.b_iopub = self.connect(zmq.SUB, url(backend["iopub_port"]))
+        self.b_iopub.setsockopt(zmq.SUBSCRIBE, b"")
+        if self.proc.stderr:
+            os.set_blocking(self.proc.stderr.fileno(), False)
+
+    def connect(self, kind, url, ident=None):
+        s = self.ctx.socket(kind)
+        s.linger = 0
+        if ident:
+            s.setsockopt(zmq.IDENTITY, ident)
+        s.connect(url)
+        return s
+
+    # --- messages --------------------------------------------------------------
+    def split(self, frames, session):
+        idents, rest = session.feed_identities(frames, copy=True)
+        return idents, session.deserialize(rest, content=True, copy=True)
+
+    def send(self, socket, msg, idents, session):
+        session.send(socket, msg, ident=idents)
+
+    def pass_on(self, frames, socket, to_evcxr, split=None):
+        """A message passed on unchanged (signed again when evcxr's key is not the
+        frontend's: a pool's evcxr). `split`: (idents, msg) if already read."""
+        if self.bsession is self.fsession:
+            return socket.send_multipart(frames)
+        source, target = (self.fsession, self.bsession) if to_evcxr else (self.bsession, self.fsession)
+        idents, msg = split or self.split(frames, source)
+        self.send(socket, msg, idents, target)
+
+    def publish(self, msg_type, content, parent, metadata=None):
+        self.fsession.send(self.f_iopub, msg_type, content=content, parent=parent, metadata=metadata or {},
+                          ident=[("kernel.relay.%s" % msg_type).encode()])
+
+    def run(self):
+        parent = os.getppid()
+        poller = zmq.Poller()
+        for s in (self.f_shell, self.f_control, self.f_stdin, self.b_shell, self.b_control, self.b_stdin,
+                  self.b_iopub):
+            poller.register(s, zmq.POLLIN)
+        if self.proc.stderr:
+            poller.register(self.proc.stderr.fileno(), zmq.POLLIN)
+        timeout = 200
+        while True:
+            events = dict(poller.poll(timeout))
+            if self.f_shell in events:
+                self.from_frontend_shell(self.f_shell.recv_multipart())
+            if self.f_control in events:
+                frames = self.f_control.recv_multipart()
+                idents, msg = self.split(frames, self.fsession)
+                if msg["header"]["msg_type"] == "interrupt_request":
+                    if self.current:
+                        self.interrupted.add(self.current["msg_id"])
+                    else:
+                        self.interrupted_idle = True
+                self.pass_on(frames, self.b_control, True, (idents, msg))
+            if self.f_stdin in events:
+                self.pass_on(self.f_stdin.recv_multipart(), self.b_stdin, True)
+            if self.b_stdin in events:
+                self.pass_on(self.b_stdin.recv_multipart(), self.f_stdin, False)
+            if self.b_control in events:
+                self.pass_on(self.b_control.recv_multipart(), self.f_control, False)
+            if self.b_iopub in events:
+                self.from_evcxr_iopub(self.b_iopub.recv_multipart())
+            if self.b_shell in events:
+                self.from_evcxr_shell(self.b_shell.recv_multipart())
+            if self.proc.stderr and self.proc.stderr.fileno() in events:
+                self.from_evcxr_stderr()
+            if self.current:
+                self.progress.read(self.current)
+            next_due = self.release_due()
+            timeout = 200 if next_due is None else max(1, min(200, int(next_due * 1000) + 1))
+            if self.proc.poll() is not None:
+                self.from_evcxr_stderr()
+                return self.proc.returncode
+            if os.getppid() != parent:
+                # the Jupyter server that started this kernel is gone (as ipykernel does)
+                return 0
+
+    def from_frontend_shell(self, frames):
+        idents, msg = self.split(frames, self.fsession)
+        header = msg["header"]
+        if header["msg_type"] == "execute_request":
+            if msg["content"].get("code", "").strip() == ":backtrace":
+                # evcxr runs an empty cell (and counts it); the relay adds the output
+                self.backtrace_requests.add(header["msg_id"])
+                msg["content"]["code"] = ""
+                return self.send(self.b_shell, msg, idents, self.bsession)
+        self.pass_on(frames, self.b_shell, True, (idents, msg))
+
+    def from_evcxr_shell(self, frames):
+        idents, msg = self.split(frames, self.bsession)
+        header, content = msg["header"], msg["content"]
+        if header["msg_type"] == "execute_reply":
+            parent_id = msg["parent_header"].get("msg_id")
+            raw = content.get("execution_count")
+            if isinstance(raw, int):
+                if parent_id in self.hidden:  # the relay's cell is not counted
+                    self.offset += raw - self.raw_last
+                self.raw_last = raw
+            if parent_id in self.hidden:
+                return
+            self.renumber(content)
+            if content.get("status") == "error":
+                error = self.errors.get(parent_id) or {"ename": "Error", "evalue": "the cell failed",
+                                                       "traceback": []}
+                for key in ("ename", "evalue", "traceback"):
+                    content.setdefault(key, error[key])
+            elif content.get("execution_count"):
+                self.ok_cells.append(content["execution_count"])
+            self.errors.pop(parent_id, None)
+        self.send(self.f_shell, msg, idents, self.fsession)
+
+    def renumber(self, content):
+        if isinstance(content.get("execution_count"), int) and content["execution_count"] > self.offset:
+            content["execution_count"] -= self.offset
+
+    def from_evcxr_iopub(self, frames):
+        idents, msg = self.split(frames, self.bsession)
+        if msg["parent_header"].get("msg_id") in self.hidden:
+            return
+        self.from_evcxr_iopub_msg(idents, msg)
+
+    def from_evcxr_iopub_msg(self, idents, msg):
+        msg_type = msg["header"]["msg_type"]
+        parent = msg["parent_header"]
+        parent_id = parent.get("msg_id")
+        content = msg["content"]
+        if msg_type == "status":
+            if content.get("execution_state") == "busy" and parent.get("msg_type") == "execute_request":
+                self.current = parent
+            elif content.get("execution_state") == "idle" and parent.get("msg_type") == "execute_request":
+                # a cell's last output lines can still be on their way (evcxr sends the
+                # process's output from another thread, which can lose the race with the
+                # idle status), and a panic's report comes late (evcxr passes standard
+                # error on late): the cell ends once its outputs have been quiet for
+                # LATE_OUTPUT seconds, or a second after a panic
+                wait = 1.0 if parent_id in self.panics.active else LATE_OUTPUT
+                self.held_idle[parent_id] = (time.time() + wait, idents, msg)
+                return
+        elif msg_type in ("stream", "display_data", "execute_result", "error"):
+            self.progress.clear(parent)
+        if msg_type in ("execute_input", "execute_result"):
+            self.renumber(content)
+        if msg_type == "stream" and content.get("name") == "stdout" and content["text"].startswith(DISPLAY_MARKER):
+            self.live_display(parent, content["text"])
+            return
+        if msg_type == "stream" and content.get("name") == "stdout" and content["text"].startswith(PANIC_MARKER):
+            content["name"] = "stderr"
+            content["text"] = panic_report(content["text"], self.work)
+        elif msg_type == "stream" and content.get("name") == "stderr":
+            content["text"] = self.panics.filter(parent_id, content["text"])
+            if not content["text"]:
+                return
+        if msg_type == "error":
+            self.explain_error(parent_id, content)
+            self.errors[parent_id] = content
+        self.send(self.f_iopub, msg, idents, self.fsession)
+        if parent_id in self.held_idle and parent_id not in self.panics.active:
+            _, held_idents, held = self.held_idle[parent_id]
+            self.held_idle[parent_id] = (time.time() + LATE_OUTPUT, held_idents, held)
+
+    def live_display(self, parent, text):
+        """mlp-core's display lines as Jupyter's display messages: a display id's first
+        as display_data, the later ones as update_display_data (the frontend redraws that
+        output in place; a saved notebook keeps the last)."""
+        for line in text.splitlines():
+            try:
+                shown = json.loads(line[len(DISPLAY_MARKER):])
+                display_id, data = shown["display_id"], shown["data"]
+            except (ValueError, KeyError, TypeError):
+                continue
+            msg_type = "update_display_data" if display_id in self.displays else "display_data"
+            self.displays.add(display_id)
+            self.publish(msg_type, {"data": data, "metadata": {}, "transient": {"display_id": display_id}}, parent)
+
+    def release_idle(self, parent_id):
+        """The cell is over: its idle status goes out, after what the relay adds."""
+        _, idents, msg = self.held_idle.pop(parent_id)
+        self.panics.active.pop(parent_id, None)
+        parent = msg["parent_header"]
+        self.progress.clear(parent)
+        if parent_id in self.backtrace_requests:
+            self.backtrace_requests.discard(parent_id)
+            self.publish("stream", {"name": "stdout", "text": self.panics.full_backtrace() + "\n"}, parent)
+        if self.current and self.current.get("msg_id") == parent_id:
+            self.current = None
+        self.send(self.f_iopub, msg, idents, self.fsession)
+
+    def release_due(self):
+        """Releases the held idle statuses that are due; the seconds until the next one."""
+        now = time.time()
+        for parent_id, (due, _, _) in list(self.held_idle.items()):
+            if due <= now:
+                self.release_idle(parent_id)
+        return min((due - now for due, _, _ in self.held_idle.values()), default=None)
+
+    def explain_error(self, parent_id, content):
+        text = content.get("evalue") or ""
+        interrupted = parent_id in self.interrupted or self.interrupted_idle
+        if TERMINATED in text or interrupted and "terminated" in text.lower():
+            status = text.split(TERMINATED, 1)[-1].strip(" :\n") or "it stopped"
+            message = lost_state_text(interrupted, status, self.ok_cells)
+            self.interrupted.discard(parent_id)
+            self.interrupted_idle = False
+            self.ok_cells = []
+            self.move_to_cwd()  # evcxr's new process starts in the pool's folder
+            content["ename"] = "Interrupted" if interrupted else "KernelProcessEnded"
+            content["evalue"] = message
+            content["traceback"] = [message]
+        elif content.get("ename") in (None, "", "Error"):
+            content["ename"] = "Error"
+
+    # --- evcxr's own standard error ---------------------------------------------
+    def from_evcxr_stderr(self):
+        if not self.proc.stderr:
+            return  # a pool's evcxr writes to its slot's evcxr.log
+        try:
+            data = os.read(self.proc.stderr.fileno(), 65536)
+        except (BlockingIOError, OSError):
+            return
+        if not data:
+            return
+        sys.stderr.buffer.write(data)
+        sys.stderr.flush()
+
+    def close(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+        for path in (self.backend_file, self.warm and self.warm[1]):
+            try:
+                if path:
+                    os.unlink(path)
+            except OSError:
+                pass
