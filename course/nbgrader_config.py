@@ -5,13 +5,10 @@
 """
 
 import os
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
-from nbconvert.preprocessors import ClearMetadataPreprocessor, CSSHTMLHeaderPreprocessor  # noqa: E402
-from nbconvert.preprocessors.coalescestreams import CoalesceStreamsPreprocessor  # noqa: E402
-from nbgrader.preprocessors import (  # noqa: E402
+from nbconvert.preprocessors import ClearMetadataPreprocessor, CSSHTMLHeaderPreprocessor
+from nbconvert.preprocessors.coalescestreams import CoalesceStreamsPreprocessor
+from nbgrader.preprocessors import (
     AssignLatePenalties,
     CheckCellMetadata,
     ClearHiddenTests,
@@ -29,20 +26,20 @@ from nbgrader.preprocessors import (  # noqa: E402
     SaveCells,
 )
 
-import mlp_nbgrader  # noqa: E402
-from mlp_exchange import COURSE_ID, CheckedCollect, ContainerRelease, PrivateFeedback, hub_state  # noqa: E402
-from mlp_nbgrader import SandboxedExecute, StudentDependency  # noqa: E402
+from mlp_lab.course import preprocessors
+from mlp_lab.course.exchange import COURSE_ID, CheckedCollect, ContainerRelease, PrivateFeedback, hub_state
+from mlp_lab.course.preprocessors import SandboxedExecute, StudentDependency
 
-# several students graded at once (tools/autograde.py): this process's turn at the gradebook
-if mlp_nbgrader.GRADEBOOK is None:
-    mlp_nbgrader.GRADEBOOK = mlp_nbgrader.GradebookLock()
+# several students graded at once (mlp_lab/course/autograde.py): this process's turn at the gradebook
+if preprocessors.GRADEBOOK is None:
+    preprocessors.GRADEBOOK = preprocessors.GradebookLock()
 
 c = get_config()  # noqa: F821
 
 c.CourseDirectory.root = os.path.dirname(os.path.abspath(__file__))
 c.CourseDirectory.course_id = COURSE_ID
 
-# nbgrader's file exchange with the students of `make hub` (course/mlp_exchange.py): in the
+# nbgrader's file exchange with the students of `make hub` (mlp_lab/course/exchange.py): in the
 # hub's state folder, beside the students' homes, whose owners are the students' uids
 c.Exchange.root = os.path.join(hub_state(c.CourseDirectory.root), "exchange")
 os.environ.setdefault("MLP_HUB_HOMES", os.path.join(hub_state(c.CourseDirectory.root), "homes"))
@@ -73,7 +70,7 @@ c.GenerateFeedback.preprocessors = [GetGrades, ClearHiddenTests, CoalesceStreams
                                     CSSHTMLHeaderPreprocessor]
 
 # autograde runs each notebook in a container of the course image, not on this machine
-# (mlp_nbgrader.SandboxedExecute): nbgrader's own list, with that in place of Execute
+# (mlp_lab/course/preprocessors.py, SandboxedExecute): nbgrader's own list, with that in place of Execute
 c.Autograde.autograde_preprocessors = [
     SandboxedExecute, IgnorePattern, ClearMetadataPreprocessor, LimitOutput, SaveAutoGrades,
     AssignLatePenalties, CheckCellMetadata,

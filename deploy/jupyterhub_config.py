@@ -26,10 +26,9 @@ import os
 import shutil
 import sys
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import hub_containers  # noqa: E402
-from mlp_lab.kernel.home import kernel_home  # noqa: E402
+from mlp_lab import ROOT
+from mlp_lab.hub import containers as hub_containers
+from mlp_lab.kernel.home import kernel_home
 
 VENV = os.path.join(ROOT, ".venv")
 STATE = os.environ.get("MLP_HUB_STATE", os.path.join(ROOT, "deploy", "state"))

@@ -35,8 +35,7 @@ import urllib.request
 from playwright.sync_api import sync_playwright
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(ROOT, "tools"))
-from tally import Checks  # noqa: E402
+from mlp_lab.checks import Checks  # noqa: E402
 
 OUT = os.path.join(ROOT, "target", "browser")
 WORK = os.path.join(OUT, "work")

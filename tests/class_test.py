@@ -18,7 +18,7 @@ Formgrader use:
 4. from ann's kernel, attacks on the exchange: listing `inbound/` and `feedback/`,
    reading bob's submission and, later, bob's feedback at their exact paths, and
    handing in a blank notebook under bob's name (`nbgrader submit --student bob`);
-5. the instructor runs `make autograde`'s grading (tools/autograde.py: collect, then
+5. the instructor runs `make autograde`'s grading (mlp_lab/course/autograde.py: collect, then
    the sandboxed, parallel autograde): the forged submission refused, ann 45, bob in
    between, cat 0 of the 45 automatic points; enters a manual grade for a written
    answer of ann's through Formgrader's API; generates and releases the feedback;
@@ -52,10 +52,8 @@ sys.path.insert(0, os.path.join(ROOT, "tests"))
 from browser_test import free_port  # noqa: E402
 from grading_test import edit, scratch_course  # noqa: E402
 from hub_test import CONTAINERS, PASSWORD, Hub, request, run_notebook  # noqa: E402
-from tally import Checks  # noqa: E402
-
-sys.path.insert(0, os.path.join(ROOT, "course"))
-from mlp_nbgrader import in_image  # noqa: E402
+from mlp_lab.checks import Checks  # noqa: E402
+from mlp_lab.course.preprocessors import in_image  # noqa: E402
 
 OUT = os.path.join(ROOT, "target", "class")
 COURSE_ID = "mlp-lab"

@@ -5,7 +5,7 @@
 In a scratch copy of the course folder, N submissions (the solved edition, with every
 third one the blank release and every fifth one the planted backward-pass bug of
 tests/grading_test.py, so that the batch is a class's mix) are autograded by
-tools/autograde.py once for each number of jobs, from an empty gradebook each time.
+mlp_lab/course/autograde.py once for each number of jobs, from an empty gradebook each time.
 Prints a table: jobs, wall time of the batch, seconds per submission (the machine's
 time each costs), and what a class of 30 and of 300 would take.
 """

@@ -23,7 +23,7 @@ students hand in (EXPECTED below has each one's scores):
   `broken` (a malformed notebook, a missing one, a renamed one). Each scores what its
   code earned, with a feedback line that says what happened.
 
-All are graded by `tools/autograde.py` (two at a time, each notebook in the grading
+All are graded by `mlp_lab/course/autograde.py` (two at a time, each notebook in the grading
 sandbox, a cell's limit `MLP_GRADE_CELL_TIMEOUT`, 90 s here), then `nbgrader
 generate_feedback` and `nbgrader export` (grades.csv). Prints each score per question, the
 feedback lines of the attacks, the time each autograde took, and closes with
@@ -38,10 +38,9 @@ import subprocess
 import sys
 import tempfile
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tools"))
 import nbformat
 
-from tally import Tally  # noqa: E402
+from mlp_lab.checks import Tally  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 COURSE = os.path.join(ROOT, "course")
@@ -271,7 +270,6 @@ def main():
         out = subprocess.run([NBGRADER, "export", "--to", "grades.csv"], cwd=course, capture_output=True, text=True)
         check(out.returncode == 0 and os.path.exists(os.path.join(course, "grades.csv")), "export grades.csv")
 
-        sys.path.insert(0, course)
         from nbgrader.api import Gradebook
         with Gradebook("sqlite:///" + os.path.join(course, "gradebook.db")) as gb:
             for student, expected in EXPECTED.items():

@@ -8,7 +8,7 @@ Starts the hub on a free loopback port with a test authenticator (JupyterHub's
 shared-password one) and an admin service token, creates the students through the REST
 API, starts their servers at once, and runs the solved notebook 2 in every server at
 the same time through the hub's proxy (the kernel's websocket at /user/<name>/api/...),
-checking every output as `make notebooks` does (tests/check_notebooks.py). Then the walls:
+checking every output as `make notebooks` does (mlp_lab/notebooks/check.py). Then the walls:
 student A's token gets 403 on student B's server and on B in the hub's API, a request
 without a token gets no content, a student cannot list users. Measures the time from
 asking for a server to the first cell's output and to the whole notebook, and the peak
@@ -42,16 +42,13 @@ from tornado.httpclient import HTTPRequest
 from tornado.websocket import websocket_connect
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(ROOT, "tools"))
 sys.path.insert(0, os.path.join(ROOT, "tests"))
 from browser_test import free_port  # noqa: E402
-from check_notebooks import check_notebook  # noqa: E402
+from mlp_lab.checks import Checks  # noqa: E402
+from mlp_lab.hub import containers as hub_containers  # noqa: E402
 from mlp_lab.kernel.home import kernel_home  # noqa: E402
 from mlp_lab.kernel.pool import claimed_kernels, dep_lines, ready_kernels  # noqa: E402
-from tally import Checks  # noqa: E402
-
-sys.path.insert(0, os.path.join(ROOT, "deploy"))
-import hub_containers  # noqa: E402
+from mlp_lab.notebooks.check import check_notebook  # noqa: E402
 
 OUT = os.path.join(ROOT, "target", "hub")
 NOTEBOOK = os.path.join(ROOT, "notebooks", "02_toy_network.ipynb")

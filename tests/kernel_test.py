@@ -15,7 +15,6 @@ Closes with 'kernel: N passed, N failed'.
 """
 
 import os
-import sys
 import tempfile
 import threading
 import time
@@ -23,8 +22,7 @@ import time
 from jupyter_client.manager import start_new_kernel
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(ROOT, "tools"))
-from tally import Checks  # noqa: E402
+from mlp_lab.checks import Checks  # noqa: E402
 
 DEP = ':dep mlp-core = { path = "%s" }' % os.path.join(ROOT, "mlp-core")
 # the problem set's toy data: X = 10 * randn(5, 4) after seed 1

@@ -1,4 +1,4 @@
-"""`mlp` against the numpy reference (tools/reference_mlp.py) on configurations the
+"""`mlp` against the numpy reference (mlp_lab/bench/reference.py) on configurations the
 problem set does not print: other seeds, sizes, labels, std, reg and learning rates.
 
     python tests/numpy_parity.py path/to/mlp [--mnist]
@@ -13,9 +13,6 @@ import sys
 import tempfile
 
 import numpy as np
-
-HERE = os.path.dirname(os.path.abspath(__file__))
-REFERENCE = os.path.join(HERE, "..", "tools", "reference_mlp.py")
 
 GRADCHECK = [
     [],
@@ -98,8 +95,7 @@ def close(a, b, tol):
 def saved_network_case(mlp, args):
     """`mlp train --save DIR`, then numpy loads DIR's .npy files and predicts with the
     problem set's code: the same accuracies as `mlp` printed, and as `mlp evaluate`."""
-    sys.path.insert(0, os.path.dirname(REFERENCE))
-    import reference_mlp
+    from mlp_lab.bench import reference as reference_mlp
     with tempfile.TemporaryDirectory() as d:
         trained = run([mlp, "train", "--json", "--save", d] + args)
         info = json.load(open(os.path.join(d, "model.json")))
@@ -134,7 +130,7 @@ def main():
     passed = failed = 0
     for command, args in cases:
         ours = run([mlp, command, "--json"] + args)
-        ref = run([sys.executable, REFERENCE, command] + reference_args(args))
+        ref = run([sys.executable, "-m", "mlp_lab.bench.reference", command] + reference_args(args))
         if command == "gradcheck":
             # the loss and gradients to rounding; relative errors of the check are noise
             # of order 1e-9, so compare their magnitude

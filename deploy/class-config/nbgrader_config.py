@@ -1,8 +1,8 @@
 """nbgrader in a student's container of `make hub` (the course image's JUPYTER_CONFIG_PATH):
 the Assignment List fetches the released `mlp` into ~/mlp, validates, submits and
 fetches feedback through nbgrader's file exchange, whose course folder the hub mounts at
-/srv/nbgrader/exchange/mlp-lab (deploy/hub_containers.py; the instructor's side is
-course/nbgrader_config.py and course/mlp_exchange.py)."""
+/srv/nbgrader/exchange/mlp-lab (mlp_lab/hub/containers.py; the instructor's side is
+course/nbgrader_config.py and mlp_lab/course/exchange.py)."""
 
 import os
 

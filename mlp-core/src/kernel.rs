@@ -6,7 +6,7 @@
 //! library is loaded into that process (evcxr sets `EVCXR_IS_RUNTIME`), it installs a
 //! panic hook that prints one line instead, on standard output, which evcxr delivers in
 //! order: a marker and the message and location as JSON. The kernel relay
-//! (`tools/mlp_kernel.py`) turns that line into the report the student reads, naming
+//! (`mlp_lab/kernel/`) turns that line into the report the student reads, naming
 //! the notebook function the location is in. The full backtrace is written to the file
 //! `MLP_PANIC_FILE` names, for `:backtrace`.
 //!

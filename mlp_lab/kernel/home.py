@@ -12,7 +12,8 @@ import os
 import shutil
 import subprocess
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the project
+from mlp_lab import ROOT
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 EVCXR = os.environ.get("MLP_EVCXR", os.path.join(ROOT, ".tools", "evcxr-0.22.0", "bin", "evcxr_jupyter"))
 

@@ -1,5 +1,5 @@
 """What a test cell of the student edition may name (`make assignment` checks it, in
-tools/check_assignment.py; grading relies on it, in course/mlp_nbgrader.py).
+mlp_lab/course/check.py; grading relies on it, in mlp_lab/course/preprocessors.py).
 
 A test cell is one expression, `(::mlp_core::grade::points(MAX, || { ... }))`, whose
 block imports `::mlp_core::grade::*` (in parentheses: evcxr would read a first line that
@@ -23,7 +23,8 @@ and every macro by its path (`::std::println!`). `bare_names` lists what breaks 
 import os
 import re
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from mlp_lab import ROOT
+
 GRADE_RS = os.path.join(ROOT, "mlp-core", "src", "grade.rs")
 HEAD = "::mlp_core::grade::points("
 

@@ -19,7 +19,6 @@ import os
 import re
 import secrets
 import subprocess
-import sys
 import uuid
 
 import nbformat
@@ -28,11 +27,10 @@ from nbgrader.api import Gradebook, MissingEntry
 from nbgrader.preprocessors import Execute, NbGraderPreprocessor
 from traitlets import Bool
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(os.path.dirname(HERE), "deploy"))
-import hub_containers  # noqa: E402 (the course image and podman's settings)
+from mlp_lab import ROOT
+from mlp_lab.hub import containers as hub_containers  # the course image and podman's settings
 
-MLP_CORE = os.path.abspath(os.path.join(HERE, "..", "mlp-core"))
+MLP_CORE = os.path.join(ROOT, "mlp-core")
 DEP = re.compile(r'^:dep mlp-core = \{ path = "[^"]*" \}$', re.M)
 STUDENT_DEP = ':dep mlp-core = { path = "%s", default-features = false, features = ["blas"] }' % MLP_CORE
 
@@ -93,7 +91,7 @@ def is_test(cell):
 
 
 class GradebookLock:
-    """`make autograde` with several jobs (tools/autograde.py) runs one `nbgrader
+    """`make autograde` with several jobs (mlp_lab/course/autograde.py) runs one `nbgrader
     autograde` per student at once; each holds this lock on the gradebook
     (`MLP_GRADEBOOK_LOCK`, a file) for its whole life except while its notebook runs in
     the sandbox, so that nbgrader's bookkeeping happens one student at a time."""

@@ -2,7 +2,7 @@
 timed from the start request to ready, then its first cell (`:dep mlp-core`), then the
 median of ten one-line cells.
 
-    python tools/kernel_timings.py [N ...]     (default: 1 3)
+    python -m mlp_lab.bench.kernel_timings [N ...]     (default: 1 3)
 """
 
 import os
@@ -13,7 +13,8 @@ import time
 
 from jupyter_client.manager import start_new_kernel
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from mlp_lab import ROOT
+
 DEP = ':dep mlp-core = { path = "%s" }' % os.path.join(ROOT, "mlp-core")
 
 

@@ -12,14 +12,12 @@ Closes with 'notebooks: N passed, N failed'.
 
 import glob
 import os
-import sys
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tools"))
 import nbformat
 
-from tally import Tally  # noqa: E402
+from mlp_lab import ROOT
+from mlp_lab.checks import Tally  # noqa: E402
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OUT = os.path.join(ROOT, "target", "notebooks")
 
 PS3_SIGMOID = open(os.path.join(ROOT, "mlp-cli", "tests", "fixtures", "ps3_sigmoid.txt")).read().splitlines()

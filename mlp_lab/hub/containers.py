@@ -20,9 +20,8 @@ import subprocess
 import sys
 import time
 
+from mlp_lab import ROOT
 from mlp_lab.kernel.launch import die_with_parent  # the podman service ends with the hub
-
-ROOT = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))
 
 CONTAINERS_CONF = os.path.join(ROOT, "deploy", "containers.conf")
 NETWORK = "mlp-class"
@@ -116,7 +115,7 @@ def container_name(state, user):
 
 def student_uid(spawner):
     """A uid of the student's own, the same at every start: on the host, it owns their
-    home and what they hand in to the exchange (course/mlp_exchange.py checks it)."""
+    home and what they hand in to the exchange (mlp_lab/course/exchange.py checks it)."""
     return UID_BASE + spawner.user.id
 
 

@@ -1,6 +1,6 @@
 """`make notebooks`: execute every notebook headless under the evcxr Rust kernel.
 
-    python tools/run_notebooks.py [--jobs 2] [NOTEBOOK ...]
+    python -m mlp_lab.notebooks.run [--jobs 2] [NOTEBOOK ...]
 
 Each notebook in notebooks/ is executed in its own folder (so `:dep mlp-core = { path =
 "../mlp-core" }` resolves) and written, with its outputs, to target/notebooks/ as .ipynb
@@ -23,7 +23,8 @@ from nbclient.exceptions import CellExecutionError
 from nbconvert import HTMLExporter
 from nbconvert.preprocessors.coalescestreams import CoalesceStreamsPreprocessor
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from mlp_lab import ROOT
+
 OUT = os.path.join(ROOT, "target", "notebooks")
 # `make mathjax` installs MathJax 2 (the version nbconvert's templates configure) here; the
 # exports load it from target/notebooks/mathjax/

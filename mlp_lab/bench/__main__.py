@@ -1,8 +1,8 @@
 """`make bench`: the MNIST run in Rust and in numpy, side by side, in the same conditions.
 
-    python tools/bench.py path/to/mlp [--rounds 3]
+    python -m mlp_lab.bench path/to/mlp [--rounds 3]
 
-For each activation, runs the numpy baseline (tools/reference_mlp.py, the problem set's
+For each activation, runs the numpy baseline (mlp_lab/bench/reference.py, the problem set's
 TwoLayerMLP.train), `mlp train --dataset mnist --json` (its default kernel: sparse on
 MNIST) and the same with `--kernel dense` alternately, `--rounds` times each, and prints
 every time, the medians, the ratios numpy/Rust and the GFLOP/s. GFLOP/s are the dense
@@ -33,8 +33,9 @@ import sys
 import nbformat
 from nbclient import NotebookClient
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-REFERENCE = os.path.join(ROOT, "tools", "reference_mlp.py")
+from mlp_lab import ROOT
+
+REFERENCE = ["-m", "mlp_lab.bench.reference"]
 NOTEBOOK3 = os.path.join(ROOT, "notebooks", "03_mnist.ipynb")
 DEP = ':dep mlp-core = { path = "../mlp-core" }'
 # the student path's builds: (name, the notebook's :dep line, MLP_KERNEL_DISPLAY)
@@ -129,7 +130,7 @@ def main():
     builds = {}
     for r in range(args.rounds):
         for activation in ["sigmoid", "relu"]:
-            ref = run_json([sys.executable, REFERENCE, "train", "--dataset", "mnist",
+            ref = run_json([sys.executable, *REFERENCE, "train", "--dataset", "mnist",
                             "--activation", activation], env=numpy_env())
             mlp = [args.mlp, "train", "--dataset", "mnist", "--activation", activation, "--json"]
             ours = run_json(mlp)
@@ -165,7 +166,7 @@ def main():
     one_epoch = [args.mlp, "train", "--dataset", "mnist", "--epochs", "1", "--json", "--kernel"]
     rss_sparse = peak_rss_mb(one_epoch + ["sparse"])
     rss_dense = peak_rss_mb(one_epoch + ["dense"])
-    rss_np = peak_rss_mb([sys.executable, REFERENCE, "train", "--dataset", "mnist", "--epochs", "1"],
+    rss_np = peak_rss_mb([sys.executable, *REFERENCE, "train", "--dataset", "mnist", "--epochs", "1"],
                          env=numpy_env())
     print()
     print("peak resident memory (load, split, 1 epoch): rust %.0f MB (sparse kernel), %.0f MB (dense), "

@@ -2,8 +2,8 @@
 utils.py do it: the reference the Rust crate is compared with (`make test`) and the
 baseline `make bench` times.
 
-    python tools/reference_mlp.py gradcheck [--activation sigmoid] [--std 0.1] [--reg 0.1] ...
-    python tools/reference_mlp.py train --dataset toy|mnist [...]
+    python -m mlp_lab.bench.reference gradcheck [--activation sigmoid] [--std 0.1] [--reg 0.1] ...
+    python -m mlp_lab.bench.reference train --dataset toy|mnist [...]
 
 prints the same JSON objects as `mlp gradcheck --json` / `mlp train --json`.
 """

@@ -4,7 +4,7 @@ The exchange is nbgrader's own (`nbgrader release_assignment`, `collect`,
 `release_feedback` here; `fetch_assignment`, `submit`, `fetch_feedback` in each student's
 Assignment List), on a folder of the hub's state (`<state>/exchange/<course id>`) that
 each student's container mounts at `/srv/nbgrader/exchange/<course id>`. Each student's
-container runs under a uid of their own (deploy/hub_containers.py), so nbgrader's
+container runs under a uid of their own (mlp_lab/hub/containers.py), so nbgrader's
 permission scheme holds: `outbound/` readable by all, `inbound/` writable but not
 listable, `feedback/` reachable only by the name a student's own submission secret gives.
 Three steps are tightened here (nbgrader_config.py sets them as the exchange's classes;
@@ -35,7 +35,8 @@ import nbformat
 from nbgrader.exchange.default import ExchangeCollect, ExchangeReleaseAssignment, ExchangeReleaseFeedback
 from nbgrader.utils import notebook_hash
 
-from mlp_nbgrader import hub_containers, in_image
+from mlp_lab.course.preprocessors import in_image
+from mlp_lab.hub import containers as hub_containers
 
 COURSE_ID = hub_containers.COURSE_ID  # the course's folder in the exchange
 

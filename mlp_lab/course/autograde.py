@@ -1,8 +1,8 @@
 """`make autograde`: every submission autograded by nbgrader, several at once.
 
-    python tools/autograde.py [--jobs N] [--course DIR] [--assignment mlp] [STUDENT ...]
+    python -m mlp_lab.course.autograde [--jobs N] [--course DIR] [--assignment mlp] [STUDENT ...]
 
-First, when `make hub`'s exchange has the course (course/mlp_exchange.py), what students
+First, when `make hub`'s exchange has the course (mlp_lab/course/exchange.py), what students
 handed in through their Assignment List is collected into DIR/submitted/ (`nbgrader
 collect --update --before-duedate`: each student's latest before the due date, and a
 submission handed in under another student's name refused). Then one
@@ -11,7 +11,7 @@ DIR/submitted/ when none is named), `--jobs` of them at a time (`MLP_GRADE_JOBS`
 twice the cores, as many as the machine's memory holds at MLP_GRADE_MEM each: on 2 cores
 4 jobs take 45 s a submission, 2 jobs 63 s, docs/performance.md).
 Each runs its notebooks in containers of the course image
-(course/mlp_nbgrader.py's SandboxedExecute); nbgrader's bookkeeping (the gradebook, the
+(mlp_lab/course/preprocessors.py's SandboxedExecute); nbgrader's bookkeeping (the gradebook, the
 autograded/ folder) happens one student at a time, under a lock on the gradebook that
 each holds except while its notebooks run. A student whose autograde fails does not stop
 the others. Each one's log is in target/autograde/<student>.log; the lines printed are
@@ -27,7 +27,9 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from mlp_lab import ROOT
+from mlp_lab.course.exchange import inbound
+
 NBGRADER = os.path.join(os.path.dirname(sys.executable), "nbgrader")
 
 
@@ -51,9 +53,6 @@ def set_aside_unreadable(course, assignment, student):
 def collect(course, assignment, logs):
     """The exchange's submissions into submitted/, when the hub's exchange has this course;
     prints what nbgrader said of each student."""
-    sys.path.insert(0, course)
-    from mlp_exchange import inbound
-
     if not os.path.isdir(inbound(course)):
         return
     out = subprocess.run([NBGRADER, "collect", assignment, "--update", "--before-duedate"], cwd=course,

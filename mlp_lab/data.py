@@ -10,7 +10,7 @@ rename), so an interrupted run never leaves a file that looks valid.
 
 Idempotent: when all four files are present with the right checksums it does nothing.
 
-    python tools/fetch_mnist.py [DEST_DIR]
+    python -m mlp_lab.data [DEST_DIR]
 """
 
 import gzip

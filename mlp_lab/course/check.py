@@ -7,7 +7,7 @@ course/release/mlp/ from course/source/mlp/:
 - every release notebook runs top to bottom under the kernel without crashing it: every
   cell executes, no cell has a compile error, and the unfinished functions stop with
   `not yet implemented` (the notebook's state survives them);
-- every test cell names only what a student's code cannot change (tools/test_cells.py:
+- every test cell names only what a student's code cannot change (mlp_lab/course/test_cells.py:
   `::mlp_core::grade`'s exports, its own locals, the student's functions);
 - `nbgrader validate` fails on the release, as it should.
 
@@ -23,10 +23,10 @@ import sys
 import nbformat
 from nbclient import NotebookClient
 
-import test_cells
-from tally import Tally
+from mlp_lab import ROOT
+from mlp_lab.checks import Tally
+from mlp_lab.course import test_cells
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 COURSE = os.path.join(ROOT, "course")
 SOURCE = os.path.join(COURSE, "source", "mlp")
 RELEASE = os.path.join(COURSE, "release", "mlp")
