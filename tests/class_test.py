@@ -340,7 +340,7 @@ def main():
 
         # 5. collect, autograde, a manual grade, feedback
         start_g = time.time()
-        out = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "autograde.py"), "--course", course,
+        out = subprocess.run([sys.executable, "-m", "mlp_lab.course.autograde", "--course", course,
                               "--logs", os.path.join(OUT, "autograde")], env=env, capture_output=True, text=True)
         print(out.stdout, end="")
         t.check("make autograde's grading collected and graded the class (%.0f s)" % (time.time() - start_g),

@@ -41,7 +41,7 @@ def main():
                     if k % 5 == 4:
                         edit(os.path.join(path, "02_toy_network.ipynb"), ["backward"], "h * (1.0 - h)", "h * (1.0 + h)")
             start = time.time()
-            out = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "autograde.py"), "--jobs", str(jobs),
+            out = subprocess.run([sys.executable, "-m", "mlp_lab.course.autograde", "--jobs", str(jobs),
                                   "--course", course, "--logs", os.path.join(ROOT, "target", "grading-bench")])
             wall = time.time() - start
             if out.returncode:

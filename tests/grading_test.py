@@ -258,7 +258,7 @@ def main():
 
         attacks(course, source, release)
 
-        graded = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "autograde.py"), "--course", course,
+        graded = subprocess.run([sys.executable, "-m", "mlp_lab.course.autograde", "--course", course,
                                  "--logs", os.path.join(ROOT, "target", "grading", "logs")] + list(EXPECTED),
                                 capture_output=True, text=True)
         print(graded.stdout, end="")
