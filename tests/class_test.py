@@ -61,6 +61,7 @@ STUDENTS = ["ann", "bob", "cat"]
 LATE = "dan"  # the browser's student
 INSTRUCTOR = "instructor"
 AUTOMATIC = 45.0  # the automatic points of the assignment (notebooks 2 and 3)
+VALIDATE_TIMEOUT = 600  # seconds for a validation: it runs notebook 2 on evcxr in the student's container (60-90 s under load)
 
 # Rust, from ann's kernel in her container: what she can reach of the exchange
 ATTACK = r'''
@@ -302,7 +303,7 @@ def main():
         for user, passes in (("ann", True), ("bob", False)):
             start_v = time.time()
             status, body = request("%s/user/%s/assignments/validate" % (hub.base, user), tokens[user], "POST",
-                                   {"path": "mlp/02_toy_network.ipynb"})
+                                   {"path": "mlp/02_toy_network.ipynb"}, timeout=VALIDATE_TIMEOUT)
             value = (body or {}).get("value") if isinstance(body, dict) else None
             verdict = json.loads(value) if isinstance(value, str) and value.startswith("{") else value
             failed = isinstance(verdict, dict) and bool(verdict.get("failed") or verdict.get("changed"))

@@ -69,8 +69,9 @@ class NoRedirect(urllib.request.HTTPRedirectHandler):
 OPENER = urllib.request.build_opener(NoRedirect)
 
 
-def request(url, token=None, method="GET", body=None):
-    """(status, parsed JSON or text) of one HTTP request, without following redirects."""
+def request(url, token=None, method="GET", body=None, timeout=60):
+    """(status, parsed JSON or text) of one HTTP request, without following redirects;
+    `timeout` seconds for the answer (raise it for requests that run notebooks)."""
     headers = {"Authorization": "token " + token} if token else {}
     data = None
     if body is not None:
@@ -78,7 +79,7 @@ def request(url, token=None, method="GET", body=None):
         headers["Content-Type"] = "application/json"
     req = urllib.request.Request(url, data=data, method=method, headers=headers)
     try:
-        with OPENER.open(req, timeout=60) as r:
+        with OPENER.open(req, timeout=timeout) as r:
             status, raw = r.status, r.read()
     except urllib.error.HTTPError as e:
         status, raw = e.code, e.read()
