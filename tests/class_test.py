@@ -61,7 +61,8 @@ STUDENTS = ["ann", "bob", "cat"]
 LATE = "dan"  # the browser's student
 INSTRUCTOR = "instructor"
 AUTOMATIC = 45.0  # the automatic points of the assignment (notebooks 2 and 3)
-VALIDATE_TIMEOUT = 600  # seconds for a validation: it runs notebook 2 on evcxr in the student's container (60-90 s under load)
+# seconds for a validation: it runs notebook 2 on evcxr in the student's container
+VALIDATE_TIMEOUT = 600
 
 # Rust, from ann's kernel in her container: what she can reach of the exchange
 ATTACK = r'''
