@@ -25,7 +25,6 @@ import glob
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -34,22 +33,14 @@ import urllib.request
 
 from playwright.sync_api import sync_playwright
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-from mlp_lab.checks import Checks  # noqa: E402
+from mlp_lab.checks import Checks
+from support import ROOT, VENV_BIN, until
+from support.http import free_port, status_of
+from support.jupyterlab import RUN_TIMEOUT, inspect, launch, run_all, wait_done, wait_idle
 
 OUT = os.path.join(ROOT, "target", "browser")
 WORK = os.path.join(OUT, "work")
-CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 TOKEN = "browser-test-%d" % os.getpid()
-# seconds for one notebook (notebook 3 trains two networks on MNIST)
-RUN_TIMEOUT = int(os.environ.get("BROWSER_RUN_TIMEOUT", 900))
-
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def start_lab(port):
@@ -60,7 +51,7 @@ def start_lab(port):
     # the notebooks find ../mlp-core
     os.symlink(os.path.join(ROOT, "mlp-core"), os.path.join(OUT, "mlp-core"))
     log = open(os.path.join(OUT, "jupyterlab.log"), "w")
-    cmd = [os.path.join(ROOT, ".venv", "bin", "jupyter"), "lab", "--ServerApp.ip=127.0.0.1",
+    cmd = [os.path.join(VENV_BIN, "jupyter"), "lab", "--ServerApp.ip=127.0.0.1",
            "--ServerApp.port=%d" % port, "--ServerApp.open_browser=False", "--IdentityProvider.token=" + TOKEN,
            "--ServerApp.root_dir=" + WORK,
            "--ServerApp.jpserver_extensions={'nbgrader.server_extensions.formgrader': False, "
@@ -69,21 +60,10 @@ def start_lab(port):
         cmd.append("--allow-root")
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=WORK)
     base = "http://127.0.0.1:%d" % port
-    for _ in range(120):
-        try:
-            urllib.request.urlopen(base + "/api/status?token=" + TOKEN, timeout=2)
-            return proc, base
-        except (urllib.error.URLError, ConnectionError):
-            time.sleep(0.5)
+    if until(lambda: urllib.request.urlopen(base + "/api/status?token=" + TOKEN, timeout=2), 60):
+        return proc, base
     proc.terminate()
     raise SystemExit("JupyterLab did not start; see target/browser/jupyterlab.log")
-
-
-def status_of(url):
-    try:
-        return urllib.request.urlopen(url, timeout=5).status
-    except urllib.error.HTTPError as e:
-        return e.code
 
 
 def check_tokens(t, base):
@@ -103,39 +83,6 @@ def open_notebook(context, base, name):
     page.goto("%s/lab/workspaces/%s/tree/%s?reset&token=%s" % (base, name.replace(".", "-"), name, TOKEN))
     wait_idle(page)
     return page
-
-
-def wait_idle(page, timeout=180):
-    """Until the open notebook's kernel has started and is idle (the toolbar's status)."""
-    page.wait_for_selector(".jp-NotebookPanel .jp-Cell", timeout=timeout * 1000)
-    # the notebook loaded (no spinner) and its kernel connected: the indicator says idle
-    # with no kernel at all, so the kernel's name must be there too
-    page.wait_for_function("""() => {
-        const panel = document.querySelector('.jp-NotebookPanel:not(.lm-mod-hidden)');
-        if (!panel || panel.querySelector('.jp-Spinner')) return false;
-        const s = panel.querySelector('.jp-Notebook-ExecutionIndicator');
-        const name = panel.querySelector('.jp-Toolbar-kernelName');
-        return s && s.getAttribute('data-status') === 'idle' && name && name.textContent.trim() !== ''
-            && !name.textContent.includes('No Kernel');
-    }""", timeout=timeout * 1000)
-
-
-def run_all(page):
-    page.click(".lm-MenuBar-itemLabel:text-is('Run')", timeout=10000)  # the menu bar's Run menu
-    page.click(".lm-Menu-itemLabel:text-is('Run All Cells')", timeout=10000)
-
-
-def wait_done(page, timeout=RUN_TIMEOUT, every_cell=True):
-    """Until the kernel is idle and every code cell has an execution count (or, with
-    every_cell=False, until none is queued any more: Run All stops at a cell's error)."""
-    page.wait_for_function("""(everyCell) => {
-        const panel = document.querySelector('.jp-NotebookPanel:not(.lm-mod-hidden)');
-        const s = panel && panel.querySelector('.jp-Notebook-ExecutionIndicator');
-        if (!s || s.getAttribute('data-status') !== 'idle') return false;
-        const prompts = [...panel.querySelectorAll('.jp-CodeCell .jp-InputArea-prompt')].map(p => p.textContent);
-        if (everyCell) return prompts.length > 0 && prompts.every(p => /\\[\\d+\\]/.test(p));
-        return prompts.some(p => /\\[\\d+\\]/.test(p)) && !prompts.some(p => p.includes('*'));
-    }""", arg=every_cell, timeout=timeout * 1000, polling=1000)
 
 
 # what each training cell's live display shows now: (cell index, the figure's image, the
@@ -216,26 +163,6 @@ def watch_live(t, page, timeout=RUN_TIMEOUT):
           % ([len(v) for _, v in sorted(figures.items())], ", ".join(moments)), flush=True)
 
 
-def inspect(page):
-    return page.evaluate("""() => {
-        const panel = document.querySelector('.jp-NotebookPanel:not(.lm-mod-hidden)');
-        const q = sel => [...panel.querySelectorAll(sel)];
-        return {
-            cells: q('.jp-CodeCell').length,
-            prompts: q('.jp-CodeCell .jp-InputArea-prompt').map(p => p.textContent.trim()),
-            errors: q('.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.error"]')
-                .map(e => e.innerText.slice(0, 300)),
-            stderr: q('.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"]')
-                .map(e => e.innerText.slice(0, 300)),
-            images: q('.jp-OutputArea-output img').map(i => [i.complete, i.naturalWidth]),
-            math: q('mjx-container').length,
-            mathErrors: q('mjx-merror').length + q('.MathJax_Error').length,
-            // lines wider than their cell: cut at the right edge
-            clipped: q('.jp-CodeCell .cm-scroller').filter(c => c.scrollWidth > c.clientWidth + 2).length,
-        };
-    }""")
-
-
 def check_notebook(t, name, info, formulas=True):
     t.check("%s: %d code cells, all run" % (name, info["cells"]),
             info["cells"] > 0 and all(re.fullmatch(r"\[\d+\]:", p) for p in info["prompts"]), info["prompts"])
@@ -297,8 +224,7 @@ def main():
     try:
         check_tokens(t, base)
         with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, headless=True,
-                                        args=["--no-sandbox"] if os.getuid() == 0 else [])
+            browser = launch(p)
             context = browser.new_context()
             names = sys.argv[1:] or sorted(os.path.basename(n) for n in glob.glob(os.path.join(WORK, "*.ipynb")))
             for name in names:

@@ -18,8 +18,8 @@ import sys
 import tempfile
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from grading_test import ROOT, edit, hand_in, scratch_course  # noqa: E402
+from support import ROOT
+from support.course import edit, hand_in, scratch_course
 
 
 def main():

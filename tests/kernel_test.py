@@ -21,8 +21,8 @@ import time
 
 from jupyter_client.manager import start_new_kernel
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-from mlp_lab.checks import Checks  # noqa: E402
+from mlp_lab.checks import Checks
+from support import ROOT
 
 DEP = ':dep mlp-core = { path = "%s" }' % os.path.join(ROOT, "mlp-core")
 # the problem set's toy data: X = 10 * randn(5, 4) after seed 1

@@ -47,6 +47,19 @@ def region_lines(source):
     return lines
 
 
+def leaked_lines(cells, released):
+    """(the source cells' solution and hidden-test lines, those of them in the `released`
+    text). Lines that stand outside the regions too (a closing brace, a shared `let`)
+    can legitimately be in the release."""
+    outside = set()
+    for cell in cells:
+        outside |= {line.strip() for line in REGION.sub("", cell.source).split("\n")}
+    secret = set()
+    for cell in cells:
+        secret |= region_lines(cell.source) - outside
+    return secret, sorted(line for line in secret if line in released)
+
+
 def validate(path):
     out = subprocess.run([NBGRADER, "validate", path], cwd=COURSE, capture_output=True, text=True)
     return out.returncode, out.stdout + out.stderr
@@ -89,16 +102,8 @@ def main():
             continue
         src = nbformat.read(src_path, as_version=4)
         rel = nbformat.read(rel_path, as_version=4)
-        # lines that stand outside the regions too (a closing brace, a shared `let`) can
-        # legitimately be in the release
-        outside = set()
-        for cell in src.cells:
-            outside |= {line.strip() for line in REGION.sub("", cell.source).split("\n")}
-        secret = set()
-        for cell in src.cells:
-            secret |= region_lines(cell.source) - outside
         released = "\n".join(cell.source for cell in rel.cells)
-        leaked = sorted(line for line in secret if line in released)
+        secret, leaked = leaked_lines(src.cells, released)
         check(not leaked, "%s: none of its %d solution and hidden-test lines is in the release%s"
               % (name, len(secret), (": " + leaked[0]) if leaked else ""))
         stubs = released.count("// YOUR CODE HERE") + released.count("YOUR ANSWER HERE")

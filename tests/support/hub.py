@@ -1,0 +1,180 @@
+"""The course's JupyterHub (deploy/jupyterhub_config.py) started for a test: on a free
+loopback port, with a scratch state folder, an admin service token, and (`test_auth`)
+JupyterHub's shared-password authenticator; students in containers of the course image
+(make hub's default) or all as this user (MLP_HUB_ISOLATION=none)."""
+
+import json
+import os
+import signal
+import subprocess
+import tempfile
+import time
+import urllib.parse
+import uuid
+
+import nbformat
+
+from mlp_lab.hub import containers as hub_containers
+from mlp_lab.kernel.home import kernel_home
+from mlp_lab.kernel.pool import dep_lines, ready_kernels
+from support import ROOT, VENV_BIN, until
+from support.http import free_port, request
+from support.procs import adopted, processes
+
+OUT = os.path.join(ROOT, "target", "hub")
+NOTEBOOK = os.path.join(ROOT, "notebooks", "02_toy_network.ipynb")
+PASSWORD = "hub-test-%s" % uuid.uuid4().hex[:12]
+TOKEN = uuid.uuid4().hex
+CONTAINERS = os.environ.get("MLP_HUB_ISOLATION", "containers") == "containers"
+MLP_CORE = hub_containers.IMAGE_MLP_CORE if CONTAINERS else os.path.join(ROOT, "mlp-core")
+
+
+# --- a notebook through the hub's proxy -------------------------------------------------------
+def solved_cells():
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            cell.source = cell.source.replace('path = "../mlp-core"', 'path = "%s"' % MLP_CORE)
+            cell.outputs = []
+    return nb
+
+
+class Hub:
+    """A running hub: its URLs, state folder and process; the admin's API calls."""
+
+    def __init__(self, test_auth=True, pool=4):
+        self.port = free_port()
+        self.pool = pool
+        self.pool_on_host = pool and not CONTAINERS  # in containers, each student's own
+        self.base = "http://127.0.0.1:%d" % self.port
+        self.api = self.base + "/hub/api"
+        self.state = tempfile.mkdtemp(prefix="mlp-hub-test-")
+        os.makedirs(OUT, exist_ok=True)
+        env = dict(os.environ, MLP_HUB_PORT=str(self.port), MLP_HUB_API_PORT=str(free_port()),
+                   MLP_HUB_STATE=self.state, MLP_HUB_TEST_TOKEN=TOKEN, MLP_HUB_POOL=str(pool))
+        if test_auth:
+            env["MLP_HUB_TEST_PASSWORD"] = PASSWORD
+            # the warm kernels run the solved notebook's `:dep` line (the student
+            # edition's, in make hub): the one this test's notebook starts with
+            env["MLP_HUB_POOL_DEP"] = "\n".join(dep_lines(solved_cells()))
+        self.log = open(os.path.join(OUT, "hub.log" if test_auth else "hub-browser.log"), "w")
+        self.proc = subprocess.Popen([os.path.join(VENV_BIN, "jupyterhub"), "-f",
+                                      os.path.join(ROOT, "deploy", "jupyterhub_config.py")],
+                                     cwd=self.state, env=env, stdout=self.log, stderr=subprocess.STDOUT,
+                                     start_new_session=True)
+
+        def answers():
+            if self.proc.poll() is not None:
+                raise SystemExit("the hub exited (%s); see target/hub/hub.log" % self.proc.returncode)
+            return request(self.api + "/")[0] == 200
+
+        if until(answers, 120):
+            return
+        raise SystemExit("the hub did not answer; see target/hub/hub.log")
+
+    def release(self, course=None):
+        """The instructor's release of the student edition into this hub's exchange
+        (`nbgrader release_assignment`, as Formgrader's Release button runs it): each
+        student's server fetches it into ~/mlp as it starts."""
+        if course is None:
+            course = os.path.join(ROOT, "course")
+        out = subprocess.run([os.path.join(VENV_BIN, "nbgrader"), "release_assignment", "mlp", "--force"],
+                             cwd=course, env=dict(os.environ, MLP_HUB_STATE=self.state), capture_output=True, text=True)
+        if out.returncode:
+            raise SystemExit("nbgrader release_assignment failed:\n" + out.stderr[-2000:])
+
+    def wait_for_pool(self, t):
+        """A warm machine: the pool's kernels all ready (the hub's pool; in containers,
+        each student's pool starts with their server)."""
+        if not self.pool_on_host:
+            return
+        start = time.time()
+        until(lambda: len(ready_kernels(kernel_home())) >= self.pool, 600, step=1)
+        n = len(ready_kernels(kernel_home()))
+        t.check("the kernel pool has %d warm kernels ready (%.0f s)" % (self.pool, time.time() - start),
+                n >= self.pool, n)
+
+    def call(self, path, method="GET", body=None, token=TOKEN):
+        return request(self.api + path, token, method, body)
+
+    def start_server(self, user):
+        status, body = self.call("/users/%s/server" % user, "POST", {})
+        if status not in (201, 202):
+            raise RuntimeError("starting %s's server: %s %s" % (user, status, body))
+        if until(lambda: (self.call("/users/%s" % user)[1] or {}).get("servers", {}).get("", {}).get("ready"),
+                 120, step=0.2):
+            return
+        raise RuntimeError("%s's server did not become ready" % user)
+
+    def stop(self):
+        """The hub first (it stops the students' servers and the proxy), then whatever
+        of its process group is left."""
+        self.proc.terminate()
+        try:
+            self.proc.wait(60)
+        except subprocess.TimeoutExpired:
+            pass
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            try:
+                os.killpg(self.proc.pid, sig)
+            except ProcessLookupError:
+                break
+            time.sleep(2)
+        self.proc.wait(10)
+
+    def leftovers(self):
+        """Processes of this hub still running (their command line or environment names
+        its state folder or its port)."""
+        mark = "127.0.0.1:%d" % self.port
+        warm = {e["pid"] for _, e in ready_kernels(kernel_home())} | set(adopted().values())
+        left = [(pid, v[3][:120]) for pid, v in processes().items()
+                if pid != os.getpid() and (self.state in v[3] or self.state in v[2] or mark in v[2]
+                                           or "mlp_lab.kernel --pool" in v[3] or pid in warm)]
+        return left + ["container %s" % name for name in self.containers()]
+
+    def inspect(self, user):
+        """podman's description of `user`'s container, or None."""
+        out = subprocess.run(["podman", "inspect", hub_containers.container_name(self.state, user)],
+                             env=hub_containers.podman_env(), capture_output=True, text=True)
+        return json.loads(out.stdout)[0] if out.returncode == 0 else None
+
+    def containers(self):
+        """The names of this hub's student containers that podman has (running or not)."""
+        if not CONTAINERS:
+            return []
+        out = subprocess.run(["podman", "ps", "-a", "--format", "{{.Names}}", "--filter",
+                              "name=" + hub_containers.container_prefix(self.state)],
+                             env=hub_containers.podman_env(), capture_output=True, text=True).stdout
+        return out.split()
+
+
+
+# --- the servers' APIs that JupyterLab's nbgrader extensions use --------------------------
+def formgrader(hub, token, path, method="GET", body=None):
+    """The instructor's Formgrader API (the course service at /services/course/)."""
+    return request("%s/services/course/formgrader/api/%s" % (hub.base, path), token, method, body)
+
+
+def assignments(hub, user, token, action=None):
+    """The Assignment List's server API in `user`'s server: the list, or an action on `mlp`."""
+    if action is None:
+        return request("%s/user/%s/assignments?course_id=%s" % (hub.base, user, hub_containers.COURSE_ID), token)
+    return request("%s/user/%s/assignments/%s" % (hub.base, user, action), token, "POST",
+                   {"course_id": hub_containers.COURSE_ID, "assignment_id": "mlp"})
+
+
+def statuses(listing):
+    """The statuses of `mlp` in an Assignment List answer ({"success", "value": [...]}):
+    "released", "fetched", "submitted" (one entry per submission)."""
+    if not isinstance(listing, dict) or not listing.get("success"):
+        return ["error: %s" % str(listing)[:300]]
+    return sorted({a.get("status") for a in listing["value"] if a.get("assignment_id") == "mlp"})
+
+
+def contents(hub, user, token, path, model=None):
+    """A file or folder of `user`'s home through their server's contents API (`model`:
+    write it)."""
+    url = "%s/user/%s/api/contents/%s" % (hub.base, user, urllib.parse.quote(path))
+    if model is None:
+        return request(url, token)
+    return request(url, token, "PUT", model)
