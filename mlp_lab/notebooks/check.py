@@ -45,8 +45,10 @@ EXPECTED = [
     ("03_mnist", "ReLU test accuracy:  0.96"),
     ("04_regularization", "L2 rule vs numerical step: relative error"),
     # Problem 3 on MNIST (10 epochs, ReLU): the numbers the written explanation quotes (the
-    # last digits move with the implementation's rounding: L1 flips signs near zero)
-    ("04_regularization", "L2 0.5         0.955"),
+    # last digits move with the implementation's rounding: L1 flips signs near zero; L2's
+    # accuracy by a validation image with OpenBLAS's kernel: 0.9549 with SkylakeX's, 0.955x
+    # with Zen's and Prescott's; the text says 95.5%)
+    ("04_regularization", "L2 0.5         0.95"),
     ("04_regularization", "6.1%     3.00      535.3"),
     ("04_regularization", "L1 0.03        0.89"),
     ("04_regularization", "78.0%     6.71      537."),
