@@ -111,11 +111,16 @@ DONE_JS = """() => {
 }"""
 
 
+STATE_JS = """() => document.querySelector('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook-ExecutionIndicator')
+    .getAttribute('data-status')"""
+
+
 def watch_live(t, page, timeout=RUN_TIMEOUT):
     """Run All's run of notebook 3, watched: every figure each training cell shows, in
     order; screenshots of the first training cell early, in the middle and at the end."""
     figures = {}  # cell -> [(image, line)] each time its figure changed
     start, moments = time.time(), []
+    states = []  # the kernel's state as the toolbar shows it, at each figure before the last
 
     def show(cell, name):
         page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-CodeCell").nth(cell) \
@@ -131,6 +136,8 @@ def watch_live(t, page, timeout=RUN_TIMEOUT):
             seen = figures.setdefault(d["cell"], [])
             if d["src"] and (not seen or seen[-1][0] != d["src"]):
                 seen.append((d["src"], d["line"]))
+                if "(done" not in d["line"]:
+                    states.append(page.evaluate(STATE_JS))
                 first = min(figures)
                 if d["cell"] == first and len(seen) == 1:
                     show(first, "live-1-early")
@@ -140,6 +147,8 @@ def watch_live(t, page, timeout=RUN_TIMEOUT):
     final = {d["cell"]: d for d in page.evaluate(LIVE_JS)}
     if figures:
         show(min(figures), "live-3-done")
+    t.check("notebook 3: the kernel shows busy while a cell trains (at %d of %d redraws)"
+            % (states.count("busy"), len(states)), states and all(x == "busy" for x in states), states)
     t.check("notebook 3: two training cells show training live", len(figures) == 2 and len(final) == 2,
             sorted(figures))
     for cell, seen in sorted(figures.items()):

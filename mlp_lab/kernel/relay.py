@@ -2,8 +2,9 @@
 passed through, changed only where a student would otherwise trip over evcxr.
 
 - **Output order.** A cell ends (its idle status goes out) once its outputs have been
-  quiet for LATE_OUTPUT seconds: evcxr sends the process's output from another thread,
-  which can lose the race with the idle status.
+  quiet for LATE_OUTPUT seconds, or when evcxr starts the next cell (before its busy):
+  evcxr sends the process's output from another thread, which can lose the race with
+  the idle status.
 - **Progress.** The crates cargo compiles for a cell (progress.py).
 - **Interrupt.** evcxr interrupts a cell by ending the process that holds the
   notebook's variables. The cell's error then says so plainly and what to rerun.
@@ -158,6 +159,10 @@ class Relay(Sockets):
         content = msg["content"]
         if msg_type == "status":
             if content.get("execution_state") == "busy" and parent.get("msg_type") == "execute_request":
+                # evcxr has moved on to the next cell: the held idles go out first (the
+                # frontend shows the state of the last status it got: it must say busy)
+                for held_id in [k for k in self.held_idle if k != parent_id]:
+                    self.release_idle(held_id)
                 self.current = parent
             elif content.get("execution_state") == "idle" and parent.get("msg_type") == "execute_request":
                 # a cell's last output lines can still be on their way (evcxr sends the

@@ -59,6 +59,19 @@ def test_output_that_comes_after_evcxrs_idle_still_belongs_to_the_cell(relay):
     assert relay.sent[-1][1]["execution_state"] == "idle"
 
 
+def test_the_next_cells_busy_comes_after_the_last_cells_idle(relay):
+    # Run All: evcxr starts the next cell while the last one's idle is held; the frontend
+    # shows the kernel's state from the last status it got, so idle must not come after
+    from_evcxr(relay, "status", {"execution_state": "busy"})
+    from_evcxr(relay, "status", {"execution_state": "idle"})
+    following = SESSION.msg("execute_request", {"code": "train(...)"})
+    relay.from_evcxr_iopub_msg([], SESSION.msg("status", {"execution_state": "busy"}, parent=following))
+    states = [c["execution_state"] for k, c in relay.sent if k == "status"]
+    assert states == ["busy", "idle", "busy"]
+    assert relay.release_due() is None  # nothing held back any more
+    assert relay.current["msg_id"] == following["header"]["msg_id"]
+
+
 def test_a_panics_report_delays_the_idle_up_to_a_second(relay):
     from_evcxr(relay, "stream", {"name": "stderr", "text": "thread 'main' panicked at src/lib.rs:1:1:\nboom\n"})
     from_evcxr(relay, "status", {"execution_state": "idle"})
