@@ -36,7 +36,7 @@ from playwright.sync_api import sync_playwright
 from mlp_lab.checks import Checks
 from support import ROOT, VENV_BIN, until
 from support.http import free_port, status_of
-from support.jupyterlab import RUN_TIMEOUT, inspect, launch, run_all, wait_done, wait_idle
+from support.jupyterlab import RUN_TIMEOUT, inspect, launch, run_all, shot, wait_done, wait_idle
 
 OUT = os.path.join(ROOT, "target", "browser")
 WORK = os.path.join(OUT, "work")
@@ -125,12 +125,12 @@ def watch_live(t, page, timeout=RUN_TIMEOUT):
     def show(cell, name):
         page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-CodeCell").nth(cell) \
             .locator(".jp-OutputArea-output img").first.scroll_into_view_if_needed()
-        shot(page, name)
+        shot(page, OUT, name)
         moments.append(name)
 
     while not page.evaluate(DONE_JS):
         if time.time() - start > timeout:
-            shot(page, "03_mnist-timeout")
+            shot(page, OUT, "03_mnist-timeout")
             raise TimeoutError("notebook 3 did not finish in %d s" % timeout)
         for d in page.evaluate(LIVE_JS):
             seen = figures.setdefault(d["cell"], [])
@@ -185,10 +185,6 @@ def check_notebook(t, name, info, formulas=True):
                 info["math"] > 0 and info["mathErrors"] == 0, info)
 
 
-def shot(page, name):
-    page.screenshot(path=os.path.join(OUT, name + ".png"), full_page=False)
-
-
 def check_html(t, browser):
     """The .html exports with the network off: local MathJax, embedded figures."""
     exports = sorted(glob.glob(os.path.join(ROOT, "target", "notebooks", "*.html")))
@@ -216,7 +212,7 @@ def check_html(t, browser):
                 info["math"] > 0 and info["mathErrors"] == 0, info)
         t.check("%s offline: every figure decoded (%d)" % (name, len(info["images"])),
                 all(done and w > 0 for done, w in info["images"]), info["images"])
-        shot(page, "html-" + name.replace(".html", ""))
+        shot(page, OUT, "html-" + name.replace(".html", ""))
         page.close()
     t.check("the exports asked the network for nothing", not remote, remote)
     context.close()
@@ -247,15 +243,15 @@ def main():
                     else:
                         wait_done(page)
                 except Exception:
-                    shot(page, name.replace(".ipynb", "") + "-timeout")
+                    shot(page, OUT, name.replace(".ipynb", "") + "-timeout")
                     raise
                 info = inspect(page)
                 print("  %s: opened in %.1f s, ran in %.1f s" % (name, opened, time.time() - start - opened),
                       flush=True)
                 check_notebook(t, name, info)
-                shot(page, name.replace(".ipynb", ""))
+                shot(page, OUT, name.replace(".ipynb", ""))
                 page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-CodeCell").last.scroll_into_view_if_needed()
-                shot(page, name.replace(".ipynb", "") + "-end")
+                shot(page, OUT, name.replace(".ipynb", "") + "-end")
                 page.close()
             # two notebooks at once, in two tabs
             pair = ["02_toy_network.ipynb", "04_regularization.ipynb"]
@@ -266,7 +262,7 @@ def main():
             for page, name in zip(pages, pair, strict=True):
                 wait_done(page)
                 check_notebook(t, "together: " + name, inspect(page))
-                shot(page, "together-" + name.replace(".ipynb", ""))
+                shot(page, OUT, "together-" + name.replace(".ipynb", ""))
             print("  two notebooks at once: done in %.1f s" % (time.time() - start), flush=True)
             context.close()
             check_html(t, browser)

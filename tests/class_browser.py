@@ -3,14 +3,13 @@ in target/class/: a student's Assignment List (the release listed, Fetch, Submit
 the instructor's Formgrader (the submissions, a written answer graded by hand)."""
 
 import os
-import urllib.parse
 
 from playwright.sync_api import sync_playwright
 
 from mlp_lab.hub import containers as hub_containers
 from support.course import scores
-from support.hub import PASSWORD, formgrader
-from support.jupyterlab import launch
+from support.hub import PASSWORD, formgrader, login
+from support.jupyterlab import launch, shot
 
 
 def browser(c):
@@ -19,28 +18,22 @@ def browser(c):
     class (its hub, course folder, tokens, students)."""
     t, hub, course = c.t, c.hub, c.course
 
-    def shot(page, name):
-        return page.screenshot(path=os.path.join(c.out, name + ".png"))
-
     with sync_playwright() as p:
         chromium = launch(p)
 
-        def login(name, password, next_url):
+        def login_as(name, password, next_url):
             page = chromium.new_context(viewport={"width": 1400, "height": 900}).new_page()
-            page.goto("%s/hub/login?next=%s" % (hub.base, urllib.parse.quote(next_url)))
-            page.fill("#username_input", name)
-            page.fill("#password_input", password)
-            page.click("#login_submit")
+            login(page, hub, name, password, next_url)
             return page
 
-        page = login(c.late, PASSWORD, "/user/%s/lab" % c.late)
+        page = login_as(c.late, PASSWORD, "/user/%s/lab" % c.late)
         page.wait_for_selector("#jp-main-dock-panel", timeout=120000)
         page.wait_for_timeout(2000)
         page.keyboard.press("Control+Shift+c")
         page.locator('#modal-command-palette li[data-command="nbgrader:open-assignment-list"]').click()
         released = page.locator("#released_assignments_list > .list_item")
         released.first.wait_for(timeout=60000)
-        shot(page, "assignment-list-released")
+        shot(page, c.out, "assignment-list-released")
         t.check("browser: dan's Assignment List shows mlp released (%s)" % released.first.inner_text().split("\n"),
                 "mlp" in released.first.inner_text())
         released.first.locator(".item_status button").click()
@@ -51,16 +44,16 @@ def browser(c):
         submitted = page.locator("#submitted_assignments_list > .list_item")
         submitted.first.wait_for(timeout=120000)
         page.wait_for_timeout(500)
-        shot(page, "assignment-list-submitted")
+        shot(page, c.out, "assignment-list-submitted")
         inbound = os.listdir(os.path.join(hub.state, "exchange", hub_containers.COURSE_ID, "inbound"))
         t.check("browser: dan presses Submit: it is in his submitted list and in the exchange",
                 "mlp" in submitted.first.inner_text() and any(h.startswith(c.late + "+") for h in inbound), inbound)
 
-        page = login(c.instructor, PASSWORD * 4, "/services/course/formgrader/manage_submissions/mlp")
+        page = login_as(c.instructor, PASSWORD * 4, "/services/course/formgrader/manage_submissions/mlp")
         page.locator("#main-table tr").filter(has_text="cat").first.wait_for(timeout=60000)
         page.wait_for_timeout(500)
         page.wait_for_timeout(1000)
-        shot(page, "formgrader-submissions")
+        shot(page, c.out, "formgrader-submissions")
         text = page.locator("#main-table").inner_text()
         t.check("browser: Formgrader lists the submissions (ann, bob, cat)",
                 all(s in text for s in c.students), text[:500])
@@ -73,7 +66,7 @@ def browser(c):
         score.press("Tab")
         page.locator(".score-saved").first.wait_for(state="visible", timeout=30000)
         page.wait_for_timeout(500)
-        shot(page, "formgrader-grade-by-hand")
+        shot(page, c.out, "formgrader-grade-by-hand")
         marks = scores(course, c.students)
         t.check("browser: the instructor grades bob's first written answer by hand: 3 (gradebook: %s)"
                 % marks.get("bob", (0, 0))[1], marks.get("bob", (0, 0))[1] == 3, marks)

@@ -130,8 +130,14 @@ def enrol(c, with_browser):
             t.check("%s is a student of the hub" % user, status == 201, status)
         status, body = hub.call("/users/%s/tokens" % user, "POST", {"note": "class-test"})
         c.tokens[user] = (body or {}).get("token")
-    status, body = until(lambda: (lambda r: r if r[0] == 200 else None)(
-        formgrader(hub, c.tokens[c.instructor], "assignments")), 120) or (None, None)
+    answer = []
+
+    def listed():
+        answer[:] = formgrader(hub, c.tokens[c.instructor], "assignments")
+        return answer[0] == 200
+
+    until(listed, 120)
+    status, body = answer or (None, None)
     t.check("the instructor's Formgrader answers at /services/course/ and lists mlp",
             status == 200 and any(a.get("name") == "mlp" for a in body or []), (status, str(body)[:500]))
     errors = {}

@@ -1,15 +1,13 @@
 """hub-test --browser: make hub's own configuration (NativeAuthenticator: sign-up, the
 instructor's approval) in headless Chromium, and a student's Run All of notebook 2."""
 
-import os
 import shutil
 import time
-import urllib.request
 
 from playwright.sync_api import sync_playwright
 
-from support.hub import CONTAINERS, OUT, TOKEN, Hub
-from support.jupyterlab import inspect, launch, run_all, wait_done, wait_idle
+from support.hub import CONTAINERS, OUT, TOKEN, Hub, login
+from support.jupyterlab import inspect, launch, run_all, shot, wait_done, wait_idle
 
 
 def browser_student(t):
@@ -21,9 +19,6 @@ def browser_student(t):
         hub.release()
     hub.wait_for_pool(t)
     base = hub.base + "/hub"
-
-    def shots(page, name):
-        return page.screenshot(path=os.path.join(OUT, name + ".png"))
 
     try:
         with sync_playwright() as p:
@@ -38,13 +33,6 @@ def browser_student(t):
                 page.wait_for_load_state()
                 return page.inner_text("body")
 
-            def login(page, name, password, next_url=None):
-                page.goto(base + "/login" + ("?next=" + urllib.request.quote(next_url) if next_url else ""))
-                page.fill("#username_input", name)
-                page.fill("#password_input", password)
-                page.click("#login_submit")
-                page.wait_for_load_state()
-
             instructor = browser.new_context().new_page()
             text = signup(instructor, "instructor", "instructor-pass-%s" % TOKEN[:6])
             t.check("browser: the instructor signs up", "created" in text.lower() or "success" in text.lower(),
@@ -54,14 +42,14 @@ def browser_student(t):
             password = "student-pass-%s" % TOKEN[:6]
             text = signup(student, "alice", password)
             t.check("browser: a student signs up and waits for approval", "sent to the admin" in text, text[:300])
-            login(student, "alice", password)
+            login(student, hub, "alice", password)
             t.check("browser: before approval the student cannot log in", "/login" in student.url, student.url)
-            login(instructor, "instructor", "instructor-pass-%s" % TOKEN[:6], next_url="/hub/authorize")
+            login(instructor, hub, "instructor", "instructor-pass-%s" % TOKEN[:6], next_url="/hub/authorize")
             instructor.wait_for_url("**/hub/authorize**")
             instructor.click("a[href$='authorize/alice']")
             instructor.wait_for_load_state()
-            shots(instructor, "hub-authorize")
-            login(student, "alice", password)
+            shot(instructor, OUT, "hub-authorize")
+            login(student, hub, "alice", password)
             student.wait_for_url("**/user/alice/lab/**", timeout=180000)
             student.wait_for_selector(".jp-DirListing-item", timeout=120000)
             names = student.locator(".jp-DirListing-itemName").all_inner_texts()
@@ -75,7 +63,7 @@ def browser_student(t):
             start = time.time()
             student.goto(hub.base + "/user/alice/lab/tree/mlp/02_toy_network.ipynb")
             wait_idle(student)
-            shots(student, "hub-student-opened")
+            shot(student, OUT, "hub-student-opened")
             run_all(student)
             # what the student is after: the first check cell's verdict on their unfinished code
             stderr = student.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']")
@@ -83,14 +71,14 @@ def browser_student(t):
             try:
                 verdict.wait_for(timeout=600000)
             except Exception:
-                shots(student, "hub-student-timeout")
+                shot(student, OUT, "hub-student-timeout")
                 raise
             print("  browser: the student's first check cell answered %.1f s after Run All" % (time.time() - start))
             text = verdict.text_content()  # (inner_text is empty for a cell scrolled out of view)
             t.check("browser: the unfinished function stops with 'not yet implemented', named", "forward_loss" in text,
                     text)
             verdict.scroll_into_view_if_needed()
-            shots(student, "hub-student-notebook2")
+            shot(student, OUT, "hub-student-notebook2")
             wait_done(student)
             seen = inspect(student)
             print("  browser: Run All done %.1f s after it was asked" % (time.time() - start))

@@ -8,6 +8,7 @@ import shutil
 
 import nbformat
 
+from mlp_lab.hub.containers import COURSE_ID
 from support import ROOT
 
 COURSE = os.path.join(ROOT, "course")
@@ -73,7 +74,7 @@ def feedback_lines(course, student):
 
 
 
-def scores(course, students, course_id="mlp-lab"):
+def scores(course, students, course_id=COURSE_ID):
     """{student: (automatic points, points of the written answers)} of `mlp` from the
     course's gradebook, for the students graded."""
     from nbgrader.api import Gradebook

@@ -149,6 +149,15 @@ class Hub:
 
 
 
+def login(page, hub, name, password, next_url=None):
+    """`name` logs in on the hub's login form in `page` (then goes to `next_url`)."""
+    page.goto(hub.base + "/hub/login" + ("?next=" + urllib.parse.quote(next_url) if next_url else ""))
+    page.fill("#username_input", name)
+    page.fill("#password_input", password)
+    page.click("#login_submit")
+    page.wait_for_load_state()
+
+
 # --- the servers' APIs that JupyterLab's nbgrader extensions use --------------------------
 def formgrader(hub, token, path, method="GET", body=None):
     """The instructor's Formgrader API (the course service at /services/course/)."""

@@ -9,6 +9,11 @@ CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 RUN_TIMEOUT = int(os.environ.get("BROWSER_RUN_TIMEOUT", 900))
 
 
+def shot(page, folder, name):
+    """A screenshot of what the page shows now, as folder/name.png."""
+    page.screenshot(path=os.path.join(folder, name + ".png"))
+
+
 def launch(playwright):
     """Headless Chromium (without its sandbox when run as root, which it refuses)."""
     return playwright.chromium.launch(executable_path=CHROMIUM, headless=True,
