@@ -39,6 +39,7 @@ extern crate self as mlp_core;
 #[cfg(feature = "blas")]
 extern crate blas_src;
 
+mod batch;
 mod blas;
 mod check;
 mod data;

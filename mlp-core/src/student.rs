@@ -9,8 +9,9 @@
 //! (the library's own, `model.rs` and the engine, need the `solutions` feature, which
 //! the student edition's notebooks leave off).
 
-use ndarray::{Array1, Array2, ArrayView1, ArrayView2, Axis};
+use ndarray::{Array1, Array2, ArrayView1};
 
+use crate::batch;
 use crate::check::{check_non_negative, check_xy};
 use crate::error::{MlpError, Result};
 use crate::gradcheck::{eval_numerical_gradient, rel_error};
@@ -18,6 +19,7 @@ use crate::model::{Grads, Param, TwoLayerMLP};
 use crate::penalty::{Penalty, Reg};
 use crate::pyfmt::py_e;
 use crate::rng::NumpyRng;
+use crate::sums::sum_of_squares;
 use crate::train::{EpochSummary, Stats, TrainConfig, reporter_for};
 
 /// The student's loss: `(loss, grads)` for `X` `(N, D)`, labels `y` `(N,)` and the L2
@@ -107,7 +109,7 @@ impl Implementation {
             let (mut loss, mut last) = (f64::NAN, (Array2::zeros((0, d)), Array1::zeros(0)));
             for it in 0..iterations_per_epoch {
                 let idx = &perm[it * batch..(it + 1) * batch];
-                let (xb, yb) = (x.select(Axis(0), idx), y.select(Axis(0), idx));
+                let (xb, yb) = (batch::rows(x.view(), idx), idx.iter().map(|&i| y[i]).collect());
                 let grads;
                 // (X, y and reg were checked above: not again for every minibatch)
                 (loss, grads) = call_loss(self.loss, net, &xb, &yb, reg)?;
@@ -124,7 +126,7 @@ impl Implementation {
                 }
                 stats.loss_history.push(loss);
                 (self.sgd_step)(net, &grads, learning_rate);
-                stats.grad_magnitude_history.push(frobenius(grads.w1.view()));
+                stats.grad_magnitude_history.push(sum_of_squares(&grads.w1).sqrt());
                 reporter.iteration(epoch, it, iterations_per_epoch, loss);
                 last = (xb, yb);
             }
@@ -149,10 +151,6 @@ impl Implementation {
 
 fn hits(pred: ArrayView1<usize>, y: ArrayView1<usize>) -> f64 {
     pred.iter().zip(y).filter(|(p, t)| p == t).count() as f64 / y.len() as f64
-}
-
-fn frobenius(a: ArrayView2<f64>) -> f64 {
-    a.iter().map(|v| v * v).sum::<f64>().sqrt()
 }
 
 /// A checkpoint, as the problem set's cells print one: the student's value, the

@@ -9,6 +9,7 @@ use super::matmul::matmul_into;
 use super::rows::loss_and_grads_but_w1;
 use super::workspace::{Carried, Workspace};
 use super::{ParamViews, row_split};
+use crate::batch::copy_rows;
 use crate::model::{Activation, Grads, Params};
 use crate::penalty::Reg;
 use crate::sums::sum_of_squares;
@@ -20,15 +21,7 @@ pub(super) fn gather_rows<'b>(
     buf: &'b mut Array2<f64>,
     hidden: usize,
 ) -> ArrayView2<'b, f64> {
-    let gather = |idx: &[usize], mut rows: ArrayViewMut2<f64>| {
-        // touch every source row first: independent loads that overlap their cache
-        // and TLB misses, instead of one miss per row while copying
-        let touched = idx.iter().fold(0.0, |acc, &i| acc + src[[i, 0]]);
-        std::hint::black_box(touched);
-        for (mut row, &i) in rows.rows_mut().into_iter().zip(idx) {
-            row.assign(&src.row(i));
-        }
-    };
+    let gather = |idx: &[usize], rows: ArrayViewMut2<f64>| copy_rows(src, idx, rows);
     match row_split(idx.len(), src.ncols() * hidden) {
         None => gather(idx, buf.view_mut()),
         Some(half) => {
