@@ -27,6 +27,7 @@ import shutil
 import sys
 
 from mlp_lab import ROOT
+from mlp_lab.course import formgrader
 from mlp_lab.hub import containers as hub_containers
 from mlp_lab.kernel.home import kernel_home
 
@@ -170,11 +171,18 @@ if ISOLATION == "containers":
     # student's container; the exchange is the only way between them.
     COURSE = os.environ.get("MLP_HUB_COURSE") or os.path.join(ROOT, "course")
     GRADERS = [name for name in os.environ.get("MLP_HUB_GRADERS", "").split(",") if name]
+    # Formgrader typesets formulas with the MathJax from npm, not from a CDN
+    # (mlp_lab/course/formgrader.py)
+    TEMPLATES = formgrader.offline_mathjax(os.path.join(STATE, "formgrader"), "/services/course/")
+    if TEMPLATES is None:
+        print("make hub: Formgrader loads MathJax from its CDN (no MathJax in .tools/npm: run make hub-setup)",
+              file=sys.stderr)
     c.JupyterHub.services.append({
         "name": "course",
         "url": "http://127.0.0.1:%s" % os.environ.get("MLP_HUB_COURSE_PORT", "8083"),
         "command": [os.path.join(VENV, "bin", "jupyterhub-singleuser"), "--ServerApp.root_dir=" + COURSE]
-        + (["--allow-root"] if os.getuid() == 0 else []),
+        + (["--allow-root"] if os.getuid() == 0 else [])
+        + (["--ServerApp.extra_static_paths=%s" % formgrader.MATHJAX] if TEMPLATES else []),
         "cwd": COURSE,
         "oauth_no_confirm": True,
         "environment": {
@@ -183,6 +191,7 @@ if ISOLATION == "containers":
             "HOME": os.path.expanduser("~"),
             "MLP_HUB_STATE": STATE,
             "MLP_KERNEL_HOME": kernel_home(),
+            **({"JUPYTER_PATH": TEMPLATES} if TEMPLATES else {}),
             "RUSTUP_HOME": os.environ.get("RUSTUP_HOME", os.path.expanduser("~/.rustup")),
             "CARGO_HOME": os.environ.get("CARGO_HOME", os.path.expanduser("~/.cargo")),
         },

@@ -4,12 +4,16 @@ the instructor's Formgrader (the submissions, a written answer graded by hand)."
 
 import os
 
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from playwright.sync_api import sync_playwright
 
 from mlp_lab.hub import containers as hub_containers
 from support.course import scores
 from support.hub import PASSWORD, formgrader, login
 from support.jupyterlab import launch, shot
+
+# the formulas MathJax 2 has typeset on the page (0 until it has loaded and run)
+TYPESET_JS = "() => window.MathJax && window.MathJax.Hub && document.querySelectorAll('.MathJax_CHTML').length"
 
 
 def browser(c):
@@ -59,9 +63,20 @@ def browser(c):
                 all(s in text for s in c.students), text[:500])
         status, subs = formgrader(hub, c.tokens[c.instructor], "submitted_notebooks/mlp/01_backprop_derivations")
         bob = [x for x in subs if x["student"] == "bob"][0]
+        requested = []
+        page.on("request", lambda request: requested.append(request.url))
         page.goto("%s/services/course/formgrader/submissions/%s/" % (hub.base, bob["id"]))
         score = page.locator("input.score.needs_manual_grade").first
         score.wait_for(timeout=60000)
+        try:
+            typeset = page.wait_for_function(TYPESET_JS, timeout=60000).json_value()
+        except PlaywrightTimeout:
+            typeset = 0
+        mathjax = [u for u in requested if "mathjax" in u.lower() or "/static/jax/" in u]
+        t.check("browser: Formgrader typesets bob's notebook 1 (%d formulas) with the course's own MathJax %s"
+                % (typeset, mathjax[:1]),
+                typeset > 0 and mathjax and all(u.startswith(hub.base + "/services/course/static/")
+                                                for u in mathjax), mathjax)
         score.fill("3")
         score.press("Tab")
         page.locator(".score-saved").first.wait_for(state="visible", timeout=30000)
