@@ -1,9 +1,12 @@
 //! A minibatch: rows of the training set picked by index, copied into an array of their own
 //! (numpy's `X[idx]`), for the student's training loop and the engine's dense steps.
 
-use ndarray::{Array2, ArrayView2, ArrayViewMut2};
+use ndarray::{ArrayView2, ArrayViewMut2};
 
-/// Rows `idx` of `src` into the rows of `dst` (`(idx.len(), src.ncols())`), in order.
+/// Rows `idx` of `src` into the rows of `dst` (`(idx.len(), src.ncols())`), in order:
+/// numpy's `X[idx]` into an array kept from step to step. ndarray's `select` builds a new
+/// array by appending row after row through its general iterators, which took 15 % of a
+/// student's MNIST run (docs/performance.md); this copies each row's slice.
 pub(crate) fn copy_rows(src: ArrayView2<f64>, idx: &[usize], mut dst: ArrayViewMut2<f64>) {
     touch(src, idx);
     for (mut row, &i) in dst.rows_mut().into_iter().zip(idx) {
@@ -12,23 +15,6 @@ pub(crate) fn copy_rows(src: ArrayView2<f64>, idx: &[usize], mut dst: ArrayViewM
             _ => row.assign(&src.row(i)),
         }
     }
-}
-
-/// Rows `idx` of `src`, `(idx.len(), src.ncols())`: numpy's `X[idx]`. ndarray's
-/// `select` builds it by appending row after row through its general iterators, which
-/// took 15 % of a student's MNIST run (docs/performance.md); this copies each row's slice
-/// into memory that is written once (no zeroing first).
-pub(crate) fn rows(src: ArrayView2<f64>, idx: &[usize]) -> Array2<f64> {
-    let d = src.ncols();
-    touch(src, idx);
-    let mut out = Vec::with_capacity(idx.len() * d);
-    for &i in idx {
-        match src.row(i).to_slice() {
-            Some(row) => out.extend_from_slice(row),
-            None => out.extend(src.row(i).iter().copied()),
-        }
-    }
-    Array2::from_shape_vec((idx.len(), d), out).unwrap_or_default() // (idx.len() rows of d entries: never the default)
 }
 
 /// Every source row touched first: independent loads whose cache and TLB misses overlap,
@@ -50,12 +36,11 @@ mod tests {
         let idx = [6, 0, 3, 3, 1];
         for src in [x.view(), x.t(), x.slice(s![.., ..;2])] {
             let want = src.select(Axis(0), &idx);
-            assert_eq!(rows(src, &idx), want);
             let mut buf = Array2::zeros(want.raw_dim());
             copy_rows(src, &idx, buf.view_mut());
             assert_eq!(buf, want);
         }
-        assert_eq!(rows(x.view(), &[]).shape(), &[0, 8]);
-        assert_eq!(rows(Array2::<f64>::zeros((3, 0)).view(), &[2, 1]).shape(), &[2, 0]);
+        let mut none = Array2::zeros((2, 0));
+        copy_rows(Array2::<f64>::zeros((3, 0)).view(), &[2, 1], none.view_mut());
     }
 }

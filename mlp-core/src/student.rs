@@ -103,13 +103,17 @@ impl Implementation {
         let iterations_per_epoch = (num_train / config.batch_size).max(1);
         let mut stats = Stats::default();
         let mut learning_rate = config.learning_rate;
+        // each minibatch is copied into the same arrays (numpy's X[idx], without an
+        // allocation a step)
+        let (mut xb, mut yb) = (Array2::zeros((batch, d)), Array1::zeros(batch));
         rng.seed(config.seed);
         for epoch in 1..=config.num_epochs {
             let perm = rng.permutation(num_train);
-            let (mut loss, mut last) = (f64::NAN, (Array2::zeros((0, d)), Array1::zeros(0)));
+            let mut loss = f64::NAN;
             for it in 0..iterations_per_epoch {
                 let idx = &perm[it * batch..(it + 1) * batch];
-                let (xb, yb) = (batch::rows(x.view(), idx), idx.iter().map(|&i| y[i]).collect());
+                batch::copy_rows(x.view(), idx, xb.view_mut());
+                yb.iter_mut().zip(idx).for_each(|(label, &i)| *label = y[i]);
                 let grads;
                 // (X, y and reg were checked above: not again for every minibatch)
                 (loss, grads) = call_loss(self.loss, net, &xb, &yb, reg)?;
@@ -128,9 +132,9 @@ impl Implementation {
                 (self.sgd_step)(net, &grads, learning_rate);
                 stats.grad_magnitude_history.push(sum_of_squares(&grads.w1).sqrt());
                 reporter.iteration(epoch, it, iterations_per_epoch, loss);
-                last = (xb, yb);
             }
-            let train_acc = hits(self.predict(net, &last.0)?.view(), last.1.view());
+            // (the last minibatch's accuracy, as the problem set's train reports it)
+            let train_acc = hits(self.predict(net, &xb)?.view(), yb.view());
             let val_acc = hits(self.predict(net, x_val)?.view(), y_val.view());
             stats.train_acc_history.push(train_acc);
             stats.val_acc_history.push(val_acc);
