@@ -74,6 +74,28 @@ def prepare_home(home):
     write_if_changed(os.path.join(home, ".cargo", "config.toml"), CARGO_CONFIG)
 
 
+def template_slot(home):
+    """The prebuilt template's slot: the kernel home's own, or MLP_KERNEL_TEMPLATE (a
+    student's kernels in the hub keep their slots on their disk and copy the image's)."""
+    return os.environ.get("MLP_KERNEL_TEMPLATE") or os.path.join(home, "slots", "template")
+
+
+def template_stamp(home):
+    """When the template was last prebuilt (its prebuilt.stamp's time), or None."""
+    try:
+        return "%.6f" % os.path.getmtime(os.path.join(template_slot(home), "prebuilt.stamp"))
+    except OSError:
+        return None
+
+
+def read_text(path):
+    try:
+        with open(path) as f:
+            return f.read()
+    except OSError:
+        return None
+
+
 def take_slot(home, name=None):
     """A work directory no other kernel is using, locked until this process and evcxr
     (which inherits the lock) have exited. Returns (lock fd, work directory)."""
@@ -92,15 +114,27 @@ def take_slot(home, name=None):
             k += 1
             continue
         work = os.path.join(path, "work")
-        template = os.path.join(home, "slots", "template", "work")
+        template = os.path.join(template_slot(home), "work")
+        copied = os.path.join(path, "template.stamp")  # the template's prebuilt.stamp when copied
+        stamp = template_stamp(home)
+        if path != os.path.dirname(template) and stamp is not None and read_text(copied) not in (None, stamp):
+            # the template was built again (a new course image): this slot starts again from it
+            shutil.rmtree(work, ignore_errors=True)
         if not os.path.isdir(work):
             if path != os.path.dirname(template) and os.path.isdir(os.path.join(template, "target")):
-                # the template is only written under its own lock, by --prebuild
-                tfd = os.open(os.path.join(os.path.dirname(template), "lock"), os.O_RDWR | os.O_CREAT, 0o644)
+                # the template is only written under its own lock, by --prebuild (a lock
+                # held for reading where the template is read-only: a student's container)
+                lock = os.path.join(os.path.dirname(template), "lock")
+                try:
+                    tfd = os.open(lock, os.O_RDONLY)
+                except FileNotFoundError:
+                    tfd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
                 fcntl.flock(tfd, fcntl.LOCK_EX)
                 try:
+                    shutil.rmtree(work + ".new", ignore_errors=True)  # a copy cut short
                     shutil.copytree(template, work + ".new", symlinks=True)
                     os.rename(work + ".new", work)
+                    write_if_changed(copied, stamp or "")
                 finally:
                     os.close(tfd)
             else:

@@ -1,8 +1,10 @@
 """Starting evcxr: on a connection file of its own, ended with its parent; and a pool's
-evcxr (started by the pool, ended by the relay that claimed it) as a process object."""
+evcxr (started by the pool, ended by the relay that claimed it) as a process object; the
+Cargo.lock its start empties; what its cell process has written."""
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -23,6 +25,35 @@ def process_state(pid):
 
 def alive(pid):
     return process_state(pid) not in (None, "Z", "X")
+
+
+def cell_process(pid):
+    """The pid of evcxr's (`pid`'s) process that runs the cells and holds the variables: its
+    child of the same program (cargo and rustc come and go beside it); None if not found."""
+    try:
+        with open("/proc/%d/comm" % pid) as f:
+            comm = f.read()
+        children = []
+        for task in os.listdir("/proc/%d/task" % pid):
+            with open("/proc/%d/task/%s/children" % (pid, task)) as f:
+                children += f.read().split()
+        for child in children:
+            with open("/proc/%s/comm" % child) as f:
+                if f.read() == comm:
+                    return int(child)
+    except (OSError, ValueError):
+        pass
+    return None
+
+
+def writes(pid):
+    """(write calls, bytes written) so far by a process (/proc/PID/io), or None."""
+    try:
+        with open("/proc/%d/io" % pid) as f:
+            fields = dict(line.split(": ", 1) for line in f.read().splitlines())
+        return int(fields["syscw"]), int(fields["wchar"])
+    except (OSError, KeyError, ValueError):
+        return None
 
 
 def is_evcxr(pid):
@@ -79,6 +110,47 @@ def launch_evcxr(path, key, signature_scheme, argv, **popen):
         if proc.poll() is None:
             break
     return proc, backend
+
+
+def kept_lock(work):
+    return os.path.join(work, "Cargo.lock.kept")  # (cargo and evcxr leave other files alone)
+
+
+def locked_packages(path):
+    try:
+        with open(path) as f:
+            return f.read().count("[[package]]")
+    except OSError:
+        return 0
+
+
+def keep_lock(work):
+    """The work directory's Cargo.lock, put aside before evcxr starts. evcxr's start builds
+    a cell with no dependencies, and cargo then drops every other package from the lock; the
+    first `:dep` resolved mlp-core's ~140 packages again against the crates.io index (1.2-1.9 s
+    on the network at every kernel start, each package's index entry asked for afresh)."""
+    lock = os.path.join(work, "Cargo.lock")
+    if locked_packages(lock) > 1:
+        copy(lock, kept_lock(work))
+
+
+def restore_lock(work):
+    """The kept Cargo.lock back, once evcxr has started (it answers requests only then) and
+    before its first cell: cargo takes the locked versions without asking the index, and
+    resolves only what a `:dep` adds (locked packages it no longer needs, it drops)."""
+    kept, lock = kept_lock(work), os.path.join(work, "Cargo.lock")
+    if locked_packages(kept) > locked_packages(lock):
+        copy(kept, lock)
+
+
+def copy(source, target):
+    """A file copied whole into place (one that cannot be only leaves the first `:dep` to
+    the index, as evcxr alone would)."""
+    try:
+        shutil.copyfile(source, target + ".new")
+        os.replace(target + ".new", target)
+    except OSError:
+        pass
 
 
 def die_with_parent():

@@ -16,8 +16,8 @@ import subprocess
 import time
 import uuid
 
-from .home import EVCXR, evcxr_env, kernel_home, prepare_home, take_slot, write_if_changed
-from .launch import alive, is_evcxr, launch_evcxr
+from .home import EVCXR, evcxr_env, kernel_home, prepare_home, take_slot, template_stamp, write_if_changed
+from .launch import alive, is_evcxr, keep_lock, launch_evcxr, restore_lock
 
 
 def pool_dir(home, part):
@@ -121,6 +121,7 @@ def warm_in_slot(home, deps, cwd, fd, work):
            if not k.startswith(("JUPYTERHUB_", "JPY_", "MLP_HUB_"))}
     key = uuid.uuid4().hex
     connection = os.path.join(slot, "evcxr-connection.json")
+    keep_lock(work)
     with open(os.path.join(slot, "evcxr.log"), "wb") as log:
         proc, _ = launch_evcxr(connection, key, "hmac-sha256", [EVCXR], env=env, cwd=cwd, stdout=log,
                                stderr=subprocess.STDOUT, pass_fds=(fd,), start_new_session=True)
@@ -130,6 +131,7 @@ def warm_in_slot(home, deps, cwd, fd, work):
     kc.start_channels()
     try:
         kc.wait_for_ready(timeout=300)
+        restore_lock(work)  # evcxr's start emptied it (launch.keep_lock)
         count = 1
         for dep in deps:
             reply = kc.execute_interactive(dep, timeout=1800, output_hook=lambda m: None)
@@ -149,13 +151,6 @@ def warm_in_slot(home, deps, cwd, fd, work):
     path = os.path.join(pool_dir(home, "ready"), os.path.basename(slot) + ".json")
     write_if_changed(path, json.dumps(entry))
     return proc, entry
-
-
-def template_stamp(home):
-    try:
-        return os.path.getmtime(os.path.join(home, "slots", "template", "prebuilt.stamp"))
-    except OSError:
-        return None
 
 
 def pool(size, deps, cwd, refill=True):

@@ -1,10 +1,12 @@
 """The relay between the frontend (JupyterLab, nbclient) and evcxr: every message
 passed through, changed only where a student would otherwise trip over evcxr.
 
-- **Output order.** A cell ends (its idle status goes out) once its outputs have been
-  quiet for LATE_OUTPUT seconds, or when evcxr starts the next cell (before its busy):
-  evcxr sends the process's output from another thread, which can lose the race with
-  the idle status.
+- **Output order.** evcxr sends the cell process's output from another thread, which can
+  lose the race with the idle status. A cell ends (its idle status goes out) once every
+  byte its process wrote during the cell (/proc/PID/io, less evcxr's own end-of-cell line)
+  has come as output, at once for a cell that wrote nothing; when that cannot be told
+  (evcxr turned some of it into a result, no /proc), once its outputs have been quiet for
+  LATE_OUTPUT seconds; always when evcxr starts the next cell (before its busy).
 - **Progress.** The crates cargo compiles for a cell (progress.py).
 - **Interrupt.** evcxr interrupts a cell by ending the process that holds the
   notebook's variables. The cell's error then says so plainly and what to rerun.
@@ -15,6 +17,9 @@ passed through, changed only where a student would otherwise trip over evcxr.
 - **Replies** carry `ename`/`evalue` on errors (evcxr leaves them out), and execution
   counts start at 1 (evcxr's start at 2).
 - **A warm evcxr** from the pool (pool.py) is adopted instead of starting one.
+- **Timings.** With `MLP_KERNEL_TRACE` set to a file, each execute message the relay
+  receives or sends is noted there with the time (mlp_lab/bench/kernel_timings.py splits a
+  cell into its stages from it).
 """
 
 import json
@@ -24,11 +29,14 @@ import time
 import zmq
 
 from .home import progress_file
+from .launch import cell_process, writes
 from .messages import DISPLAY_MARKER, PANIC_MARKER, TERMINATED, Panics, lost_state_text, panic_report
 from .progress import Progress
 from .sockets import Sockets
 
 LATE_OUTPUT = 0.05  # seconds of quiet after evcxr's idle status before a cell is over
+# what evcxr's cell process writes after every cell: EVCXR_EXECUTION_COMPLETE and a newline
+COMPLETION_LINE = 25
 
 
 class Relay(Sockets):
@@ -41,6 +49,8 @@ class Relay(Sockets):
         self.panics = Panics(work)
         self.backtrace_requests = set()
         self.held_idle = {}       # msg_id -> (due, idents, idle status) of a cell's late outputs
+        self.writes_before = {}   # msg_id -> (pid, writes) of evcxr's cell process when the cell began
+        self.streamed = {}        # msg_id -> bytes of standard output and error evcxr passed on for it
         self.interrupted = set()  # msg_ids interrupted
         self.interrupted_idle = False
         self.ok_cells = []
@@ -111,6 +121,7 @@ class Relay(Sockets):
     def from_frontend_shell(self, frames):
         idents, msg = self.split(frames, self.fsession)
         header = msg["header"]
+        self.note("front>", msg)
         if header["msg_type"] == "execute_request":
             if msg["content"].get("code", "").strip() == ":backtrace":
                 # evcxr runs an empty cell (and counts it); the relay adds the output
@@ -118,9 +129,12 @@ class Relay(Sockets):
                 msg["content"]["code"] = ""
                 return self.send(self.b_shell, msg, idents, self.bsession)
         self.pass_on(frames, self.b_shell, True, (idents, msg))
+        self.note(">evcxr", msg)
 
     def from_evcxr_shell(self, frames):
         idents, msg = self.split(frames, self.bsession)
+        self.note("evcxr>", msg)
+        self.restore_evcxr_lock()
         header, content = msg["header"], msg["content"]
         if header["msg_type"] == "execute_reply":
             parent_id = msg["parent_header"].get("msg_id")
@@ -148,6 +162,7 @@ class Relay(Sockets):
 
     def from_evcxr_iopub(self, frames):
         idents, msg = self.split(frames, self.bsession)
+        self.note("evcxr>", msg)
         if msg["parent_header"].get("msg_id") in self.hidden:
             return
         self.from_evcxr_iopub_msg(idents, msg)
@@ -164,36 +179,54 @@ class Relay(Sockets):
                 for held_id in [k for k in self.held_idle if k != parent_id]:
                     self.release_idle(held_id)
                 self.current = parent
+                self.writes_before[parent_id] = self.cell_process_writes()
             elif content.get("execution_state") == "idle" and parent.get("msg_type") == "execute_request":
                 # a cell's last output lines can still be on their way (evcxr sends the
                 # process's output from another thread, which can lose the race with the
                 # idle status), and a panic's report comes late (evcxr passes standard
                 # error on late): the cell ends once its outputs have been quiet for
-                # LATE_OUTPUT seconds, or a second after a panic
-                wait = 1.0 if parent_id in self.panics.active else LATE_OUTPUT
+                # LATE_OUTPUT seconds, or a second after a panic; at once when all it
+                # wrote has come
+                if parent_id in self.panics.active:
+                    wait = 1.0
+                else:
+                    wait = 0 if self.unseen_output(parent_id) == 0 else LATE_OUTPUT
                 self.held_idle[parent_id] = (time.time() + wait, idents, msg)
+                if not wait:
+                    self.release_idle(parent_id)
                 return
         elif msg_type in ("stream", "display_data", "execute_result", "error"):
             self.progress.clear(parent)
+        if msg_type == "stream":
+            self.streamed[parent_id] = self.streamed.get(parent_id, 0) + len(content.get("text", "").encode())
         if msg_type in ("execute_input", "execute_result"):
             self.renumber(content)
         if msg_type == "stream" and content.get("name") == "stdout" and content["text"].startswith(DISPLAY_MARKER):
             self.live_display(parent, content["text"])
-            return
+            return self.late_output(parent_id)
         if msg_type == "stream" and content.get("name") == "stdout" and content["text"].startswith(PANIC_MARKER):
             content["name"] = "stderr"
             content["text"] = panic_report(content["text"], self.work)
         elif msg_type == "stream" and content.get("name") == "stderr":
             content["text"] = self.panics.filter(parent_id, content["text"])
             if not content["text"]:
-                return
+                return self.late_output(parent_id)
         if msg_type == "error":
             self.explain_error(parent_id, content)
             self.errors[parent_id] = content
         self.send(self.f_iopub, msg, idents, self.fsession)
-        if parent_id in self.held_idle and parent_id not in self.panics.active:
-            _, held_idents, held = self.held_idle[parent_id]
-            self.held_idle[parent_id] = (time.time() + LATE_OUTPUT, held_idents, held)
+        self.late_output(parent_id)
+
+    def late_output(self, parent_id):
+        """Output of a cell whose idle is held: the cell ends now if that was all its process
+        wrote, else once its outputs have been quiet for LATE_OUTPUT (after a panic: the
+        second its report may take)."""
+        if parent_id not in self.held_idle or parent_id in self.panics.active:
+            return
+        if self.unseen_output(parent_id) == 0:
+            return self.release_idle(parent_id)
+        _, held_idents, held = self.held_idle[parent_id]
+        self.held_idle[parent_id] = (time.time() + LATE_OUTPUT, held_idents, held)
 
     def live_display(self, parent, text):
         """mlp-core's display lines as Jupyter's display messages: a display id's first
@@ -209,9 +242,32 @@ class Relay(Sockets):
             self.displays.add(display_id)
             self.publish(msg_type, {"data": data, "metadata": {}, "transient": {"display_id": display_id}}, parent)
 
+    def cell_process_writes(self):
+        """(pid, (write calls, bytes)) of evcxr's process that runs the cells, or None."""
+        pid = self.proc and cell_process(self.proc.pid)
+        counts = pid and writes(pid)
+        return (pid, counts) if counts else None
+
+    def unseen_output(self, parent_id):
+        """The bytes the cell's process has written since the cell began (less evcxr's
+        end-of-cell line) that have not come as standard output or error: 0 when all has
+        come, and nothing of the cell can trail its idle status. None when unknown (no
+        /proc; another process since the cell began: a panic or an interrupt restarts it).
+        Bytes evcxr turns into something else (a final expression's result, its own
+        markers) keep it above 0: the cell then ends after LATE_OUTPUT's quiet."""
+        before, now = self.writes_before.get(parent_id), self.cell_process_writes()
+        if not before or not now or before[0] != now[0]:
+            return None
+        calls, written = (a - b for a, b in zip(now[1], before[1], strict=True))
+        if calls:
+            written -= COMPLETION_LINE
+        return written - self.streamed.get(parent_id, 0)
+
     def release_idle(self, parent_id):
         """The cell is over: its idle status goes out, after what the relay adds."""
         _, idents, msg = self.held_idle.pop(parent_id)
+        self.writes_before.pop(parent_id, None)
+        self.streamed.pop(parent_id, None)
         self.panics.active.pop(parent_id, None)
         parent = msg["parent_header"]
         self.progress.clear(parent)

@@ -4,14 +4,17 @@ evcxr adopted), with signing, passing on and publishing."""
 
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import threading
+import time
 
 import zmq
 from jupyter_client.session import Session
 
-from .launch import Adopted, launch_evcxr
+from .launch import Adopted, keep_lock, launch_evcxr, restore_lock
 
 
 class Sockets:
@@ -36,6 +39,9 @@ class Sockets:
         self.proc = None          # evcxr (an Adopted one from the pool)
         self.backend_file = None  # its connection file, when this relay started it
         self.warm = None          # (pool entry, claim file) of an adopted evcxr
+        self.lock_kept = False    # the work directory's Cargo.lock put aside (launch.keep_lock)
+        trace = os.environ.get("MLP_KERNEL_TRACE")
+        self.trace = open(trace, "a", buffering=1) if trace else None
 
     def bind(self, kind, url):
         s = self.ctx.socket(kind)
@@ -51,7 +57,11 @@ class Sockets:
                 return
 
     def start_evcxr(self):
-        path = os.path.join(os.path.dirname(self.work), "evcxr-connection.json")
+        # in a folder of its own (jupyter_client writes it afresh, 0600): the slot's folder
+        # is not writable in the grading sandbox (deploy/Dockerfile)
+        path = os.path.join(tempfile.mkdtemp(prefix="mlp-kernel-"), "evcxr-connection.json")
+        keep_lock(self.work)
+        self.lock_kept = True  # put back at evcxr's first reply (restore_evcxr_lock)
         self.proc, backend = launch_evcxr(path, self.connection["key"], self.connection["signature_scheme"],
                                           self.argv, env=self.env, stderr=subprocess.PIPE, close_fds=False)
         self.backend_file = path
@@ -92,6 +102,13 @@ class Sockets:
         s.connect(url)
         return s
 
+    def restore_evcxr_lock(self):
+        """At evcxr's first reply (it has started, so its start no longer empties the lock),
+        the Cargo.lock kept before it started goes back (launch.restore_lock)."""
+        if self.lock_kept:
+            self.lock_kept = False
+            restore_lock(self.work)
+
     # --- messages --------------------------------------------------------------
     def split(self, frames, session):
         idents, rest = session.feed_identities(frames, copy=True)
@@ -99,6 +116,21 @@ class Sockets:
 
     def send(self, socket, msg, idents, session):
         session.send(socket, msg, ident=idents)
+        if self.trace and socket in (self.f_shell, self.f_iopub):
+            self.note(">front", msg)
+
+    def note(self, event, msg):
+        """A line in the trace file (MLP_KERNEL_TRACE): the time, where the message went
+        (`front>` from the frontend, `evcxr>` from evcxr, `>evcxr`, `>front`), its type
+        (a status's state) and the request it belongs to."""
+        if not self.trace:
+            return
+        header, parent = msg["header"], msg.get("parent_header") or {}
+        kind = header["msg_type"]
+        if kind == "status":
+            kind += "/" + msg["content"].get("execution_state", "")
+        request = header["msg_id"] if kind.endswith("_request") else parent.get("msg_id", "")
+        self.trace.write("%.6f %s %s %s\n" % (time.time(), event, kind, request))
 
     def pass_on(self, frames, socket, to_evcxr, split=None):
         """A message passed on unchanged (signed again when evcxr's key is not the
@@ -110,8 +142,9 @@ class Sockets:
         self.send(socket, msg, idents, target)
 
     def publish(self, msg_type, content, parent, metadata=None):
-        self.fsession.send(self.f_iopub, msg_type, content=content, parent=parent, metadata=metadata or {},
-                          ident=[("kernel.relay.%s" % msg_type).encode()])
+        msg = self.fsession.send(self.f_iopub, msg_type, content=content, parent=parent, metadata=metadata or {},
+                                 ident=[("kernel.relay.%s" % msg_type).encode()])
+        self.note(">front", msg)
 
     # --- evcxr's own standard error ---------------------------------------------
     def from_evcxr_stderr(self):
@@ -139,3 +172,5 @@ class Sockets:
                     os.unlink(path)
             except OSError:
                 pass
+        if self.backend_file:
+            shutil.rmtree(os.path.dirname(self.backend_file), ignore_errors=True)

@@ -102,3 +102,54 @@ def test_replies_count_from_one_and_name_their_error(relay):
     assert kind == "execute_reply"
     assert reply["execution_count"] == 1  # evcxr's count starts at 2
     assert reply["ename"] == "Error" and reply["evalue"] == "cannot find value `x`"
+
+
+
+def counted_writes(relay, *counts):
+    """The relay reads these (write calls, bytes) of evcxr's cell process, one per reading
+    (the last one again after that)."""
+    readings = list(counts)
+    relay.cell_process_writes = lambda: (1234, readings.pop(0) if len(readings) > 1 else readings[0])
+
+
+def test_a_cell_that_wrote_nothing_ends_at_once(relay):
+    # `let one = 1 + 1;`: the cell's process wrote only evcxr's end-of-cell line, so no
+    # output of the cell can trail the idle status: it is not held back
+    counted_writes(relay, (10, 500), (11, 525))
+    from_evcxr(relay, "status", {"execution_state": "busy"})
+    from_evcxr(relay, "status", {"execution_state": "idle"})
+    assert [c["execution_state"] for k, c in relay.sent if k == "status"] == ["busy", "idle"]
+    assert relay.release_due() is None and relay.current is None
+
+
+def test_a_cell_ends_once_all_its_process_wrote_has_come(relay):
+    line = "y =  [0 1 2 2 1]\n"  # a println! besides the end-of-cell line
+    counted_writes(relay, (10, 500), (12, 525 + len(line)))
+    from_evcxr(relay, "status", {"execution_state": "busy"})
+    from_evcxr(relay, "status", {"execution_state": "idle"})
+    assert relay.release_due() is not None  # the line is still on its way: held
+    from_evcxr(relay, "stream", {"name": "stdout", "text": line})
+    assert kinds(relay) == ["status", "stream", "status"]  # then at once, not after LATE_OUTPUT
+    assert relay.release_due() is None
+
+
+def test_output_evcxr_turns_into_a_result_is_held_until_quiet(relay):
+    # a final expression's value: the process wrote it between evcxr's markers, evcxr sends
+    # it as execute_result, so the bytes never add up: the old quiet rule ends the cell
+    counted_writes(relay, (10, 500), (13, 576))
+    from_evcxr(relay, "status", {"execution_state": "busy"})
+    from_evcxr(relay, "execute_result", {"data": {"text/plain": "2"}, "execution_count": 3})
+    from_evcxr(relay, "status", {"execution_state": "idle"})
+    assert relay.release_due() is not None
+    time.sleep(LATE_OUTPUT * 1.5)
+    assert relay.release_due() is None
+    assert kinds(relay) == ["status", "execute_result", "status"]
+
+
+def test_a_restarted_cell_process_counts_as_output(relay):
+    # a panic or an interrupt gives evcxr a new process: its counts say nothing of the cell
+    readings = iter([(1234, (10, 500)), (5678, (1, 25))])
+    relay.cell_process_writes = lambda: next(readings)
+    from_evcxr(relay, "status", {"execution_state": "busy"})
+    from_evcxr(relay, "status", {"execution_state": "idle"})
+    assert relay.release_due() is not None
