@@ -250,11 +250,12 @@ $(HUB_INSTALLED): deploy/requirements.txt $(VENV)/.installed
 	touch $@
 
 # Debian's podman (with runc) and debootstrap, for the course image and the students'
-# containers (deploy/containers.conf says how they run here).
+# containers (deploy/containers.conf says how they run here); iproute2 for the class
+# network's bridge, e2fsprogs for each student's disk.
 PODMAN := /usr/bin/podman
 $(PODMAN):
 	$$([ "$$(id -u)" = 0 ] || echo sudo) apt-get update -qq
-	DEBIAN_FRONTEND=noninteractive $$([ "$$(id -u)" = 0 ] || echo sudo) apt-get install -y -qq podman runc debootstrap
+	DEBIAN_FRONTEND=noninteractive $$([ "$$(id -u)" = 0 ] || echo sudo) apt-get install -y -qq podman runc debootstrap iproute2 e2fsprogs
 
 # The course image (deploy/Dockerfile): one student's JupyterLab with the Rust kernel and
 # mlp-core compiled, built with podman from a Debian base made by debootstrap; rebuilt

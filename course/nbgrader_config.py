@@ -64,6 +64,11 @@ c.GenerateAssignment.preprocessors = [
     ClearMarkScheme, ComputeChecksums, CheckCellMetadata,
 ]
 
+# every HTML view of a submission (Formgrader's grading page, the feedback) sanitises what the
+# student wrote: their markdown (mlp_lab/course/formgrader.py) and their cells' outputs
+c.HTMLExporter.sanitize_html = True
+c.HTMLExporter.filters = {"markdown2html": "mlp_lab.course.formgrader.sanitised_markdown"}
+
 # the feedback a student reads shows what the hidden tests printed, not their code; and a
 # cell's printed lines in one block (evcxr sends each line as a message of its own)
 c.GenerateFeedback.preprocessors = [GetGrades, ClearHiddenTests, CoalesceStreamsPreprocessor,

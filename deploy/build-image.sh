@@ -48,6 +48,10 @@ cp -a "$sysroot"/lib "$CTX"/rust/
 git ls-files -z Cargo.toml Cargo.lock mlp-core mlp-cli pyproject.toml mlp_lab \
     tools/lab deploy/student-config deploy/class-config | tar --null -T - -c | tar -x -C "$CTX"/lab
 cp "$EVCXR" "$CTX"/lab/.tools/evcxr-0.22.0/bin/
+# without the problem set's answers: mlp-core's `solutions` items and engine, and the numpy
+# reference of the benchmark (mlp_lab/course/student_source.py)
+.venv/bin/python -m mlp_lab.course.student_source "$CTX"/lab/mlp-core > /dev/null
+rm -rf "$CTX"/lab/mlp_lab/bench
 # the image holds this clone's files at /opt/mlp-lab: the kernel spec make kernel wrote and
 # the student edition (its `:dep` line) name them there
 to_image() { sed "s|$PWD/|/opt/mlp-lab/|g" "$1" > "$2"; }

@@ -12,7 +12,8 @@ jupyterhub-idle-culler after `MLP_HUB_IDLE` seconds (default 3600).
 
 Settings from the environment (the Makefile sets them): MLP_HUB_IP (127.0.0.1),
 MLP_HUB_PORT (8000), MLP_HUB_API_PORT (the hub's own API, 8081), MLP_HUB_STATE
-(deploy/state), MLP_HUB_MEM and MLP_HUB_CPUS (each student's limits: 3G, 1),
+(deploy/state), MLP_HUB_MEM, MLP_HUB_CPUS and MLP_HUB_DISK (each student's limits: 3G,
+1, 2G),
 MLP_HUB_POOL (warm kernels kept in each student's container: 1; 0 for none;
 MLP_HUB_POOL_DEP: the `:dep` line they run, by default the student edition's),
 MLP_HUB_IMAGE (the course image; by default the one `make image` built),
@@ -90,6 +91,9 @@ else:
 ISOLATION = os.environ.get("MLP_HUB_ISOLATION", "containers")
 POOL = os.environ.get("MLP_HUB_POOL", "1" if ISOLATION == "containers" else "4")
 c.Spawner.default_url = "/lab/tree/mlp"
+# a student's ~/.jupyter configuration is not run by their server (it could serve any page
+# on the hub's origin to whoever opens its link: the instructor)
+c.Spawner.disable_user_config = True
 c.Spawner.start_timeout = 120
 c.Spawner.http_timeout = 120
 if ISOLATION == "containers":
@@ -180,13 +184,18 @@ if ISOLATION == "containers":
     c.JupyterHub.services.append({
         "name": "course",
         "url": "http://127.0.0.1:%s" % os.environ.get("MLP_HUB_COURSE_PORT", "8083"),
-        "command": [os.path.join(VENV, "bin", "jupyterhub-singleuser"), "--ServerApp.root_dir=" + COURSE]
+        # no terminals: a shell on this machine is one page away from every notebook the
+        # instructor opens here (the instructor's own shell is the one that ran make hub)
+        "command": [os.path.join(VENV, "bin", "jupyterhub-singleuser"), "--ServerApp.root_dir=" + COURSE,
+                    "--ServerApp.terminals_enabled=False"]
         + (["--allow-root"] if os.getuid() == 0 else [])
         + (["--ServerApp.extra_static_paths=%s" % formgrader.MATHJAX] if TEMPLATES else []),
         "cwd": COURSE,
         "oauth_no_confirm": True,
         "environment": {
             "JUPYTERHUB_DEFAULT_URL": "/formgrader",
+            # Formgrader's submission pages with a Content-Security-Policy (mlp_lab/course/formgrader.py)
+            "JUPYTER_CONFIG_PATH": os.path.join(ROOT, "deploy", "course-config"),
             "PATH": os.path.join(VENV, "bin") + os.pathsep + os.environ.get("PATH", ""),
             "HOME": os.path.expanduser("~"),
             "MLP_HUB_STATE": STATE,

@@ -9,6 +9,7 @@ from playwright.sync_api import sync_playwright
 
 from mlp_lab.hub import containers as hub_containers
 from support.course import scores
+from support.http import request
 from support.hub import PASSWORD, formgrader, login
 from support.jupyterlab import launch, shot
 
@@ -65,7 +66,12 @@ def browser(c):
         bob = [x for x in subs if x["student"] == "bob"][0]
         requested = []
         page.on("request", lambda request: requested.append(request.url))
-        page.goto("%s/services/course/formgrader/submissions/%s/" % (hub.base, bob["id"]))
+        shown = page.goto("%s/services/course/formgrader/submissions/%s/" % (hub.base, bob["id"]))
+        policy = (shown.headers.get("content-security-policy", "") if shown else "")
+        script_src = next((d.strip() for d in policy.split(";") if d.strip().startswith("script-src")), "")
+        print("  Formgrader's page of bob's notebook 1: %s" % (script_src or "no Content-Security-Policy"))
+        t.check("browser: Formgrader's submission page allows only its own inline scripts (by hash)",
+                "'sha256-" in script_src and "unsafe-inline" not in script_src, policy)
         score = page.locator("input.score.needs_manual_grade").first
         score.wait_for(timeout=60000)
         try:
@@ -77,6 +83,21 @@ def browser(c):
                 % (typeset, mathjax[:1]),
                 typeset > 0 and mathjax and all(u.startswith(hub.base + "/services/course/static/")
                                                 for u in mathjax), mathjax)
+        xss = page.evaluate("() => window.__mlp_xss || null")
+        handlers = page.evaluate(
+            "() => [...document.querySelectorAll('[onerror], script:not([src])')]"
+            ".filter(e => (e.getAttribute('onerror') || e.textContent).includes('__mlp_xss')).length")
+        page.wait_for_timeout(1000)
+        planted = os.path.exists(os.path.join(course, "xss-planted.txt"))
+        status, terminals = request("%s/services/course/api/terminals" % hub.base, c.tokens[c.instructor])
+        print("  bob's written answer with <img onerror> and <script>, opened by the instructor in Formgrader: "
+              "%s; script elements or handlers of it on the page: %d; file planted in the course folder: %s; "
+              "terminals open on the course service: %s" % (
+                  "BREACHED: " + xss if xss else "HELD: no script ran", handlers, planted,
+                  terminals if status == 200 else "none (terminals are off: %s)" % status))
+        t.check("browser: bob's script in a written answer does not run in the instructor's Formgrader",
+                not xss and not handlers and not planted and (status == 404 or terminals == []),
+                (xss, handlers, planted, status, terminals))
         score.fill("3")
         score.press("Tab")
         page.locator(".score-saved").first.wait_for(state="visible", timeout=30000)

@@ -17,9 +17,12 @@ Formgrader use:
    Validate: ann's passes, bob's names the failing test);
 4. from ann's kernel, attacks on the exchange: listing `inbound/` and `feedback/`,
    reading bob's submission and, later, bob's feedback at their exact paths, and
-   handing in a blank notebook under bob's name (`nbgrader submit --student bob`);
+   handing in a blank notebook under bob's name (`nbgrader submit --student bob`); from
+   cat's, entries of her own making in `inbound/`: notebooks linked to the course's solved
+   source and to bob's home, a far-future link named for bob, a name nbgrader cannot read;
+   bob's notebook 1 carries a script in a written answer (for the instructor's Formgrader);
 5. the instructor runs `make autograde`'s grading (mlp_lab/course/autograde.py: collect, then
-   the sandboxed, parallel autograde): the forged submission refused, ann 45, bob in
+   the sandboxed, parallel autograde): the forged and planted entries set aside, ann 45, bob in
    between, cat 0 of the 45 automatic points; enters a manual grade for a written
    answer of ann's through Formgrader's API; generates and releases the feedback;
 6. each student fetches their feedback: their own scores, nobody else's.
@@ -101,13 +104,32 @@ class Class:
         return run_cell(self.hub.base, user, self.tokens[user], ATTACK.replace("LINES", "\n".join(lines)))
 
 
-def hand_in_edition(hub, user, token, source, bug=False):
+# A written answer that would run in the instructor's browser when Formgrader shows it:
+# it marks the page, writes a file into the course folder and opens a terminal on the
+# course service, with the instructor's session (class_browser checks none of it happens).
+XSS = """
+
+<img src="x" onerror="window.__mlp_xss = 'onerror ran'; var m = document.cookie.match(/_xsrf=([^;]+)/);
+var h = {'Content-Type': 'application/json', 'X-XSRFToken': m ? decodeURIComponent(m[1]) : ''};
+fetch('/services/course/api/contents/xss-planted.txt', {method: 'PUT', headers: h,
+  body: JSON.stringify({type: 'file', format: 'text', content: 'planted by a written answer'})});
+fetch('/services/course/api/terminals', {method: 'POST', headers: h});">
+<script>window.__mlp_xss = 'script ran';</script>
+"""
+
+
+def hand_in_edition(hub, user, token, source, bug=False, xss=False):
     """`user` fills in their ~/mlp with the notebooks of `source` (their cells as the
-    student edition has them, the solutions filled in), as their JupyterLab saves them."""
+    student edition has them, the solutions filled in), as their JupyterLab saves them;
+    `xss`: with XSS in their first written answer."""
     for path in sorted(glob.glob(os.path.join(source, "*.ipynb"))):
         nb = nbformat.read(path, as_version=4)
         for cell in nb.cells:
             cell.source = in_image(cell.source)
+        written = [cell for cell in nb.cells if cell.cell_type == "markdown"
+                   and cell.metadata.get("nbgrader", {}).get("solution")]
+        if xss and written:
+            written[0].source += XSS
         if bug and os.path.basename(path).startswith("02"):
             scratch = os.path.join(tempfile.mkdtemp(), "nb.ipynb")
             nbformat.write(nb, scratch)
@@ -200,7 +222,7 @@ def submit(c):
     t.check("ann hands in the untouched edition", status == 200 and "submitted" in statuses(body), body)
     source = os.path.join(c.course, "source", "mlp")
     hand_in_edition(hub, "ann", c.tokens["ann"], source)
-    hand_in_edition(hub, "bob", c.tokens["bob"], source, bug=True)
+    hand_in_edition(hub, "bob", c.tokens["bob"], source, bug=True, xss=True)
     for user, passes in (("ann", True), ("bob", False)):
         start = time.time()
         status, body = request("%s/user/%s/assignments/validate" % (hub.base, user), c.tokens[user], "POST",
@@ -241,7 +263,53 @@ def attack_exchange(c, bobs):
     forged = [h for h in os.listdir(c.exchange("inbound")) if h.startswith("bob+") and h not in bobs]
     t.check("ann could hand in a notebook named as bob's (nbgrader allows it; collect must refuse it)",
             len(forged) == 1, said[-1500:])
-    return forged
+    odd = plant_entries(c)
+    return forged + odd
+
+
+FUTURE = "2099-01-0%d 00:00:00.000000 UTC"
+# Rust, from cat's kernel: entries of her own making in the exchange's inbound/, each of
+# which root's collect used to follow or choke on
+PLANT = r"""
+fn entry(inbound: &str, name: &str, links_to: &str) -> std::io::Result<()> {
+    let notebooks = ["01_backprop_derivations.ipynb", "02_toy_network.ipynb", "03_mnist.ipynb",
+                     "04_regularization.ipynb"];
+    let dir = format!("{}/{}", inbound, name);
+    std::fs::create_dir(&dir)?;
+    std::fs::write(format!("{}/timestamp.txt", dir), name.splitn(3, '+').nth(2).unwrap())?;
+    for nb in notebooks {
+        std::os::unix::fs::symlink(format!("{}/{}", links_to, nb), format!("{}/{}", dir, nb))?;
+    }
+    Ok(())
+}
+{
+    let inbound = "/srv/nbgrader/exchange/mlp-lab/inbound";
+    println!("PLANTED links to the course's solved source: {:?}", entry(inbound, "cat+mlp+FUTURE1", "SOURCE"));
+    println!("PLANTED links to bob's home: {:?}", entry(inbound, "cat+mlp+FUTURE2", "BOBS"));
+    println!("PLANTED a link named for bob: {:?}",
+             std::os::unix::fs::symlink("/home/jovyan/mlp", format!("{}/bob+mlp+FUTURE3", inbound)));
+    println!("PLANTED a name nbgrader cannot read: {:?}",
+             std::fs::create_dir(format!("{}/cat+mlp+not-a-time+x", inbound)));
+}
+"""
+
+
+def plant_entries(c):
+    """4b. cat's own entries in inbound/, from her kernel: notebooks linked to the course's
+    solved source (its host path), to bob's home, a far-future link named for bob, and a
+    name nbgrader cannot parse; collect must set each aside and grade everyone on what
+    they handed in (cat: the blank edition, 0)."""
+    code = (PLANT.replace("FUTURE1", FUTURE % 1).replace("FUTURE2", FUTURE % 2).replace("FUTURE3", FUTURE % 3)
+            .replace("SOURCE", os.path.join(c.course, "source", "mlp"))
+            .replace("BOBS", os.path.join(c.hub.state, "homes", "bob", "mlp")))
+    said = c.attack("cat", [code])
+    planted = [line for line in said.splitlines() if line.startswith("PLANTED")]
+    for line in planted:
+        print("  cat, " + line)
+    t_ok = len(planted) == 4 and all(line.endswith("Ok(())") for line in planted)
+    c.t.check("cat planted four entries in the exchange from her kernel (collect must set them aside)", t_ok,
+              said[-1500:])
+    return ["cat+mlp+" + FUTURE % 1, "cat+mlp+" + FUTURE % 2, "bob+mlp+" + FUTURE % 3, "cat+mlp+not-a-time+x"]
 
 
 def grade(c, forged):
@@ -255,16 +323,22 @@ def grade(c, forged):
     print(out.stdout, end="")
     t.check("make autograde's grading collected and graded the class (%.0f s)" % (time.time() - start),
             out.returncode == 0, out.stderr[-2000:])
-    t.check("the submission ann made in bob's name was refused, not collected",
-            "refused" in out.stdout and forged and os.path.exists(os.path.join(course, "refused", forged[0])),
-            out.stdout[-1500:])
+    refused = os.path.join(course, "refused")
+    reasons = open(os.path.join(refused, "reasons.txt")).read() if os.path.exists(
+        os.path.join(refused, "reasons.txt")) else ""
+    for name in forged:
+        said = [line for line in reasons.splitlines() if name in line]
+        print("  collect set aside %s: %s" % (name, said[0].split(": ", 1)[-1][:140] if said else "NOT REFUSED"))
+        t.check("collect set aside %s, with its reason" % name,
+                os.path.lexists(os.path.join(refused, name)) and said, (os.listdir(refused), reasons[-1500:]))
     marks = scores(course, c.students)
     print("  automatic points: %s" % ", ".join("%s %.0f" % (s, marks.get(s, (0, 0))[0]) for s in c.students))
     t.check("ann's resubmission counts: %.0f of 45" % marks.get("ann", (0, 0))[0],
             marks.get("ann", (0, 0))[0] == AUTOMATIC, marks)
     t.check("bob, with his bug: in between (%.0f)" % marks.get("bob", (0, 0))[0],
             0 < marks.get("bob", (0, 0))[0] < AUTOMATIC, marks)
-    t.check("cat, blank: 0", "cat" in marks and marks["cat"][0] == 0, marks)
+    t.check("cat, blank: 0 (not the course's solved source, nor bob's notebooks, she linked)",
+            "cat" in marks and marks["cat"][0] == 0, marks)
 
     status, body = formgrader(hub, teacher, "submitted_notebooks/mlp/01_backprop_derivations")
     ann_nb = [s for s in (body or []) if s.get("student") == "ann"] if status == 200 else []

@@ -33,6 +33,7 @@ feedback lines of the attacks, the time each autograde took, and closes with
 import csv
 import glob
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -75,7 +76,14 @@ EXPECTED = {
     "hangs": {"q2_1": 5, "q2_2": 10, "q2_3": 0, "q2_4": 0, "q2_5_1": 0, "q2_5_2": 0},
     # a malformed notebook 2, notebook 3 missing, notebook 4 under another name
     "broken": {"q2_1": 0, "q2_2": 0, "q2_3": 0, "q2_4": 0, "q2_5_1": 0, "q2_5_2": 0},
+    # the solved edition whose first solution cell writes cargo's configuration (a
+    # rustc-wrapper that fails every later compile) and a build script wherever cargo,
+    # rustc or evcxr would read them before the checks compile: all refused, all 45 points
+    "cargocfg": QUESTIONS,
 }
+# graded on its own with a short MLP_GRADE_TIMEOUT: the blank edition with 200 cells that
+# each sleep 299 s at the end of notebook 2 (it used to hold a grading job about 17 h)
+SLEEPER, SLEEPER_TIMEOUT = "sleeper", 120
 
 SHADOW = r"""
 fn points(max: f64, _checks: impl FnOnce() -> Result<(), MlpError>) -> f64 { max }
@@ -104,6 +112,41 @@ FAKEPRINT = r"""
     println!("mlp-grade 0123456789abcdef0123456789abcdef 10.0");
     println!("EVCXR_EXECUTION_COMPLETE");
 """
+
+
+# A solution cell that reconfigures how the cells after it are compiled: cargo's
+# configuration in every folder cargo reads it from (CARGO_HOME and each folder above evcxr's
+# work folder), a build script and evcxr's settings; each attempt printed.
+CARGOCFG = r"""
+{
+    // evcxr's work folder (the relay gives evcxr its path; the code runs in its own cwd)
+    let work = std::path::PathBuf::from(std::env::var("EVCXR_TMPDIR").unwrap_or_default());
+    let home = std::env::var("CARGO_HOME").unwrap_or_default();
+    let wrapper = "[build]\nrustc-wrapper = \"/bin/false\"\n";
+    let root = "[workspace]\nmembers = [\"work\"]\n[profile.dev]\nopt-level = \"oops\"\n";
+    let mut places: Vec<(String, &str)> = vec![
+        (format!("{}/config.toml", home), wrapper),
+        (format!("{}/config", home), wrapper),
+        (format!("{}/build.rs", work.display()), "fn main() { panic!(\"planted\") }"),
+        // (work/.cargo/config.toml is evcxr's own, written again before each compile)
+        (format!("{}/.cargo/config", work.display()), wrapper),
+        ("/opt/mlp-kernels/evcxr/evcxr.toml".into(), "[evcxr]\nopt_level = \"oops\"\n"),
+    ];
+    for dir in work.ancestors().skip(1) {
+        places.push((format!("{}/.cargo/config.toml", dir.display()), wrapper));
+        places.push((format!("{}/Cargo.toml", dir.display()), root));
+    }
+    for (path, text) in places {
+        let p = std::path::Path::new(&path);
+        let made = std::fs::create_dir_all(p.parent().unwrap()).and_then(|_| std::fs::write(p, text));
+        match made {
+            Ok(_) => println!("CARGOCFG wrote {}", path),
+            Err(e) => println!("CARGOCFG could not write {}: {}", path, e),
+        }
+    }
+}
+"""
+SLEEP = "std::thread::sleep(std::time::Duration::from_secs(299));"
 
 
 # Code a student could put in a solution cell to read what they must not and change what
@@ -161,6 +204,13 @@ def attacks(course, source, release):
          "    if x.nrows() > 1000 { loop { std::hint::spin_loop(); } }\n")
     append(os.path.join(hangs, two), "predict_sgd",
            "let mut hog: Vec<Vec<u8>> = Vec::new();\nloop { hog.push(vec![1u8; 1 << 26]); }")
+    cargocfg = hand_in(course, "cargocfg", source)
+    append(os.path.join(cargocfg, two), "forward", CARGOCFG)
+    sleeper = hand_in(course, SLEEPER, release)
+    path = os.path.join(sleeper, two)
+    nb = nbformat.read(path, as_version=4)
+    nb.cells += [nbformat.v4.new_code_cell(SLEEP) for _ in range(200)]
+    nbformat.write(nb, path)
     broken = hand_in(course, "broken", source)
     with open(os.path.join(broken, two), "w") as f:
         f.write('{"cells": [{"cell_type": "code", "source": "fn predict(')
@@ -199,10 +249,16 @@ def main():
 
         attacks(course, source, release)
 
-        graded = subprocess.run([sys.executable, "-m", "mlp_lab.course.autograde", "--course", course,
-                                 "--logs", os.path.join(ROOT, "target", "grading", "logs")] + list(EXPECTED),
-                                capture_output=True, text=True)
+        logs = os.path.join(ROOT, "target", "grading", "logs")
+        grader = [sys.executable, "-m", "mlp_lab.course.autograde", "--course", course, "--logs", logs]
+        # the sleeper beside the class, with a short limit for the whole submission
+        sleeping = subprocess.Popen(grader + ["--jobs", "1", SLEEPER], stdout=subprocess.PIPE,
+                                    stderr=subprocess.STDOUT, text=True,
+                                    env=dict(os.environ, MLP_GRADE_TIMEOUT=str(SLEEPER_TIMEOUT)))
+        graded = subprocess.run(grader + list(EXPECTED), capture_output=True, text=True)
         print(graded.stdout, end="")
+        slept = sleeping.communicate()[0]
+        print(slept, end="")
         check(graded.returncode == 0, "autograde: every submission graded (exit %d)%s" % (
             graded.returncode, "" if graded.returncode == 0 else "\n" + graded.stderr[-3000:]))
         out = subprocess.run([NBGRADER, "generate_feedback", "mlp", "--force"], cwd=course,
@@ -224,9 +280,23 @@ def main():
                     "%s %g/%d" % (q, scores.get(q, -1), QUESTIONS[q]) for q in QUESTIONS), total))
                 check(scores == expected, "%s scores %s" % (student, "as expected" if scores == expected
                                                             else "%s, expected %s" % (scores, expected)))
+        took = [float(m) for m in re.findall(r"^  %s +exit \d+ +(\d+) s" % SLEEPER, slept, re.M)]
+        said = [line for line in feedback_lines(course, SLEEPER) if "MLP_GRADE_TIMEOUT" in line]
+        print("  %s: 200 cells of 299 s each, MLP_GRADE_TIMEOUT=%d: graded in %s s; feedback: %s"
+              % (SLEEPER, SLEEPER_TIMEOUT, took[0] if took else "?", said[0][:160] if said else "nothing"))
+        check(took and took[0] < SLEEPER_TIMEOUT + 150 and said,
+              "%s: stopped at the submission's time limit, with the reason in its feedback" % SLEEPER)
+        nb = nbformat.read(os.path.join(course, "autograded", "cargocfg", "mlp", "02_toy_network.ipynb"),
+                           as_version=4)
+        tried = [line for cell in nb.cells if cell.cell_type == "code" for o in cell.get("outputs", [])
+                 for line in o.get("text", "").splitlines() if line.startswith("CARGOCFG")]
+        for line in tried:
+            print("  cargocfg, while graded: " + line)
+        check(len(tried) >= 12 and all("could not" in line for line in tried),
+              "cargocfg: no configuration cargo, rustc or evcxr reads was writable (%d attempts)" % len(tried))
         check("02_toy_network.ipynb is not a readable notebook" in graded.stdout,
               "broken: the malformed notebook is named in autograde's output")
-        for student in list(EXPECTED)[5:-1]:
+        for student in ("shadow", "macros", "soldep", "fakeprint", "exits", "hangs"):
             lines = feedback_lines(course, student)
             for line in lines[:3]:
                 print("  %-9s feedback: %s" % (student, line[:160]))
@@ -243,7 +313,7 @@ def main():
         check(open(writes[1], "rb").read() == solved_before, "snoop: the other student's submission is intact")
         with open(os.path.join(course, "grades.csv")) as f:
             rows = {r["student_id"]: r for r in csv.DictReader(f)}
-        check(set(rows) == set(EXPECTED), "grades.csv has a row per student: %s" % sorted(rows))
+        check(set(rows) == set(EXPECTED) | {SLEEPER}, "grades.csv has a row per student: %s" % sorted(rows))
         for student in EXPECTED:
             pages = glob.glob(os.path.join(course, "feedback", student, "mlp", "*.html"))
             # (broken: notebook 1 only, the others unreadable, missing, renamed)

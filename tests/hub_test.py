@@ -31,7 +31,7 @@ import time
 import nbformat
 
 from hub_browser import browser_student
-from hub_walls import container_settings, walls_inside
+from hub_walls import container_settings, listening, no_answers, user_config, walls_inside
 from mlp_lab.checks import Checks
 from mlp_lab.hub import containers as hub_containers
 from mlp_lab.notebooks.check import check_notebook
@@ -48,7 +48,7 @@ class MemoryWatch(threading.Thread):
     def __init__(self, users, hub):
         super().__init__(daemon=True)
         self.users, self.peak, self.running = users, {u: 0 for u in users}, True
-        self.hub, self.warm, self.upper = hub, {}, {}
+        self.hub, self.warm = hub, {}
 
     def run(self):
         while self.running:
@@ -62,13 +62,9 @@ class MemoryWatch(threading.Thread):
 
     def warm_in_container(self, user):
         """Whether the pool in `user`'s container has (or had) a warm kernel: its entry in
-        the container's writable layer, read from the host."""
-        if user not in self.upper:
-            info = self.hub.inspect(user)
-            if not info:
-                return False
-            self.upper[user] = info["GraphDriver"]["Data"]["UpperDir"]
-        pool = os.path.join(self.upper[user] + hub_containers.IMAGE_KERNEL_HOME, "pool")
+        their kernels' home on their disk, read from the host."""
+        pool = os.path.join(self.hub.state, "homes", user,
+                            os.path.relpath(hub_containers.STUDENT_KERNEL_HOME, "/home/jovyan"), "pool")
         return any(os.listdir(os.path.join(pool, part)) for part in ("ready", "claimed")
                    if os.path.isdir(os.path.join(pool, part)))
 
@@ -182,6 +178,9 @@ def main():
                 if CONTAINERS and k == 0:
                     container_settings(t, hub, users[0])
                     walls_inside(t, hub, tokens)
+                    listening(t, hub)
+                    no_answers(t, hub, users[0], tokens[users[0]])
+                    user_config(t, hub, users[0], tokens[users[0]])
             for u in users:  # their servers stop before the next round
                 hub.call("/users/%s/server" % u, "DELETE")
             for _ in range(100):

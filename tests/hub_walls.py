@@ -6,16 +6,19 @@ is stopped at the student's memory limit; the other notebook ends with the right
 import asyncio
 import json
 import os
+import re
+import subprocess
 import threading
 import time
 
 import nbformat
 
 from mlp_lab.hub import containers as hub_containers
+from mlp_lab.hub import disks
 from mlp_lab.notebooks.check import check_notebook
-from support import ROOT
-from support.hub import solved_cells
-from support.kernel_ws import run_notebook
+from support import ROOT, until
+from support.hub import contents, solved_cells
+from support.kernel_ws import run_cell, run_notebook
 from support.procs import descendants, processes, server_pids
 
 # What one student's code tries against another student and the hub, from inside their
@@ -77,6 +80,46 @@ for pid in pids {
 """
 
 
+# Filling the disks a student's code can write to: each past its bound (BIG bytes, a GiB
+# more than MLP_HUB_DISK), first reserved at once (posix_fallocate), then written; the file
+# goes again after each attempt.
+FILL = r"""
+unsafe extern "C" {
+    fn posix_fallocate(fd: i32, offset: i64, len: i64) -> i32;
+}
+fn fill(what: &str, path: &str, big: i64) {
+    use std::io::Write;
+    use std::os::fd::AsRawFd;
+    let mut f = match std::fs::File::create(path) {
+        Ok(f) => f,
+        Err(e) => { println!("HELD {}: {}", what, e); return; }
+    };
+    let reserved = unsafe { posix_fallocate(f.as_raw_fd(), 0, big) };
+    if reserved == 0 {
+        println!("BREACHED {}: reserved {} MiB", what, big >> 20);
+    } else {
+        let chunk = vec![1u8; 64 << 20];
+        let mut n: i64 = 0;
+        let stopped = loop {
+            if n > big { break None; }
+            match f.write_all(&chunk) { Ok(_) => n += chunk.len() as i64, Err(e) => break Some(e) }
+        };
+        match stopped {
+            Some(e) => println!("HELD {}: reserving {} MiB: {}; writing stopped after {} MiB: {}", what, big >> 20,
+                                std::io::Error::from_raw_os_error(reserved), n >> 20, e),
+            None => println!("BREACHED {}: wrote {} MiB", what, n >> 20),
+        }
+    }
+    drop(f);
+    let _ = std::fs::remove_file(path);
+}
+for (what, path) in [("fill their home past its disk", "/home/jovyan/fill.bin"), ("fill /tmp", "/tmp/fill.bin"),
+                     ("fill /var/tmp", "/var/tmp/fill.bin"), ("write into the image", "/opt/mlp-kernels/fill.bin")] {
+    fill(what, path, BIG);
+}
+"""
+
+
 HOG = r"""
 let mut hog: Vec<Vec<u8>> = Vec::new();
 for i in 0..400 {
@@ -104,6 +147,8 @@ def container_settings(t, hub, user):
     t.check("%s's container: CPU limit %.1f core(s)" % (user, cpus),
             host.get("CpuQuota") == int(cpus * host.get("CpuPeriod", 100000)), host)
     t.check("%s's container: process limit %s" % (user, host.get("PidsLimit")), host.get("PidsLimit") == 1024, host)
+    t.check("%s's container: its root filesystem read-only, tmpfs %s" % (user, sorted(host.get("Tmpfs") or {})),
+            host.get("ReadonlyRootfs") is True and "/tmp" in (host.get("Tmpfs") or {}), host)
     mounts = [(m.get("Source"), m.get("Destination")) for m in info.get("Mounts", [])]
     exchange = (os.path.join(hub.state, "exchange", hub_containers.COURSE_ID),
                 "%s/%s" % (hub_containers.EXCHANGE, hub_containers.COURSE_ID))
@@ -163,8 +208,10 @@ def walls_inside(t, hub, tokens):
     code = (ATTACK.replace("READS", rust_strings(reads)).replace("WRITES", rust_strings(writes))
             .replace("PIDS", ", ".join(str(p) for p in kernels_b[:3]))
             .replace("OTHER", "JUPYTERHUB_USER=%s" % b))
+    fill = FILL.replace("BIG", str(disk_bytes() + 2**30))
     attacker = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(code), nbformat.v4.new_code_cell(HOG),
-                                               nbformat.v4.new_code_cell('println!("still here");')])
+                                               nbformat.v4.new_code_cell('println!("still here");'),
+                                               nbformat.v4.new_code_cell(fill)])
     run(a, attacker)
     victim_thread.join()
     t.check("%s's attack cells ran (%s)" % (a, errors.get(a, "ok")), a not in errors, errors.get(a))
@@ -191,6 +238,120 @@ def walls_inside(t, hub, tokens):
     t.check("%s's notebook 2 ran to the end meanwhile" % b, b not in errors, errors.get(b))
     if b not in errors:
         check_notebook(lambda ok, what: t.check("%s, meanwhile: %s" % (b, what), ok), "02_toy_network", victim)
+    filled = [line for line in text(attacker.cells[3]).splitlines() if line.startswith(("HELD", "BREACHED"))]
+    print("  %s fills what they can write (bound: MLP_HUB_DISK %s):" % (a, disks.size()))
+    for line in filled:
+        t.check("  " + line, line.startswith("HELD"), line)
+    t.check("every disk attempt reported (%d)" % len(filled), len(filled) == 4, text(attacker.cells[3])[-1500:])
+    status, _ = contents(hub, b, tokens[b], "mlp/saved-after-the-fill.txt",
+                         {"type": "file", "format": "text", "content": "still saving"})
+    t.check("%s saves a file in their home after %s filled theirs (%s)" % (b, a, status),
+            status in (200, 201) and os.path.exists(os.path.join(home_b, "mlp", "saved-after-the-fill.txt")), status)
     t.check("%s's notebook on the host is unchanged" % b, open(nb_b, "rb").read() == before)
     t.check("nothing was planted in %s's home" % b, not os.path.exists(os.path.join(home_b, "mlp", "planted.txt")))
 
+
+
+def listening(t, hub):
+    """The hub's listening sockets (the hub, its proxy, its services, podman's API), read
+    with `ss -ltnp`: none on every address (0.0.0.0, ::, *) unless MLP_HUB_IP asks. No
+    traffic is sent to this machine's external address."""
+    table = processes()
+    ours = {hub.proc.pid} | set(descendants(table, hub.proc.pid))
+    out = subprocess.run(["ss", "-ltnpH"], capture_output=True, text=True).stdout
+    sockets = []
+    for line in out.splitlines():
+        fields = line.split()
+        pids = {int(p) for p in re.findall(r"pid=(\d+)", line)}
+        if len(fields) >= 4 and pids & ours:
+            names = sorted(set(re.findall(r'\(\("([^"]+)"', line)))
+            sockets.append((fields[3], ",".join(names)))
+    print("  the hub's listening sockets: %s" % ", ".join("%s (%s)" % s for s in sockets))
+    wide = [s for s in sockets if s[0].rsplit(":", 1)[0] in ("0.0.0.0", "*", "[::]", "::")]
+    asked = os.environ.get("MLP_HUB_IP", "127.0.0.1") in ("0.0.0.0", "::", "")
+    t.check("the hub listens on %d sockets, none on every address (ss -ltnp)" % len(sockets),
+            sockets and (asked or not wide), sockets)
+
+
+PLANT = r"""
+for (path, text) in [
+    ("/home/jovyan/.jupyter/jupyter_server_config.py",
+     "import os\nopen(os.path.expanduser('~/user-config-ran.txt'), 'w').write('config')\n"),
+    ("/home/jovyan/.local/lib/python3.11/site-packages/mlp_planted.pth",
+     "import os; open(os.path.expanduser('~/user-config-ran.txt'), 'w').write('pth')\n"),
+] {
+    std::fs::create_dir_all(std::path::Path::new(path).parent().unwrap()).unwrap();
+    std::fs::write(path, text).unwrap();
+    println!("planted {}", path);
+}
+"""
+
+
+def user_config(t, hub, user, token):
+    """A student's own ~/.jupyter/jupyter_server_config.py and a .pth file in their user
+    site-packages, written from their kernel: their server, started again, runs neither
+    (Spawner.disable_user_config, PYTHONNOUSERSITE)."""
+    said = run_cell(hub.base, user, token, PLANT)
+    t.check("%s plants a server configuration and a .pth file from their kernel" % user,
+            len([line for line in said.splitlines() if line.startswith("planted ")]) == 2, said[-1000:])
+    hub.call("/users/%s/server" % user, "DELETE")
+    until(lambda: not (hub.call("/users/%s" % user)[1] or {}).get("servers"), 60)
+    hub.start_server(user)
+    ran = os.path.exists(os.path.join(hub.state, "homes", user, "user-config-ran.txt"))
+    print("  %s's server started again with ~/.jupyter/jupyter_server_config.py and a .pth in their site-packages: "
+          "%s" % (user, "BREACHED: ran" if ran else "HELD: neither ran"))
+    t.check("%s's own server configuration and user site-packages are not run by their server" % user, not ran)
+
+
+# From a student's kernel: the problem set's answers anywhere in the course image
+ANSWERS = r"""
+for path in ["/opt/mlp-lab/mlp-core/src/model.rs", "/opt/mlp-lab/mlp-core/src/train.rs",
+             "/opt/mlp-lab/mlp-core/src/gradcheck.rs"] {
+    match std::fs::read_to_string(path) {
+        Ok(text) if text.contains("fn forward(") || text.contains("struct Trainer") || text.contains("fn backward")
+            => println!("BREACHED {}: it holds the answers", path),
+        Ok(text) => println!("HELD {}: {} lines, no answer in them", path, text.lines().count()),
+        Err(e) => println!("HELD {}: {}", path, e),
+    }
+}
+for path in ["/opt/mlp-lab/mlp-core/src/engine", "/opt/mlp-lab/mlp_lab/bench/reference.py", "/opt/mlp-lab/notebooks"] {
+    match std::fs::metadata(path) {
+        Ok(_) => println!("BREACHED {}: it is there", path),
+        Err(e) => println!("HELD {}: {}", path, e),
+    }
+}
+// the compiled library in the kernels' template: an answer's name in any of its files
+let mut stack = vec![std::path::PathBuf::from("/opt/mlp-kernels/slots/template/work/target")];
+let (mut files, mut found) = (0, Vec::new());
+while let Some(dir) = stack.pop() {
+    for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() { stack.push(path); continue; }
+        files += 1;
+        if let Ok(bytes) = std::fs::read(&path) {
+            if bytes.windows(11).any(|w| w == b"sparse_form") { found.push(path.display().to_string()); }
+        }
+    }
+}
+if found.is_empty() { println!("HELD the compiled template ({} files): no answer's name in them", files); }
+else { println!("BREACHED the compiled template: {}", found.join(" ")); }
+"""
+
+
+def no_answers(t, hub, user, token):
+    """The course image holds no answer a student's code could read: mlp-core's source
+    without its `solutions` items and engine, no numpy reference, no solved notebooks, and
+    no compiled answer in the kernels' template (mlp_lab/course/student_source.py)."""
+    said = run_cell(hub.base, user, token, ANSWERS)
+    lines = [line for line in said.splitlines() if line.startswith(("HELD", "BREACHED"))]
+    print("  from %s's kernel, the answers in the course image:" % user)
+    for line in lines:
+        t.check("  " + line, line.startswith("HELD"), line)
+    t.check("every place of an answer was looked at (%d)" % len(lines), len(lines) == 7, said[-1500:])
+
+
+def disk_bytes():
+    """MLP_HUB_DISK in bytes (2G by default)."""
+    value = disks.size() or "0"
+    return int(float(value.rstrip("KMGTkmgt") or 0) * 1024 ** ("KMGT".index(value[-1].upper()) + 1
+                                                               if value[-1].upper() in "KMGT" else 0))

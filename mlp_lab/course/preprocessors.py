@@ -19,6 +19,8 @@ import os
 import re
 import secrets
 import subprocess
+import threading
+import time
 import uuid
 
 import nbformat
@@ -118,10 +120,13 @@ class SandboxedExecute(Execute):
     (deploy/Dockerfile) instead of on this machine: the student's code runs as nobody in
     particular (uid 1000 in the container), with no network, none of this machine's files
     (the course folder, the gradebook, the other submissions and the instructor's home
-    are not there), a memory limit with no swap (`MLP_GRADE_MEM`, 3g), a CPU limit
-    (`MLP_GRADE_CPUS`, the machine's cores), a process limit, and `Execute.timeout` per
-    cell. nbgrader keeps the bookkeeping here: it restores the cells, this sends the
-    notebook in and takes its outputs back, nbgrader reads the grades from them.
+    are not there), a memory limit with no swap (`MLP_GRADE_MEM`, 3g), one core
+    (`MLP_GRADE_CPUS`), a process limit, `Execute.timeout` per cell and one time limit
+    for the whole submission (`MLP_GRADE_TIMEOUT`, `Budget`), its output capped
+    (`MLP_GRADE_MAX_OUTPUT_MB`). Nothing the student's uid can write is read by cargo,
+    rustc or evcxr before a later cell compiles (deploy/Dockerfile). nbgrader keeps the
+    bookkeeping here: it restores the cells, this sends the notebook in and takes its
+    outputs back, nbgrader reads the grades from them.
 
     Before the notebook goes in, every cell that is not exactly one of the source's
     locked or test cells (the student's) loses its evcxr commands and `extern crate`
@@ -224,26 +229,93 @@ class SandboxedExecute(Execute):
         image = hub_containers.course_image()
         if not image:
             return None, "the course image is not built: run make image (make autograde does)"
-        timeout = int(self.timeout or 600)
-        limit = timeout * sum(1 for cell in nb.cells if cell.cell_type == "code") + 300
+        left = SUBMISSION_TIME.left()
+        if left <= 0:
+            return None, ("the submission's time limit (MLP_GRADE_TIMEOUT, %d s) was used up by its notebooks "
+                          "before this one" % SUBMISSION_TIME.limit)
         mem = os.environ.get("MLP_GRADE_MEM", "3g")
-        cpus = os.environ.get("MLP_GRADE_CPUS", str(os.cpu_count() or 1))
+        cpus = os.environ.get("MLP_GRADE_CPUS", "1")
         name = "mlp-grade-%s" % uuid.uuid4().hex[:12]
         cmd = ["podman", "run", "--rm", "-i", "--name", name, "--network", "none",
                "--memory", mem, "--memory-swap", mem, "--cpus", cpus,
                "--pids-limit", "512", "--cap-drop", "ALL", "--cap-add", "SETUID", "--cap-add", "SETGID",
                "--security-opt", "no-new-privileges", "--user", "0", "--entrypoint", "python",
-               image, "/opt/mlp-lab/execute-notebook.py", str(timeout)]
-        try:
-            out = subprocess.run(cmd, input=nbformat.writes(nb).encode(), capture_output=True,
-                                 env=hub_containers.podman_env(), timeout=limit)
-        except subprocess.TimeoutExpired:
+               image, "/opt/mlp-lab/execute-notebook.py", str(int(self.timeout or 600)), str(int(left)),
+               str(SUBMISSION_TIME.limit)]
+        # the runner stops the notebook at its deadline and says why; this is the backstop
+        out, err, code = capped_run(cmd, nbformat.writes(nb).encode(), left + 60, OUTPUT_CAP)
+        if code is None:
             subprocess.run(["podman", "rm", "-f", name], env=hub_containers.podman_env(), capture_output=True)
-            return None, "the notebook ran for more than %d s and was stopped" % limit
-        if out.returncode != 0:
-            said = out.stderr.decode("utf-8", "replace").strip().splitlines()
-            return None, "the grading sandbox stopped (exit %d): %s" % (out.returncode, said[-1] if said else "")
+            return None, ("the notebook was stopped at the submission's time limit (MLP_GRADE_TIMEOUT, %d s)"
+                          % SUBMISSION_TIME.limit)
+        if len(out) >= OUTPUT_CAP:
+            return None, ("the notebook printed more than %d MB (MLP_GRADE_MAX_OUTPUT_MB) and was not graded"
+                          % (OUTPUT_CAP >> 20))
+        if code != 0:
+            said = err.decode("utf-8", "replace").strip().splitlines()
+            return None, "the grading sandbox stopped (exit %d): %s" % (code, said[-1] if said else "")
         try:
-            return nbformat.reads(out.stdout.decode("utf-8", "replace"), as_version=4), None
+            return nbformat.reads(out.decode("utf-8", "replace"), as_version=4), None
         except ValueError as e:
             return None, "the grading sandbox's result could not be read: %s" % e
+
+
+class Budget:
+    """One `nbgrader autograde` process grades one student's submission (autograde.py):
+    its notebooks share one time limit, `MLP_GRADE_TIMEOUT` seconds (default 900), counted
+    from the first notebook's start, however many cells the student wrote."""
+
+    def __init__(self):
+        self.limit = int(os.environ.get("MLP_GRADE_TIMEOUT") or 900)
+        self.start = None
+
+    def left(self):
+        if self.start is None:
+            self.start = time.monotonic()
+        return self.limit - (time.monotonic() - self.start)
+
+
+SUBMISSION_TIME = Budget()
+# what the sandbox may send back: the notebook with its outputs (a solved submission's is
+# about 1 MB); more is refused, not read into the grader's memory
+OUTPUT_CAP = int(float(os.environ.get("MLP_GRADE_MAX_OUTPUT_MB") or 32) * 2**20)
+
+
+def capped_run(cmd, data, timeout, cap):
+    """`cmd` with `data` on its standard input: (its standard output, at most `cap` bytes;
+    the last 64 kB of its standard error; its exit status, None when stopped at `timeout`
+    seconds). Reading stops at the cap (the process is then killed): what a student's code
+    prints never fills the grader's memory."""
+    proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env=hub_containers.podman_env())
+    got = {"out": bytearray(), "err": bytearray()}
+
+    def read(stream, key, limit, keep_tail):
+        while True:
+            chunk = stream.read(1 << 16)
+            if not chunk:
+                return
+            got[key] += chunk
+            if keep_tail:
+                del got[key][:-limit]
+            elif len(got[key]) >= limit:
+                del got[key][limit:]
+                proc.kill()
+                return
+
+    readers = [threading.Thread(target=read, args=(proc.stdout, "out", cap, False), daemon=True),
+               threading.Thread(target=read, args=(proc.stderr, "err", 1 << 16, True), daemon=True)]
+    [r.start() for r in readers]
+    try:
+        proc.stdin.write(data)
+        proc.stdin.close()
+    except BrokenPipeError:
+        pass
+    try:
+        code = proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        code = None
+    [r.join(10) for r in readers]
+    return bytes(got["out"]), bytes(got["err"]), code

@@ -21,6 +21,7 @@ import sys
 import time
 
 from mlp_lab import ROOT
+from mlp_lab.hub import disks
 from mlp_lab.kernel.launch import die_with_parent  # the podman service ends with the hub
 
 CONTAINERS_CONF = os.path.join(ROOT, "deploy", "containers.conf")
@@ -31,6 +32,7 @@ COURSE_ID = "mlp-lab"  # course/nbgrader_config.py's course_id: the exchange's f
 EXCHANGE = "/srv/nbgrader/exchange"  # nbgrader's default exchange root, in each container
 IMAGE_MLP_CORE = "/opt/mlp-lab/mlp-core"  # where the image has mlp-core
 IMAGE_KERNEL_HOME = "/opt/mlp-kernels"  # and the kernels' home (MLP_KERNEL_HOME there)
+STUDENT_KERNEL_HOME = "/home/jovyan/.mlp-kernels"  # a student's kernels' home in their container
 
 
 def podman_env():
@@ -69,8 +71,11 @@ def start_podman_api(state):
     if os.path.exists(path):
         os.unlink(path)
     log = open(os.path.join(state, "podman.log"), "ab")
+    # a session of its own: Ctrl-C on `make hub` reaches the hub's process group, and the
+    # hub needs this service to stop the students' containers before it exits (it ends
+    # when the hub has: die_with_parent)
     subprocess.Popen(["podman", "system", "service", "--time=0", "unix://" + path], env=podman_env(),
-                     stdout=log, stderr=subprocess.STDOUT, preexec_fn=die_with_parent)
+                     stdout=log, stderr=subprocess.STDOUT, preexec_fn=die_with_parent, start_new_session=True)
     for _ in range(100):
         try:
             with socket.socket(socket.AF_UNIX) as s:
@@ -83,7 +88,14 @@ def start_podman_api(state):
 
 def class_network():
     """The class's podman network (made if missing) and its gateway: the address at which
-    a student's server reaches the hub."""
+    a student's server reaches the hub, and the only address the hub's API listens on.
+
+    netavark makes the network's bridge when a container first joins it and deletes it
+    when the last one leaves; the hub binds its API to the gateway before any container
+    runs and must go on answering there between classes. So the bridge is made here as
+    netavark would make it (its name, the gateway's address), with one end of a veth pair
+    of ours on it (`<bridge>k`): netavark uses a bridge that exists and keeps one that still
+    has a port."""
     env = podman_env()
 
     def inspect():
@@ -99,7 +111,40 @@ def class_network():
         # no DNS: a student's container needs no names, and no DNS server outlives the class
         subprocess.run(["podman", "network", "create", "--disable-dns", NETWORK], env=env, check=True,
                        stdout=subprocess.DEVNULL)
-    return inspect()["subnets"][0]["gateway"]
+    info = inspect()
+    bridge, subnet = info["network_interface"], info["subnets"][0]
+    gateway, prefix = subnet["gateway"], subnet["subnet"].split("/")[1]
+    keep = (bridge + "k")[:15]
+
+    def ip(*args):
+        return subprocess.run(["ip", *args], capture_output=True, text=True)
+
+    if ip("link", "show", bridge).returncode != 0:
+        ip("link", "add", bridge, "type", "bridge")
+    if gateway not in ip("-o", "addr", "show", "dev", bridge).stdout:
+        ip("addr", "add", "%s/%s" % (gateway, prefix), "dev", bridge)
+    if ip("link", "show", keep).returncode != 0:
+        ip("link", "add", keep, "type", "veth", "peer", "name", keep[:14] + "p")
+        ip("link", "set", keep, "master", bridge)
+    for name in (bridge, keep, keep[:14] + "p"):
+        ip("link", "set", name, "up")
+    if gateway not in ip("-o", "addr", "show", "dev", bridge).stdout:
+        sys.exit("make hub: the class network's bridge %s has no address %s (ip: %s)"
+                 % (bridge, gateway, ip("-o", "addr", "show", "dev", bridge).stderr.strip()))
+    return gateway
+
+
+def remove_stale(state):
+    """The containers a hub of this state folder left (the hub was killed, or the
+    machine stopped): removed before the hub starts, their homes kept."""
+    env = podman_env()
+    names = subprocess.run(["podman", "ps", "-a", "--format", "{{.Names}}", "--filter",
+                            "name=^%s-" % container_prefix(state)], env=env, capture_output=True,
+                           text=True).stdout.split()
+    if names:
+        print("make hub: removing %d containers a hub left running: %s" % (len(names), " ".join(names)),
+              file=sys.stderr, flush=True)
+        subprocess.run(["podman", "rm", "--force", "--time", "5", *names], env=env, capture_output=True)
 
 
 def container_prefix(state):
@@ -143,11 +188,12 @@ def configure(c, state, pool, pool_dep):
     homes = os.path.join(state, "homes")
     gateway = class_network()
     api_port = c.JupyterHub.hub_port
-    # the hub's API listens on every address (the class network's bridge appears with the
-    # first container); the proxy reaches it on loopback, the servers at the gateway
-    c.JupyterHub.hub_ip = "0.0.0.0"
-    c.JupyterHub.hub_connect_ip = "127.0.0.1"
+    # the hub's API listens on the class network's gateway alone, where the servers, the
+    # proxy and the hub's services reach it (nothing on the machine's other addresses)
+    c.JupyterHub.hub_ip = gateway
+    c.JupyterHub.hub_connect_ip = gateway
     c.Spawner.hub_connect_url = "http://%s:%d" % (gateway, api_port)
+    remove_stale(state)
 
     c.JupyterHub.spawner_class = "docker"
     c.DockerSpawner.client_kwargs = {"base_url": start_podman_api(state)}
@@ -171,26 +217,46 @@ def configure(c, state, pool, pool_dep):
         "pids_limit": 1024,
         "cap_drop": ["ALL"],
         "security_opt": ["no-new-privileges"],
+        # nothing written outside the student's own disk but small tmpfs folders (in their
+        # memory limit): the image's files stay as they are (mlp_lab/hub/disks.py)
+        "read_only": True,
+        "tmpfs": {"/tmp": "rw,nosuid,nodev,size=256m,mode=1777", "/var/tmp": "rw,nosuid,nodev,size=64m,mode=1777",
+                  # (nbgrader wants its exchange root writable; the course's folder is mounted in it)
+                  EXCHANGE: "rw,nosuid,nodev,size=1m,mode=1777"},
     }
     threads = str(max(1, int(cpus)))
     c.DockerSpawner.environment = {
         "HOME": "/home/jovyan",
+        # nothing of the student's home runs in their server as it starts: no ~/.jupyter
+        # configuration (Spawner.disable_user_config) and no user site-packages (a .pth file)
+        "PYTHONNOUSERSITE": "1",
         "MLP_POOL": str(pool),
         "MLP_POOL_DEP": pool_dep,
+        # the kernels' work folders on the student's own disk, each a copy of the image's
+        # prebuilt template (kept across restarts of their server)
+        "MLP_KERNEL_HOME": STUDENT_KERNEL_HOME,
+        "MLP_KERNEL_TEMPLATE": IMAGE_KERNEL_HOME + "/slots/template",
         # the numeric libraries' threads: the cores this container may use
         "OPENBLAS_NUM_THREADS": threads,
         "RAYON_NUM_THREADS": threads,
     }
 
     def make_home(spawner):
-        """The student's home volume, theirs alone (their uid, 0700); a home made by an
-        earlier version for uid 1000 is given to them, with everything in it."""
+        """The student's home, theirs alone (their uid, 0700), on a disk of its own
+        (MLP_HUB_DISK, mlp_lab/hub/disks.py); a home made by an earlier version for another
+        uid is given to them, with everything in it."""
         home = os.path.join(homes, spawner.escaped_name)
         uid = student_uid(spawner)
         os.makedirs(home, exist_ok=True)
+        if disks.size():
+            disks.attach(state, spawner.escaped_name, home, uid, USER_GID)
         if os.stat(home).st_uid != uid:
             for path in [home] + [os.path.join(d, n) for d, ds, fs in os.walk(home) for n in ds + fs]:
                 os.lchown(path, uid, USER_GID)
         os.chmod(home, 0o700)
 
+    def unmount_home(spawner):
+        disks.detach(os.path.join(homes, spawner.escaped_name))
+
     c.Spawner.pre_spawn_hook = make_home
+    c.Spawner.post_stop_hook = unmount_home

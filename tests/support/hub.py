@@ -15,6 +15,7 @@ import uuid
 import nbformat
 
 from mlp_lab.hub import containers as hub_containers
+from mlp_lab.hub import disks
 from mlp_lab.kernel.home import kernel_home
 from mlp_lab.kernel.pool import dep_lines, ready_kernels
 from support import ROOT, VENV_BIN, until
@@ -70,6 +71,7 @@ class Hub:
 
         if until(answers, 120):
             return
+        self.stop()
         raise SystemExit("the hub did not answer; see target/hub/hub.log")
 
     def release(self, course=None):
@@ -107,11 +109,17 @@ class Hub:
         raise RuntimeError("%s's server did not become ready" % user)
 
     def stop(self):
-        """The hub first (it stops the students' servers and the proxy), then whatever
-        of its process group is left."""
-        self.proc.terminate()
+        """As Ctrl-C on `make hub` stops it: SIGINT to the hub's whole process group (the
+        hub stops the students' containers and the proxy, its podman service outlives the
+        signal until then); then whatever of the group is left. Returns the containers
+        running before and after."""
+        before = self.containers()
         try:
-            self.proc.wait(60)
+            os.killpg(self.proc.pid, signal.SIGINT)
+        except ProcessLookupError:
+            pass
+        try:
+            self.proc.wait(90)
         except subprocess.TimeoutExpired:
             pass
         for sig in (signal.SIGTERM, signal.SIGKILL):
@@ -121,6 +129,11 @@ class Hub:
                 break
             time.sleep(2)
         self.proc.wait(10)
+        after = self.containers()
+        if CONTAINERS:
+            print("  SIGINT to the hub's process group (Ctrl-C on make hub): %d student containers before, %d after%s"
+                  % (len(before), len(after), (": " + " ".join(after)) if after else ""), flush=True)
+        return before, after
 
     def leftovers(self):
         """Processes of this hub still running (their command line or environment names
@@ -130,7 +143,8 @@ class Hub:
         left = [(pid, v[3][:120]) for pid, v in processes().items()
                 if pid != os.getpid() and (self.state in v[3] or self.state in v[2] or mark in v[2]
                                            or "mlp_lab.kernel --pool" in v[3] or pid in warm)]
-        return left + ["container %s" % name for name in self.containers()]
+        return (left + ["container %s" % name for name in self.containers()]
+                + ["disk mounted at %s" % path for path in disks.mounted(self.state)])
 
     def inspect(self, user):
         """podman's description of `user`'s container, or None."""
