@@ -2,7 +2,7 @@
 //!
 //! With the `blas` feature (the default), every `.dot()` of a large enough `f64` matrix,
 //! the library's and the notebooks' own code alike, is OpenBLAS's DGEMM (ndarray's `blas`
-//! feature, Debian's libopenblas linked by openblas-src). OpenBLAS starts as many threads
+//! feature, Debian's libopenblas linked by this module). OpenBLAS starts as many threads
 //! as the machine has cores; when this library is loaded it lowers that to the cores this
 //! process may use ([`std::thread::available_parallelism`]: the CPU affinity and a
 //! container's CPU limit), never more, so that a student's container with a limit of one
@@ -34,6 +34,10 @@ pub fn build_info() -> String {
 mod imp {
     use std::ffi::{CStr, c_char, c_int};
 
+    // Debian's libopenblas (libopenblas-dev), linked here: it gives ndarray's cblas-sys its
+    // `cblas_dgemm` as well (blas-src/openblas-src would link the same library, with 130
+    // build-time packages that every kernel's rust-analyzer reads: docs/performance.md)
+    #[link(name = "openblas")]
     unsafe extern "C" {
         fn openblas_get_config() -> *const c_char;
         fn openblas_get_corename() -> *const c_char;

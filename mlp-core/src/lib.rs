@@ -35,9 +35,6 @@
 #[cfg(test)]
 extern crate self as mlp_core;
 
-// ndarray's `blas` feature needs a BLAS linked in: OpenBLAS (blas.rs)
-#[cfg(feature = "blas")]
-extern crate blas_src;
 
 mod batch;
 mod blas;
