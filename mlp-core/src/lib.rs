@@ -35,7 +35,6 @@
 #[cfg(test)]
 extern crate self as mlp_core;
 
-
 mod batch;
 mod blas;
 mod check;
