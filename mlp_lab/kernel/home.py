@@ -53,13 +53,18 @@ rustc-wrapper = "%s"
 """ % os.path.join(HERE, "rustc_progress.sh")
 
 
-def write_if_changed(path, text):
+def read_text(path):
+    """A file's text, or None when it cannot be read."""
     try:
         with open(path) as f:
-            if f.read() == text:
-                return
-    except FileNotFoundError:
-        pass
+            return f.read()
+    except OSError:
+        return None
+
+
+def write_if_changed(path, text):
+    if read_text(path) == text:
+        return
     tmp = "%s.%d" % (path, os.getpid())
     with open(tmp, "w") as f:
         f.write(text)
@@ -84,14 +89,6 @@ def template_stamp(home):
     """When the template was last prebuilt (its prebuilt.stamp's time), or None."""
     try:
         return "%.6f" % os.path.getmtime(os.path.join(template_slot(home), "prebuilt.stamp"))
-    except OSError:
-        return None
-
-
-def read_text(path):
-    try:
-        with open(path) as f:
-            return f.read()
     except OSError:
         return None
 
