@@ -196,6 +196,9 @@ bench: venv data build kernel
 NBGRADER   := $(CURDIR)/$(VENV)/bin/nbgrader
 # (nbgrader runs alembic from PATH)
 GRADER_ENV := PATH=$(CURDIR)/$(VENV)/bin:$$PATH
+# nbgrader's steps on what students wrote run as the grader account, never as root
+# (mlp_lab/course/grader.py; as another user, as that user)
+AS_GRADER  := $(GRADER_ENV) $(CURDIR)/$(PY) -m mlp_lab.course.grader --course $(CURDIR)/course
 STUDENT    := student/mlp
 
 # notebooks/ (the solved edition with nbgrader's cell metadata) is the source; the
@@ -218,8 +221,8 @@ course/release/mlp:
 # students at a time (default: twice the cores); MLP_GRADE_CELL_TIMEOUT seconds a cell (300).
 autograde: kernel data course/release/mlp image
 	$(GRADER_ENV) $(PY) -m mlp_lab.course.autograde
-	cd course && $(GRADER_ENV) $(NBGRADER) generate_feedback mlp --force
-	cd course && $(GRADER_ENV) $(NBGRADER) export --to grades.csv
+	cd course && $(AS_GRADER) $(NBGRADER) generate_feedback mlp --force
+	cd course && $(AS_GRADER) $(NBGRADER) export --to grades.csv
 	@echo "grades: course/grades.csv; feedback: course/feedback/<student>/mlp/"
 
 # Twelve submissions graded as a student's would be (the solved edition, the blank
@@ -255,12 +258,19 @@ $(HUB_INSTALLED): deploy/requirements.txt $(VENV)/.installed
 PODMAN := /usr/bin/podman
 $(PODMAN):
 	$$([ "$$(id -u)" = 0 ] || echo sudo) apt-get update -qq
-	DEBIAN_FRONTEND=noninteractive $$([ "$$(id -u)" = 0 ] || echo sudo) apt-get install -y -qq podman runc debootstrap iproute2 e2fsprogs
+	DEBIAN_FRONTEND=noninteractive $$([ "$$(id -u)" = 0 ] || echo sudo) apt-get install -y -qq podman runc debootstrap iproute2 e2fsprogs acl
 
 # The course image (deploy/Dockerfile): one student's JupyterLab with the Rust kernel and
 # mlp-core compiled, built with podman from a Debian base made by debootstrap; rebuilt
 # only when what goes into it changed (deploy/build-image.sh).
-image: kernel data course/release/mlp $(PODMAN)
+# Debian's acl: the grader account's ACLs (mlp_lab/course/grader.py), on a machine whose
+# podman came without it
+SETFACL := /usr/bin/setfacl
+$(SETFACL):
+	$$([ "$$(id -u)" = 0 ] || echo sudo) apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $$([ "$$(id -u)" = 0 ] || echo sudo) apt-get install -y -qq acl
+
+image: kernel data course/release/mlp $(PODMAN) $(SETFACL)
 	EVCXR=$(EVCXR) deploy/build-image.sh
 
 # Everything a hub needs, built once: the students' containers (the course image), unless

@@ -28,7 +28,7 @@ import shutil
 import sys
 
 from mlp_lab import ROOT
-from mlp_lab.course import formgrader
+from mlp_lab.course import formgrader, grader
 from mlp_lab.hub import containers as hub_containers
 from mlp_lab.kernel.home import kernel_home
 
@@ -44,7 +44,11 @@ c.JupyterHub.ip = os.environ.get("MLP_HUB_IP", "127.0.0.1")
 c.JupyterHub.port = int(os.environ.get("MLP_HUB_PORT", "8000"))
 c.JupyterHub.hub_ip = "127.0.0.1"
 c.JupyterHub.hub_port = int(os.environ.get("MLP_HUB_API_PORT", "8081"))
-c.JupyterHub.db_url = "sqlite:///" + os.path.join(STATE, "jupyterhub.sqlite")
+DATABASE = os.path.join(STATE, "jupyterhub.sqlite")
+c.JupyterHub.db_url = "sqlite:///" + DATABASE
+# the hub's database is root's alone (the grader account may pass through this folder)
+os.close(os.open(DATABASE, os.O_CREAT | os.O_WRONLY, 0o600))
+os.chmod(DATABASE, 0o600)
 c.JupyterHub.cookie_secret_file = os.path.join(STATE, "jupyterhub_cookie_secret")
 c.JupyterHub.pid_file = os.path.join(STATE, "jupyterhub.pid")
 c.ConfigurableHTTPProxy.command = [os.path.join(ROOT, ".tools", "npm", "node_modules", ".bin",
@@ -97,7 +101,13 @@ c.Spawner.disable_user_config = True
 c.Spawner.start_timeout = 120
 c.Spawner.http_timeout = 120
 if ISOLATION == "containers":
-    hub_containers.configure(c, STATE, pool=int(POOL), pool_dep=os.environ.get("MLP_HUB_POOL_DEP", ""))
+    # the grader account (mlp_lab/course/grader.py): the exchange's course folder is its,
+    # and the course service below runs as it
+    COURSE = os.environ.get("MLP_HUB_COURSE") or os.path.join(ROOT, "course")
+    GRADER = grader.prepare(COURSE)
+    grader.grant_passage(os.path.join(STATE, "homes"), GRADER)
+    hub_containers.configure(c, STATE, pool=int(POOL), pool_dep=os.environ.get("MLP_HUB_POOL_DEP", ""),
+                             grader=(GRADER.pw_uid, GRADER.pw_gid))
 elif ISOLATION == "none":
     # one operating-system user for the whole class (JupyterHub's SimpleLocalProcessSpawner):
     # the hub keeps students out of each other's servers and API, not out of each other's
@@ -169,11 +179,12 @@ c.JupyterHub.load_roles = [
 ]
 if ISOLATION == "containers":
     # the instructor's server: JupyterLab with nbgrader's Formgrader in the course folder,
-    # on this machine as the hub's user (grading starts the sandbox's containers), at
+    # on this machine as the grader account (never root: everything it reads or runs of a
+    # student's goes through it; grading starts the sandbox's rootless containers), at
     # /services/course/ for the admin and MLP_HUB_GRADERS (nbgrader's "shared formgrader
-    # service" set-up). The course folder and the gradebook are never mounted in a
-    # student's container; the exchange is the only way between them.
-    COURSE = os.environ.get("MLP_HUB_COURSE") or os.path.join(ROOT, "course")
+    # service" set-up, with JupyterHub's own `user` of a service). The course folder and
+    # the gradebook are never mounted in a student's container; the exchange is the only
+    # way between them.
     GRADERS = [name for name in os.environ.get("MLP_HUB_GRADERS", "").split(",") if name]
     # Formgrader typesets formulas with the MathJax from npm, not from a CDN
     # (mlp_lab/course/formgrader.py)
@@ -184,25 +195,22 @@ if ISOLATION == "containers":
     c.JupyterHub.services.append({
         "name": "course",
         "url": "http://127.0.0.1:%s" % os.environ.get("MLP_HUB_COURSE_PORT", "8083"),
+        "user": grader.ACCOUNT,
         # no terminals: a shell on this machine is one page away from every notebook the
         # instructor opens here (the instructor's own shell is the one that ran make hub)
         "command": [os.path.join(VENV, "bin", "jupyterhub-singleuser"), "--ServerApp.root_dir=" + COURSE,
                     "--ServerApp.terminals_enabled=False"]
-        + (["--allow-root"] if os.getuid() == 0 else [])
         + (["--ServerApp.extra_static_paths=%s" % formgrader.MATHJAX] if TEMPLATES else []),
         "cwd": COURSE,
         "oauth_no_confirm": True,
         "environment": {
+            **grader.environment(GRADER),
             "JUPYTERHUB_DEFAULT_URL": "/formgrader",
             # Formgrader's submission pages with a Content-Security-Policy (mlp_lab/course/formgrader.py)
             "JUPYTER_CONFIG_PATH": os.path.join(ROOT, "deploy", "course-config"),
-            "PATH": os.path.join(VENV, "bin") + os.pathsep + os.environ.get("PATH", ""),
-            "HOME": os.path.expanduser("~"),
             "MLP_HUB_STATE": STATE,
-            "MLP_KERNEL_HOME": kernel_home(),
             **({"JUPYTER_PATH": TEMPLATES} if TEMPLATES else {}),
-            "RUSTUP_HOME": os.environ.get("RUSTUP_HOME", os.path.expanduser("~/.rustup")),
-            "CARGO_HOME": os.environ.get("CARGO_HOME", os.path.expanduser("~/.cargo")),
+            **{k: v for k, v in os.environ.items() if k.startswith("MLP_GRADE")},
         },
     })
     c.JupyterHub.load_roles.append({"name": "graders", "users": [ADMIN] + GRADERS,

@@ -51,6 +51,7 @@ import nbformat
 
 from class_browser import browser
 from mlp_lab.checks import Checks
+from mlp_lab.course import grader
 from mlp_lab.course.preprocessors import in_image
 from mlp_lab.hub.containers import COURSE_ID
 from support import ROOT, VENV_BIN, until
@@ -363,9 +364,50 @@ def grade(c, forged):
                 (status, str(body)[:1500]))
     feedback = c.exchange("feedback")
     released = sorted(os.listdir(feedback))
-    t.check("feedback released: %d files, each readable by its student alone" % len(released),
-            len(released) >= 6 and all(os.stat(os.path.join(feedback, f)).st_mode & 0o077 == 0 for f in released),
-            released)
+    readers = {f: feedback_reader(os.path.join(feedback, f)) for f in released}
+    uids = {os.stat(os.path.join(hub.state, "homes", s)).st_uid for s in c.students}
+    t.check("feedback released: %d files, each the grader's and readable by its student's uid alone (an ACL)"
+            % len(released), len(released) >= 6 and all(r in uids for r in readers.values()), readers)
+    graders_own(c)
+
+
+def feedback_reader(path):
+    """The one uid besides the grader's group a released feedback file lets read it (its
+    ACL, getfacl's numeric form), or why not."""
+    st = os.stat(path)
+    if st.st_uid != grader.account().pw_uid or st.st_mode & 0o007:
+        return "uid %d, mode %o" % (st.st_uid, st.st_mode & 0o777)
+    acl = subprocess.run(["getfacl", "-cn", path], capture_output=True, text=True).stdout.split()
+    named = [int(e.split(":")[1]) for e in acl if e.startswith("user:") and e.split(":")[1]]
+    return named[0] if len(named) == 1 else "ACL " + " ".join(acl)
+
+
+def graders_own(c):
+    """Nothing that read what students wrote ran as root: the course service's processes
+    are the grader account's, and every file collect, autograde and Formgrader wrote."""
+    t, entry = c.t, grader.account()
+
+    def proc(pid, name):
+        try:
+            with open("/proc/%s/%s" % (pid, name), "rb") as f:
+                return f.read()
+        except OSError:
+            return b""
+
+    service = [pid for pid in os.listdir("/proc") if pid.isdigit() and b"jupyterhub-singleuser" in proc(pid, "cmdline")
+               and c.course.encode() in proc(pid, "cmdline")]
+    uids = {int(line.split()[1]) for pid in service for line in proc(pid, "status").decode().splitlines()
+            if line.startswith("Uid:")}
+    print("  the course service (Formgrader): pids %s, uid %s (%s is uid %d)"
+          % (service, uids, grader.ACCOUNT, entry.pw_uid))
+    t.check("the course service runs as the grader account %s, not root" % grader.ACCOUNT,
+            service and uids == {entry.pw_uid}, (service, uids))
+    made = [os.path.join(d, n) for part in ("submitted", "autograded", "feedback", "refused", "gradebook.db")
+            for d, ds, fs in os.walk(os.path.join(c.course, part)) for n in ds + fs]
+    made += [os.path.join(c.course, "gradebook.db")]
+    roots = [p for p in made if os.lstat(p).st_uid == 0]
+    t.check("what collect, autograde and Formgrader wrote in the course (%d files) is the grader's, none root's"
+            % len(made), made and not roots, roots[:10])
 
 
 def fetch_feedback(c):
@@ -389,7 +431,7 @@ def fetch_feedback(c):
         t.check("%s's feedback is theirs (names no other student)" % user, html and not others, others)
     feedback = c.exchange("feedback")
     bob_uid = os.stat(os.path.join(hub.state, "homes", "bob")).st_uid
-    mine = [f for f in os.listdir(feedback) if os.stat(os.path.join(feedback, f)).st_uid == bob_uid]
+    mine = [f for f in os.listdir(feedback) if feedback_reader(os.path.join(feedback, f)) == bob_uid]
     if mine:
         said = c.attack("ann", ['try_read("reading bob\'s feedback", "/srv/nbgrader/exchange/mlp-lab/feedback/%s");'
                                 % mine[0]])

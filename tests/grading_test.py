@@ -42,6 +42,7 @@ import tempfile
 import nbformat
 
 from mlp_lab.checks import Tally
+from mlp_lab.course import grader as grader_account
 from support import ROOT
 from support.course import append, edit, feedback_lines, hand_in, scratch_course
 
@@ -261,10 +262,17 @@ def main():
         print(slept, end="")
         check(graded.returncode == 0, "autograde: every submission graded (exit %d)%s" % (
             graded.returncode, "" if graded.returncode == 0 else "\n" + graded.stderr[-3000:]))
-        out = subprocess.run([NBGRADER, "generate_feedback", "mlp", "--force"], cwd=course,
+        account = grader_account.account()
+        made = [os.path.join(d, n) for d, ds, fs in os.walk(os.path.join(course, "autograded")) for n in ds + fs]
+        others = [p for p in made if os.lstat(p).st_uid != account.pw_uid]
+        check(made and not others, "autograde ran as the grader account %s (uid %d), not root: the %d files it "
+              "wrote are its%s" % (grader_account.ACCOUNT, account.pw_uid, len(made), others[:5] if others else ""))
+        # as make autograde runs them: as the grader account
+        as_grader = [sys.executable, "-m", "mlp_lab.course.grader", "--course", course, NBGRADER]
+        out = subprocess.run(as_grader + ["generate_feedback", "mlp", "--force"], cwd=course,
                              capture_output=True, text=True)
         check(out.returncode == 0, "generate_feedback" + ("" if out.returncode == 0 else ": " + out.stderr[-2000:]))
-        out = subprocess.run([NBGRADER, "export", "--to", "grades.csv"], cwd=course, capture_output=True, text=True)
+        out = subprocess.run(as_grader + ["export", "--to", "grades.csv"], cwd=course, capture_output=True, text=True)
         check(out.returncode == 0 and os.path.exists(os.path.join(course, "grades.csv")), "export grades.csv")
 
         from nbgrader.api import Gradebook

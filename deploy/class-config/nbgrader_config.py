@@ -21,17 +21,18 @@ c.Execute.timeout = 300
 
 
 class PrivateSubmit(ExchangeSubmit):
-    """nbgrader's submit, with what is handed in readable by its student alone (and the
-    instructor's service, root on the host): nbgrader leaves it readable by every
-    student, hidden only by its random name."""
+    """nbgrader's submit, with what is handed in readable by its student and the grader
+    account alone: inbound/ is set-group-ID and the grader's (mlp_lab/hub/containers.py),
+    so what is handed in there has the grader's group, which no student is in. nbgrader
+    leaves it readable by every student, hidden only by its random name."""
 
     def copy_files(self):
         super().copy_files()
         handed_in = os.path.join(self.inbound_path, self.assignment_filename)
         for folder, _, files in os.walk(handed_in):
-            os.chmod(folder, 0o700)
+            os.chmod(folder, 0o750)
             for name in files:
-                os.chmod(os.path.join(folder, name), 0o600)
+                os.chmod(os.path.join(folder, name), 0o640)
 
 
 c.ExchangeFactory.submit = PrivateSubmit

@@ -16,7 +16,7 @@ autograded/ folder) happens one student at a time, under a lock on the gradebook
 each holds except while its notebooks run. A student whose autograde fails does not stop
 the others. Each one's log is in target/autograde/<student>.log; the lines printed are
 the student, nbgrader's exit status and the seconds it took. Exits non-zero when one
-failed.
+failed. Started as root, it runs as the grader account (mlp_lab/course/grader.py).
 """
 
 import argparse
@@ -28,6 +28,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from mlp_lab import ROOT
+from mlp_lab.course import grader
 from mlp_lab.course.exchange import inbound
 
 NBGRADER = os.path.join(os.path.dirname(sys.executable), "nbgrader")
@@ -102,6 +103,11 @@ def main():
     args = parser.parse_args()
     if args.jobs < 1:
         parser.error("--jobs (MLP_GRADE_JOBS) must be at least 1, not %d" % args.jobs)
+    # never as root: run as root, this hands over to the grader account (mlp_lab/course/grader.py)
+    args.course, args.logs = os.path.abspath(args.course), os.path.abspath(args.logs)
+    grader.become([sys.executable, "-m", "mlp_lab.course.autograde", "--jobs", str(args.jobs), "--course",
+                   args.course, "--assignment", args.assignment, "--logs", args.logs, *args.students],
+                  course=args.course, gives=[args.logs])
     os.makedirs(args.logs, exist_ok=True)
     collect(args.course, args.assignment, args.logs)
     submitted = os.path.join(args.course, "submitted")

@@ -11,7 +11,7 @@ Three steps are tightened here (nbgrader_config.py sets them as the exchange's c
 the students' side, deploy/class-config/nbgrader_config.py, makes what a student hands in
 readable by them alone):
 
-- `CheckedCollect`: collect runs as root on what students put in `inbound/`, and nbgrader
+- `CheckedCollect`: collect reads what students put in `inbound/`, and nbgrader
   trusts it: it takes a submission's student from its folder name, which a student can
   choose (`nbgrader submit --student someone-else`), its `check_owner` compares the
   folder's owner with a user name the host does not have and only warns, its copy follows
@@ -32,8 +32,14 @@ readable by them alone):
   (autograde restores the line from the gradebook, and its sandbox points it at the
   image again). The exchange serves only the hub's containers: `MLP_HUB_ISOLATION=none`
   hands out the student edition without it.
-- `PrivateFeedback`: each released feedback file belongs to its student's uid and is
-  readable by them alone (nbgrader leaves it readable by anyone who has its name).
+- `PrivateFeedback`: each released feedback file is readable by its student's uid alone
+  (a POSIX ACL entry; the file stays the grader's) and the grader's group: nbgrader leaves
+  it readable by anyone who has its name.
+
+All three run as the grader account (mlp_lab/course/grader.py), never as root: it owns the
+exchange's course folder, and what a student hands in is readable by its group (the
+inbound folder is set-group-ID, nbgrader's own scheme, and a student's submit leaves
+their files readable by that group alone, deploy/class-config).
 """
 
 import contextlib
@@ -43,6 +49,7 @@ import glob
 import os
 import shutil
 import stat
+import subprocess
 import time
 
 import nbformat
@@ -308,5 +315,7 @@ class PrivateFeedback(ExchangeReleaseFeedback):
                 name = notebook_hash(secret=f.read(), notebook_id=os.path.splitext(os.path.basename(html))[0])
             released = os.path.join(self.dest_path, name + ".html")
             if uid and os.path.exists(released):
-                os.chown(released, uid, -1)
-                os.chmod(released, 0o400)
+                # the grader's, readable by its group (the instructor's) and, through an ACL,
+                # by its student's uid: nobody else
+                os.chmod(released, 0o640)
+                subprocess.run(["setfacl", "-m", "u:%d:r" % uid, released], check=True, capture_output=True)

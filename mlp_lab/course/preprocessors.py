@@ -13,6 +13,7 @@ evcxr's error replies lack `ename`/`evalue`, which nbgrader's Execute reads: the
 relay (mlp_lab/kernel/) fills them in.
 """
 
+import contextlib
 import copy
 import fcntl
 import os
@@ -30,6 +31,7 @@ from nbgrader.preprocessors import Execute, NbGraderPreprocessor
 from traitlets import Bool
 
 from mlp_lab import ROOT
+from mlp_lab.course import grader
 from mlp_lab.hub import containers as hub_containers  # the course image and podman's settings
 
 MLP_CORE = os.path.join(ROOT, "mlp-core")
@@ -236,14 +238,18 @@ class SandboxedExecute(Execute):
         mem = os.environ.get("MLP_GRADE_MEM", "3g")
         cpus = os.environ.get("MLP_GRADE_CPUS", "1")
         name = "mlp-grade-%s" % uuid.uuid4().hex[:12]
-        cmd = ["podman", "run", "--rm", "-i", "--name", name, "--network", "none",
-               "--memory", mem, "--memory-swap", mem, "--cpus", cpus,
-               "--pids-limit", "512", "--cap-drop", "ALL", "--cap-add", "SETUID", "--cap-add", "SETGID",
+        # as the grader account (mlp_lab/course/grader.py), rootless podman: the limits are
+        # those of a cgroup of the account's; as root (nbgrader run by hand), podman's own
+        rootless = os.getuid() != 0
+        limits = [] if rootless else ["--memory", mem, "--memory-swap", mem, "--cpus", cpus, "--pids-limit", "512"]
+        cmd = ["podman", "run", "--rm", "-i", "--name", name, "--network", "none", *limits,
+               "--cap-drop", "ALL", "--cap-add", "SETUID", "--cap-add", "SETGID",
                "--security-opt", "no-new-privileges", "--user", "0", "--entrypoint", "python",
                image, "/opt/mlp-lab/execute-notebook.py", str(int(self.timeout or 600)), str(int(left)),
                str(SUBMISSION_TIME.limit)]
         # the runner stops the notebook at its deadline and says why; this is the backstop
-        out, err, code = capped_run(cmd, nbformat.writes(nb).encode(), left + 60, OUTPUT_CAP)
+        with grader.sandbox_cgroup(mem, cpus, 512) if rootless else contextlib.nullcontext() as enter:
+            out, err, code = capped_run(cmd, nbformat.writes(nb).encode(), left + 60, OUTPUT_CAP, enter)
         if code is None:
             subprocess.run(["podman", "rm", "-f", name], env=hub_containers.podman_env(), capture_output=True)
             return None, ("the notebook was stopped at the submission's time limit (MLP_GRADE_TIMEOUT, %d s)"
@@ -281,13 +287,13 @@ SUBMISSION_TIME = Budget()
 OUTPUT_CAP = int(float(os.environ.get("MLP_GRADE_MAX_OUTPUT_MB") or 32) * 2**20)
 
 
-def capped_run(cmd, data, timeout, cap):
+def capped_run(cmd, data, timeout, cap, preexec_fn=None):
     """`cmd` with `data` on its standard input: (its standard output, at most `cap` bytes;
     the last 64 kB of its standard error; its exit status, None when stopped at `timeout`
     seconds). Reading stops at the cap (the process is then killed): what a student's code
     prints never fills the grader's memory."""
     proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            env=hub_containers.podman_env())
+                            env=hub_containers.podman_env(), preexec_fn=preexec_fn)
     got = {"out": bytearray(), "err": bytearray()}
 
     def read(stream, key, limit, keep_tail):

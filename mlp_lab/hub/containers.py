@@ -80,6 +80,7 @@ def start_podman_api(state):
         try:
             with socket.socket(socket.AF_UNIX) as s:
                 s.connect(path)
+            os.chmod(path, 0o600)  # root's podman is root: its socket is root's alone
             return "unix://" + path
         except OSError:
             time.sleep(0.1)
@@ -164,21 +165,31 @@ def student_uid(spawner):
     return UID_BASE + spawner.user.id
 
 
-def make_exchange(state):
+def make_exchange(state, owner):
     """The course's folder of nbgrader's file exchange, made before any student's
     container mounts it, with nbgrader's modes (release_assignment's): `outbound/`
     readable by all, `inbound/` writable but not listable (sticky: no one removes what
-    another handed in), `feedback/` reachable but not listable. Owned by the hub's user
-    (the instructor's grading service), so that no student can make it theirs first."""
+    another handed in; set-group-ID: what is handed in has the grader's group),
+    `feedback/` reachable but not listable. Owned by the grader account (`owner`, its uid
+    and gid: mlp_lab/course/grader.py), so that no student can make it theirs first;
+    what an earlier hub made as root becomes the grader's (the students' own entries
+    stay theirs)."""
     course = os.path.join(state, "exchange", COURSE_ID)
     for path, mode in ((os.path.dirname(course), 0o1777), (course, 0o755), (os.path.join(course, "outbound"), 0o755),
                        (os.path.join(course, "inbound"), 0o3733), (os.path.join(course, "feedback"), 0o711)):
         os.makedirs(path, exist_ok=True)
+        if path != os.path.dirname(course):
+            os.lchown(path, *owner)
         os.chmod(path, mode)
+    for part in ("outbound", "feedback"):
+        for folder, names, files in os.walk(os.path.join(course, part)):
+            for name in names + files:
+                if os.lstat(os.path.join(folder, name)).st_uid == 0:
+                    os.lchown(os.path.join(folder, name), *owner)
     return course
 
 
-def configure(c, state, pool, pool_dep):
+def configure(c, state, pool, pool_dep, grader):
     problem = missing_piece()
     if problem:
         sys.exit("make hub: cannot give each student a container of their own: %s.\n"
@@ -205,7 +216,7 @@ def configure(c, state, pool, pool_dep):
     c.DockerSpawner.use_internal_ip = False
     c.DockerSpawner.host_ip = "127.0.0.1"
     c.DockerSpawner.volumes = {os.path.join(homes, "{username}"): "/home/jovyan",
-                               make_exchange(state): "%s/%s" % (EXCHANGE, COURSE_ID)}
+                               make_exchange(state, grader): "%s/%s" % (EXCHANGE, COURSE_ID)}
     c.DockerSpawner.extra_create_kwargs = lambda spawner: {"user": "%d:%d" % (student_uid(spawner), USER_GID)}
     c.DockerSpawner.notebook_dir = "/home/jovyan"
     mem = os.environ.get("MLP_HUB_MEM", "3G")

@@ -7,6 +7,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 import urllib.parse
@@ -80,7 +81,9 @@ class Hub:
         student's server fetches it into ~/mlp as it starts."""
         if course is None:
             course = os.path.join(ROOT, "course")
-        out = subprocess.run([os.path.join(VENV_BIN, "nbgrader"), "release_assignment", "mlp", "--force"],
+        # (as the grader account, whose the exchange is: mlp_lab/course/grader.py)
+        out = subprocess.run([sys.executable, "-m", "mlp_lab.course.grader", "--course", course,
+                              os.path.join(VENV_BIN, "nbgrader"), "release_assignment", "mlp", "--force"],
                              cwd=course, env=dict(os.environ, MLP_HUB_STATE=self.state), capture_output=True, text=True)
         if out.returncode:
             raise SystemExit("nbgrader release_assignment failed:\n" + out.stderr[-2000:])
