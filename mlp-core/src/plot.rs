@@ -22,7 +22,7 @@ use plotters_bitmap::BitMapBackend;
 
 use crate::error::{MlpError, Result};
 use crate::model::TwoLayerMLP;
-use crate::train::Stats;
+use crate::report::Stats;
 
 /// Figure size in pixels, as matplotlib's `figsize=(10, 8)` at 100 dpi.
 pub const FIGURE_SIZE: (u32, u32) = (1000, 800);

@@ -18,9 +18,10 @@ use crate::gradcheck::{eval_numerical_gradient, rel_error};
 use crate::model::{Grads, Param, TwoLayerMLP};
 use crate::penalty::{Penalty, Reg};
 use crate::pyfmt::py_e;
+use crate::report::{EpochSummary, Stats};
 use crate::rng::NumpyRng;
 use crate::sums::sum_of_squares;
-use crate::train::{EpochSummary, Stats, TrainConfig, reporter_for};
+use crate::train::{TrainConfig, reporter_for};
 
 /// The student's loss: `(loss, grads)` for `X` `(N, D)`, labels `y` `(N,)` and the L2
 /// strength `reg`.

@@ -9,6 +9,7 @@ use crate::engine::{self, Input, OffsetSparse, Workspace, fast_fma, sgd_step};
 use crate::error::{MlpError, Result};
 use crate::model::{Params, TwoLayerMLP};
 use crate::penalty::{Penalty, Reg};
+use crate::report::{EpochSummary, InputKernel, PrintEpochs, Reporter, Silent, Stats};
 use crate::rng::NumpyRng;
 
 /// Above this fraction of stored entries, [`InputKernel::Auto`] keeps the dense
@@ -21,36 +22,7 @@ const SPARSE_MAX_DENSITY: f64 = 0.25;
 /// 0.25 s dense, two 0.354 s against 0.45 s.
 const AUTO_MIN_EPOCHS: usize = 2;
 
-/// How training computes the first layer's products `X W1` and `X^T dZ1`.
-///
-/// Both give the same numbers up to rounding; they differ in speed. An input that is
-/// mostly one value per column (MNIST images, mean-subtracted or not: the background)
-/// is stored as those values plus the entries that differ, and the products read only
-/// those (about a fifth of MNIST's pixels).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-pub enum InputKernel {
-    /// Sparse when at most a quarter of the entries differ from their column's most
-    /// common value, the CPU has fused multiply-add, and the run is long enough (2
-    /// epochs) to repay building the sparse form (about a third of an MNIST epoch);
-    /// dense otherwise.
-    #[default]
-    Auto,
-    /// Always the dense matrix products.
-    Dense,
-    /// Always the sparse form (slow on dense inputs: for testing and comparison).
-    Sparse,
-}
-
 impl InputKernel {
-    /// `"auto"`, `"dense"` or `"sparse"`.
-    pub fn name(self) -> &'static str {
-        match self {
-            InputKernel::Auto => "auto",
-            InputKernel::Dense => "dense",
-            InputKernel::Sparse => "sparse",
-        }
-    }
-
     /// The sparse form of `x`, if this choice takes it for `x`.
     #[cfg(feature = "solutions")]
     fn sparse_form(self, x: ArrayView2<f64>) -> Option<OffsetSparse> {
@@ -121,73 +93,6 @@ impl TrainConfig {
     }
 }
 
-/// What training records, as the problem set's returned dict.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct Stats {
-    /// The minibatch loss of every iteration.
-    pub loss_history: Vec<f64>,
-    /// The Frobenius norm of `dW1` of every iteration.
-    pub grad_magnitude_history: Vec<f64>,
-    /// Accuracy on the last minibatch of every epoch.
-    pub train_acc_history: Vec<f64>,
-    /// Accuracy on the whole validation set after every epoch.
-    pub val_acc_history: Vec<f64>,
-    /// The kernel training used for the training set: [`InputKernel::Dense`] or
-    /// [`InputKernel::Sparse`] ([`InputKernel::Auto`] before any training).
-    pub kernel: InputKernel,
-}
-
-impl Stats {
-    /// The last minibatch loss, `stats['loss_history'][-1]` (NaN before any training).
-    pub fn final_loss(&self) -> f64 {
-        self.loss_history.last().copied().unwrap_or(f64::NAN)
-    }
-}
-
-/// One epoch's summary, handed to a [`Reporter`].
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct EpochSummary {
-    /// 1-based.
-    pub epoch: usize,
-    pub num_epochs: usize,
-    /// The last minibatch loss of the epoch.
-    pub loss: f64,
-    pub train_acc: f64,
-    pub val_acc: f64,
-    /// The learning rate this epoch used.
-    pub learning_rate: f64,
-}
-
-impl EpochSummary {
-    /// The problem set's line: `Epoch %d: loss %f, train_acc %f, val_acc %f`.
-    pub fn line(&self) -> String {
-        format!(
-            "Epoch {}: loss {:.6}, train_acc {:.6}, val_acc {:.6}",
-            self.epoch, self.loss, self.train_acc, self.val_acc
-        )
-    }
-}
-
-/// Receives progress while training runs. Both methods do nothing by default.
-pub trait Reporter {
-    /// After each SGD step: 1-based epoch, 0-based iteration in the epoch, iterations
-    /// per epoch, and the minibatch loss.
-    fn iteration(
-        &mut self,
-        _epoch: usize,
-        _iteration: usize,
-        _iterations_per_epoch: usize,
-        _loss: f64,
-    ) {
-    }
-    /// After each epoch.
-    fn epoch(&mut self, _summary: &EpochSummary) {}
-}
-
-/// Reports nothing.
-pub struct Silent;
-impl Reporter for Silent {}
-
 /// The reporter a `train` call uses: nothing; with `config.verbose` the problem set's
 /// epoch lines; and in a notebook's kernel those lines under a live figure of the
 /// training so far ([`crate::live`]).
@@ -198,14 +103,6 @@ pub(crate) fn reporter_for(config: &TrainConfig) -> Box<dyn Reporter> {
         Box::new(crate::live::LiveTraining::new(config.num_epochs))
     } else {
         Box::new(PrintEpochs)
-    }
-}
-
-/// Prints the problem set's epoch line to standard output.
-pub struct PrintEpochs;
-impl Reporter for PrintEpochs {
-    fn epoch(&mut self, summary: &EpochSummary) {
-        println!("{}", summary.line());
     }
 }
 
