@@ -1,10 +1,11 @@
-//! What the command shows while training: the problem set's epoch lines on standard
-//! output and, when standard error is a terminal, a progress bar there.
+//! What the command shows while training (a [`Reporter`]): the problem set's epoch lines
+//! on standard output ([`PrintEpochs`]) and, when standard error is a terminal, a
+//! progress bar there.
 
 use std::io::IsTerminal;
 
 use indicatif::{ProgressBar, ProgressStyle};
-use mlp_core::{EpochSummary, Reporter};
+use mlp_core::{EpochSummary, PrintEpochs, Reporter};
 
 pub struct TrainProgress {
     bar: Option<ProgressBar>,
@@ -46,15 +47,14 @@ impl Reporter for TrainProgress {
     }
 
     fn epoch(&mut self, summary: &EpochSummary) {
-        let line = summary.line();
         match &self.bar {
             Some(bar) => {
                 if self.print_epochs {
-                    bar.suspend(|| println!("{line}"));
+                    bar.suspend(|| PrintEpochs.epoch(summary));
                 }
                 bar.inc(1);
             }
-            None if self.print_epochs => println!("{line}"),
+            None if self.print_epochs => PrintEpochs.epoch(summary),
             None => {}
         }
     }

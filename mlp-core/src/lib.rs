@@ -51,6 +51,7 @@ mod npy;
 mod penalty;
 pub mod plot;
 mod pyfmt;
+mod report;
 mod rng;
 mod student;
 mod sums;
@@ -72,13 +73,14 @@ pub use plot::{
     show_net_weights, show_weight_grids, visualize_grid,
 };
 pub use pyfmt::{numpy_str, py_e, py_float};
+pub use report::{EpochSummary, InputKernel, PrintEpochs, Reporter, Silent, Stats};
 pub use rng::NumpyRng;
 pub use student::{
     Implementation, LossFn, PredictFn, StepFn, check_below, check_close, checked_loss,
     gradient_check, points,
 };
 pub use toy::Toy;
-pub use train::{EpochSummary, InputKernel, PrintEpochs, Reporter, Silent, Stats, TrainConfig};
+pub use train::TrainConfig;
 
 /// The crates notebooks need alongside this one, re-exported so that a single
 /// `:dep mlp-core` brings matching versions.

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 
 use crate::plot::plot_progress;
-use crate::train::{EpochSummary, PrintEpochs, Reporter};
+use crate::report::{EpochSummary, PrintEpochs, Reporter};
 
 /// The start of a display line on standard output.
 pub const DISPLAY_MARKER: &str = "MLP_KERNEL_DISPLAY ";

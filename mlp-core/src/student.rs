@@ -18,9 +18,10 @@ use crate::gradcheck::{eval_numerical_gradient, rel_error};
 use crate::model::{Grads, Param, TwoLayerMLP};
 use crate::penalty::{Penalty, Reg};
 use crate::pyfmt::py_e;
+use crate::report::Stats;
 use crate::rng::NumpyRng;
 use crate::sums::sum_of_squares;
-use crate::train::{EpochSummary, Stats, TrainConfig, reporter_for};
+use crate::train::{Learner, TrainConfig, reporter_for, sgd};
 
 /// The student's loss: `(loss, grads)` for `X` `(N, D)`, labels `y` `(N,)` and the L2
 /// strength `reg`.
@@ -97,59 +98,48 @@ impl Implementation {
         check_xy("train (training set)", x.view(), y.view(), d, c)?;
         check_xy("train (validation set)", x_val.view(), y_val.view(), d, c)?;
         let mut reporter = reporter_for(config);
-        let reg = Reg { penalty: config.penalty, strength: config.reg };
-        let num_train = x.nrows();
-        let batch = config.batch_size.min(num_train);
-        let iterations_per_epoch = (num_train / config.batch_size).max(1);
-        let mut stats = Stats::default();
-        let mut learning_rate = config.learning_rate;
+        let batch = config.batch_rows(x.nrows());
         // each minibatch is copied into the same arrays (numpy's X[idx], without an
         // allocation a step)
-        let (mut xb, mut yb) = (Array2::zeros((batch, d)), Array1::zeros(batch));
-        rng.seed(config.seed);
-        for epoch in 1..=config.num_epochs {
-            let perm = rng.permutation(num_train);
-            let mut loss = f64::NAN;
-            for it in 0..iterations_per_epoch {
-                let idx = &perm[it * batch..(it + 1) * batch];
-                batch::copy_rows(x.view(), idx, xb.view_mut());
-                yb.iter_mut().zip(idx).for_each(|(label, &i)| *label = y[i]);
-                let grads;
-                // (X, y and reg were checked above: not again for every minibatch)
-                (loss, grads) = call_loss(self.loss, net, &xb, &yb, reg)?;
-                if !loss.is_finite() {
-                    let suggested = learning_rate / 10.0;
-                    let iteration = it + 1;
-                    return Err(MlpError::Diverged {
-                        epoch,
-                        iteration,
-                        loss,
-                        learning_rate,
-                        suggested,
-                    });
-                }
-                stats.loss_history.push(loss);
-                (self.sgd_step)(net, &grads, learning_rate);
-                stats.grad_magnitude_history.push(sum_of_squares(&grads.w1).sqrt());
-                reporter.iteration(epoch, it, iterations_per_epoch, loss);
-            }
-            // (the last minibatch's accuracy, as the problem set's train reports it)
-            let train_acc = hits(self.predict(net, &xb)?.view(), yb.view());
-            let val_acc = hits(self.predict(net, x_val)?.view(), y_val.view());
-            stats.train_acc_history.push(train_acc);
-            stats.val_acc_history.push(val_acc);
-            let num_epochs = config.num_epochs;
-            reporter.epoch(&EpochSummary {
-                epoch,
-                num_epochs,
-                loss,
-                train_acc,
-                val_acc,
-                learning_rate,
-            });
-            learning_rate *= config.learning_rate_decay;
+        let (xb, yb) = (Array2::zeros((batch, d)), Array1::zeros(batch));
+        let mut run = StudentRun { code: self, net, x, y, x_val, y_val, reg: config.reg(), xb, yb };
+        sgd(&mut run, rng, x.nrows(), config, &mut *reporter)
+    }
+}
+
+/// A training run over a student's functions: what the loop ([`sgd`]) asks for.
+struct StudentRun<'a> {
+    code: &'a Implementation,
+    net: &'a mut TwoLayerMLP,
+    x: &'a Array2<f64>,
+    y: &'a Array1<usize>,
+    x_val: &'a Array2<f64>,
+    y_val: &'a Array1<usize>,
+    reg: Reg,
+    /// The minibatch.
+    xb: Array2<f64>,
+    yb: Array1<usize>,
+}
+
+impl Learner for StudentRun<'_> {
+    fn step(&mut self, rows: &[usize], learning_rate: f64) -> Result<(f64, f64)> {
+        let idx = &rows[..self.yb.len()];
+        batch::copy_rows(self.x.view(), idx, self.xb.view_mut());
+        self.yb.iter_mut().zip(idx).for_each(|(label, &i)| *label = self.y[i]);
+        // (X, y and reg were checked above: not again for every minibatch)
+        let (loss, grads) = call_loss(self.code.loss, self.net, &self.xb, &self.yb, self.reg)?;
+        if !loss.is_finite() {
+            return Ok((loss, f64::NAN));
         }
-        Ok(stats)
+        (self.code.sgd_step)(self.net, &grads, learning_rate);
+        Ok((loss, sum_of_squares(&grads.w1).sqrt()))
+    }
+
+    fn accuracies(&mut self, _last: &[usize]) -> Result<(f64, f64)> {
+        // (the minibatch holds the epoch's last)
+        let train_acc = hits(self.code.predict(self.net, &self.xb)?.view(), self.yb.view());
+        let val_acc = hits(self.code.predict(self.net, self.x_val)?.view(), self.y_val.view());
+        Ok((train_acc, val_acc))
     }
 }
 

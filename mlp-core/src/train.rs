@@ -1,69 +1,23 @@
 //! Minibatch SGD with learning-rate decay, exactly as the problem set's
-//! `TwoLayerMLP.train`.
+//! `TwoLayerMLP.train`: the settings ([`TrainConfig`]), the loop ([`sgd`], written once
+//! for the library's `TwoLayerMLP::train` and a student's
+//! [`crate::Implementation::train`]), and which [`Reporter`] a run reports to.
+//!
+//! The loop asks a [`Learner`] for each minibatch's step and each epoch's accuracies:
+//! the engine's trainer (`engine/trainer.rs`, the `solutions` feature) or the student's
+//! functions (`student.rs`).
 
-use ndarray::{Array2, ArrayView1, ArrayView2, AsArray, Ix1, Ix2};
+#[cfg(feature = "solutions")]
+use ndarray::{AsArray, Ix1, Ix2};
 
 use crate::check::{check_non_negative, check_nonzero, check_positive, check_xy};
 #[cfg(feature = "solutions")]
-use crate::engine::{self, Input, OffsetSparse, Workspace, fast_fma, sgd_step};
+use crate::engine::{self, Trainer};
 use crate::error::{MlpError, Result};
-use crate::model::{Params, TwoLayerMLP};
+use crate::model::TwoLayerMLP;
 use crate::penalty::{Penalty, Reg};
+use crate::report::{EpochSummary, InputKernel, PrintEpochs, Reporter, Silent, Stats};
 use crate::rng::NumpyRng;
-
-/// Above this fraction of stored entries, [`InputKernel::Auto`] keeps the dense
-/// products. On MNIST (0.19 stored) a sparse step took 300 us against 390 us dense, and
-/// about 240 us of it grows with the entries, so the two meet near 0.25 (docs/performance.md).
-const SPARSE_MAX_DENSITY: f64 = 0.25;
-
-/// Shorter runs than this keep the dense products under [`InputKernel::Auto`]: on MNIST
-/// one epoch took 0.245 s sparse (about 0.09 s of it building the sparse forms) against
-/// 0.25 s dense, two 0.354 s against 0.45 s.
-const AUTO_MIN_EPOCHS: usize = 2;
-
-/// How training computes the first layer's products `X W1` and `X^T dZ1`.
-///
-/// Both give the same numbers up to rounding; they differ in speed. An input that is
-/// mostly one value per column (MNIST images, mean-subtracted or not: the background)
-/// is stored as those values plus the entries that differ, and the products read only
-/// those (about a fifth of MNIST's pixels).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-pub enum InputKernel {
-    /// Sparse when at most a quarter of the entries differ from their column's most
-    /// common value, the CPU has fused multiply-add, and the run is long enough (2
-    /// epochs) to repay building the sparse form (about a third of an MNIST epoch);
-    /// dense otherwise.
-    #[default]
-    Auto,
-    /// Always the dense matrix products.
-    Dense,
-    /// Always the sparse form (slow on dense inputs: for testing and comparison).
-    Sparse,
-}
-
-impl InputKernel {
-    /// `"auto"`, `"dense"` or `"sparse"`.
-    pub fn name(self) -> &'static str {
-        match self {
-            InputKernel::Auto => "auto",
-            InputKernel::Dense => "dense",
-            InputKernel::Sparse => "sparse",
-        }
-    }
-
-    /// The sparse form of `x`, if this choice takes it for `x`.
-    #[cfg(feature = "solutions")]
-    fn sparse_form(self, x: ArrayView2<f64>) -> Option<OffsetSparse> {
-        if self == InputKernel::Dense {
-            return None;
-        }
-        let (offset, density) = OffsetSparse::survey(x);
-        if self == InputKernel::Auto && (density > SPARSE_MAX_DENSITY || !fast_fma()) {
-            return None;
-        }
-        Some(OffsetSparse::new(x, offset, density))
-    }
-}
 
 /// Training settings. `Default` gives the problem set's defaults:
 /// `learning_rate=1e-3, learning_rate_decay=0.95, reg=1e-5, num_epochs=10,
@@ -119,74 +73,17 @@ impl TrainConfig {
         check_nonzero("batch_size", self.batch_size)?;
         Ok(())
     }
-}
 
-/// What training records, as the problem set's returned dict.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct Stats {
-    /// The minibatch loss of every iteration.
-    pub loss_history: Vec<f64>,
-    /// The Frobenius norm of `dW1` of every iteration.
-    pub grad_magnitude_history: Vec<f64>,
-    /// Accuracy on the last minibatch of every epoch.
-    pub train_acc_history: Vec<f64>,
-    /// Accuracy on the whole validation set after every epoch.
-    pub val_acc_history: Vec<f64>,
-    /// The kernel training used for the training set: [`InputKernel::Dense`] or
-    /// [`InputKernel::Sparse`] ([`InputKernel::Auto`] before any training).
-    pub kernel: InputKernel,
-}
+    /// Rows in a minibatch of a training set of `num_train` rows.
+    pub(crate) fn batch_rows(&self, num_train: usize) -> usize {
+        self.batch_size.min(num_train)
+    }
 
-impl Stats {
-    /// The last minibatch loss, `stats['loss_history'][-1]` (NaN before any training).
-    pub fn final_loss(&self) -> f64 {
-        self.loss_history.last().copied().unwrap_or(f64::NAN)
+    /// The penalty and its strength.
+    pub(crate) fn reg(&self) -> Reg {
+        Reg { penalty: self.penalty, strength: self.reg }
     }
 }
-
-/// One epoch's summary, handed to a [`Reporter`].
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct EpochSummary {
-    /// 1-based.
-    pub epoch: usize,
-    pub num_epochs: usize,
-    /// The last minibatch loss of the epoch.
-    pub loss: f64,
-    pub train_acc: f64,
-    pub val_acc: f64,
-    /// The learning rate this epoch used.
-    pub learning_rate: f64,
-}
-
-impl EpochSummary {
-    /// The problem set's line: `Epoch %d: loss %f, train_acc %f, val_acc %f`.
-    pub fn line(&self) -> String {
-        format!(
-            "Epoch {}: loss {:.6}, train_acc {:.6}, val_acc {:.6}",
-            self.epoch, self.loss, self.train_acc, self.val_acc
-        )
-    }
-}
-
-/// Receives progress while training runs. Both methods do nothing by default.
-pub trait Reporter {
-    /// After each SGD step: 1-based epoch, 0-based iteration in the epoch, iterations
-    /// per epoch, and the minibatch loss.
-    fn iteration(
-        &mut self,
-        _epoch: usize,
-        _iteration: usize,
-        _iterations_per_epoch: usize,
-        _loss: f64,
-    ) {
-    }
-    /// After each epoch.
-    fn epoch(&mut self, _summary: &EpochSummary) {}
-}
-
-/// Reports nothing.
-pub struct Silent;
-impl Reporter for Silent {}
 
 /// The reporter a `train` call uses: nothing; with `config.verbose` the problem set's
 /// epoch lines; and in a notebook's kernel those lines under a live figure of the
@@ -201,12 +98,74 @@ pub(crate) fn reporter_for(config: &TrainConfig) -> Box<dyn Reporter> {
     }
 }
 
-/// Prints the problem set's epoch line to standard output.
-pub struct PrintEpochs;
-impl Reporter for PrintEpochs {
-    fn epoch(&mut self, summary: &EpochSummary) {
-        println!("{}", summary.line());
+/// What the training loop asks of whoever computes the steps: the engine's trainer
+/// (`TwoLayerMLP::train`) or a student's functions ([`crate::Implementation::train`]).
+pub(crate) trait Learner {
+    /// The SGD step on the minibatch of the first `batch` rows of `rows` (the rest of the
+    /// epoch's permutation follows them): the minibatch's loss before the step and
+    /// `|dW1|`. A loss that is not finite need not step.
+    fn step(&mut self, rows: &[usize], learning_rate: f64) -> Result<(f64, f64)>;
+    /// After an epoch's steps: the accuracy on its last minibatch (rows `last`) and on
+    /// the validation set.
+    fn accuracies(&mut self, last: &[usize]) -> Result<(f64, f64)>;
+    /// Training stops at the step whose loss was not finite: leave the network as it is.
+    fn diverged(&mut self) {}
+}
+
+/// The problem set's training loop over a training set of `num_train` rows: the
+/// generator re-seeded with `config.seed`, one permutation per epoch, `max(1, N /
+/// batch_size)` steps an epoch, the loss and `|dW1|` of every step, the accuracies after
+/// each epoch, the learning rate multiplied by `config.learning_rate_decay` after it. A
+/// loss that turns NaN or infinite is [`MlpError::Diverged`].
+pub(crate) fn sgd(
+    learner: &mut impl Learner,
+    rng: &mut NumpyRng,
+    num_train: usize,
+    config: &TrainConfig,
+    reporter: &mut dyn Reporter,
+) -> Result<Stats> {
+    let batch = config.batch_rows(num_train);
+    let iterations_per_epoch = (num_train / config.batch_size).max(1);
+    let mut stats = Stats::default();
+    let mut learning_rate = config.learning_rate;
+    rng.seed(config.seed);
+    for epoch in 1..=config.num_epochs {
+        let perm = rng.permutation(num_train);
+        let mut loss = f64::NAN;
+        for it in 0..iterations_per_epoch {
+            let grad_norm;
+            (loss, grad_norm) = learner.step(&perm[it * batch..], learning_rate)?;
+            if !loss.is_finite() {
+                learner.diverged();
+                return Err(MlpError::Diverged {
+                    epoch,
+                    iteration: it + 1,
+                    loss,
+                    learning_rate,
+                    suggested: learning_rate / 10.0,
+                });
+            }
+            stats.loss_history.push(loss);
+            stats.grad_magnitude_history.push(grad_norm);
+            reporter.iteration(epoch, it, iterations_per_epoch, loss);
+        }
+        // (the last minibatch's accuracy, as the problem set's train reports it)
+        let last = (iterations_per_epoch - 1) * batch;
+        let (train_acc, val_acc) = learner.accuracies(&perm[last..last + batch])?;
+        stats.train_acc_history.push(train_acc);
+        stats.val_acc_history.push(val_acc);
+        let num_epochs = config.num_epochs;
+        reporter.epoch(&EpochSummary {
+            epoch,
+            num_epochs,
+            loss,
+            train_acc,
+            val_acc,
+            learning_rate,
+        });
+        learning_rate *= config.learning_rate_decay;
     }
+    Ok(stats)
 }
 
 #[cfg(feature = "solutions")]
@@ -255,156 +214,28 @@ impl TwoLayerMLP {
             let (d, c) = (self.input_size(), self.output_size());
             check_xy("train (training set)", x, y, d, c)?;
             check_xy("train (validation set)", x_val, y_val, d, c)?;
-            Trainer::new(self, x, y, config).run(rng, x_val, y_val, reporter)
+            let (batch, reg) = (config.batch_rows(x.nrows()), config.reg());
+            let (kernel, epochs) = (config.kernel, config.num_epochs);
+            let mut trainer =
+                Trainer::new(self, (x, y), (x_val, y_val), batch, reg, kernel, epochs);
+            let kernel = trainer.kernel();
+            Ok(Stats { kernel, ..sgd(&mut trainer, rng, x.nrows(), config, reporter)? })
         })
     }
 }
 
-/// The training loop's state: buffers allocated once and reused every minibatch.
+/// The engine's trainer as the loop's [`Learner`].
 #[cfg(feature = "solutions")]
-struct Trainer<'n, 'x> {
-    net: &'n mut TwoLayerMLP,
-    x: ArrayView2<'x, f64>,
-    y: ArrayView1<'x, usize>,
-    config: &'n TrainConfig,
-    batch: usize,
-    x_batch: Array2<f64>,
-    y_batch: Vec<usize>,
-    /// The training set's sparse form, when the config's kernel takes it.
-    sparse: Option<OffsetSparse>,
-    ws: Workspace,
-    grads: Params,
-}
-
-#[cfg(feature = "solutions")]
-impl<'n, 'x> Trainer<'n, 'x> {
-    fn new(
-        net: &'n mut TwoLayerMLP,
-        x: ArrayView2<'x, f64>,
-        y: ArrayView1<'x, usize>,
-        config: &'n TrainConfig,
-    ) -> Self {
-        let batch = config.batch_size.min(x.nrows());
-        let (d, h, c) = (net.input_size(), net.hidden_size(), net.output_size());
-        Trainer {
-            net,
-            x,
-            y,
-            config,
-            batch,
-            x_batch: Array2::zeros((batch, d)),
-            y_batch: vec![0; batch],
-            sparse: None,
-            ws: Workspace::new(batch, h, c),
-            grads: Params::zeros(d, h, c),
-        }
+impl Learner for Trainer<'_, '_> {
+    fn step(&mut self, rows: &[usize], learning_rate: f64) -> Result<(f64, f64)> {
+        Ok(Trainer::step(self, rows, learning_rate))
     }
 
-    fn run(
-        mut self,
-        rng: &mut NumpyRng,
-        x_val: ArrayView2<f64>,
-        y_val: ArrayView1<usize>,
-        reporter: &mut dyn Reporter,
-    ) -> Result<Stats> {
-        let num_train = self.x.nrows();
-        let iterations_per_epoch = (num_train / self.config.batch_size).max(1);
-        let mut stats = Stats::default();
-        let mut learning_rate = self.config.learning_rate;
-        // the sparse forms are built here, where both threads can work on them
-        let kernel = match self.config.kernel {
-            InputKernel::Auto if self.config.num_epochs < AUTO_MIN_EPOCHS => InputKernel::Dense,
-            kernel => kernel,
-        };
-        self.sparse = kernel.sparse_form(self.x);
-        stats.kernel = match self.sparse {
-            Some(_) => InputKernel::Sparse,
-            None => InputKernel::Dense,
-        };
-        let val_sparse = kernel.sparse_form(x_val);
-        let val_rows: Vec<usize> = match val_sparse {
-            Some(_) => (0..x_val.nrows()).collect(),
-            None => Vec::new(),
-        };
-        // W1's rows start cache lines (the same values; see aligned_zeros). Where an
-        // allocation lands otherwise changes from build to build: 16 against 19
-        // cycles per entry of the sparse gather.
-        engine::make_aligned(&mut self.net.params.w1);
-        rng.seed(self.config.seed);
-        for epoch in 1..=self.config.num_epochs {
-            let perm = rng.permutation(num_train);
-            let mut loss = f64::NAN;
-            for it in 0..iterations_per_epoch {
-                let grad_norm;
-                (loss, grad_norm) = self.step(&perm[it * self.batch..], learning_rate);
-                if !loss.is_finite() {
-                    self.ws.sync_w1(&mut self.net.params.w1);
-                    return Err(MlpError::Diverged {
-                        epoch,
-                        iteration: it + 1,
-                        loss,
-                        learning_rate,
-                        suggested: learning_rate / 10.0,
-                    });
-                }
-                stats.loss_history.push(loss);
-                stats.grad_magnitude_history.push(grad_norm);
-                reporter.iteration(epoch, it, iterations_per_epoch, loss);
-            }
-            // the sparse steps keep W1 in the workspace: the network's own copy now
-            self.ws.sync_w1(&mut self.net.params.w1);
-            let y_batch = ArrayView1::from(&self.y_batch);
-            let (params, act) = (&self.net.params, self.net.activation);
-            let train_acc = match &self.sparse {
-                Some(s) => {
-                    let last = (iterations_per_epoch - 1) * self.batch;
-                    let idx = &perm[last..last + self.batch];
-                    engine::accuracy_sparse(params, act, s, idx, y_batch)
-                }
-                None => engine::accuracy(params, act, self.x_batch.view(), y_batch),
-            };
-            let val_acc = match &val_sparse {
-                Some(s) => engine::accuracy_sparse(params, act, s, &val_rows, y_val),
-                None => engine::accuracy(params, act, x_val, y_val),
-            };
-            stats.train_acc_history.push(train_acc);
-            stats.val_acc_history.push(val_acc);
-            reporter.epoch(&EpochSummary {
-                epoch,
-                num_epochs: self.config.num_epochs,
-                loss,
-                train_acc,
-                val_acc,
-                learning_rate,
-            });
-            learning_rate *= self.config.learning_rate_decay;
-        }
-        Ok(stats)
+    fn accuracies(&mut self, last: &[usize]) -> Result<(f64, f64)> {
+        Ok(Trainer::accuracies(self, last))
     }
 
-    /// Loss and gradients on the minibatch of the first `batch` rows of `rows`
-    /// (gathered into the reused buffers), then the SGD step `param -= lr * grad`.
-    /// Returns the loss and |dW1|. The next minibatch's rows follow in `rows`, if this
-    /// is not the epoch's last.
-    fn step(&mut self, rows: &[usize], learning_rate: f64) -> (f64, f64) {
-        let (idx, rest) = rows.split_at(self.batch.min(rows.len()));
-        let next = rest.get(..self.batch).unwrap_or_default();
-        for (yb, &i) in self.y_batch.iter_mut().zip(idx) {
-            *yb = self.y[i];
-        }
-        let input = match &self.sparse {
-            Some(s) => Input::Sparse { s, idx, next },
-            None => Input::Gather { src: self.x, idx, buf: &mut self.x_batch },
-        };
-        sgd_step(
-            &mut self.net.params,
-            self.net.activation,
-            input,
-            &self.y_batch,
-            Reg { penalty: self.config.penalty, strength: self.config.reg },
-            learning_rate,
-            &mut self.ws,
-            &mut self.grads,
-        )
+    fn diverged(&mut self) {
+        self.sync_w1();
     }
 }

@@ -14,6 +14,8 @@
 //!
 //! # Map
 //!
+//! - `trainer.rs`: a training run's state and policy (the kernel [`InputKernel`](crate::InputKernel)
+//!   chooses), the step and accuracies the loop in `train.rs` asks for;
 //! - `workspace.rs`: the buffers a step reuses and what it carries to the next;
 //! - `rows.rs`: the forward pass and the backward pass to `dz1` for a block of rows;
 //! - `dense.rs`: the step for a dense batch (rows split between the threads);
@@ -36,6 +38,7 @@ mod sparse;
 mod sparse_step;
 #[cfg(test)]
 mod tests;
+mod trainer;
 mod workspace;
 
 use ndarray::{Array2, ArrayView1, ArrayView2};
@@ -44,6 +47,7 @@ pub(crate) use arrays::make_aligned;
 pub(crate) use gather::fast_fma;
 use matmul::PARALLEL_MIN_WORK;
 pub(crate) use sparse::OffsetSparse;
+pub(crate) use trainer::Trainer;
 pub(crate) use workspace::Workspace;
 
 use crate::model::{Activation, Grads, Params};
