@@ -308,7 +308,8 @@ ANSWERS = r"""
 for path in ["/opt/mlp-lab/mlp-core/src/model.rs", "/opt/mlp-lab/mlp-core/src/train.rs",
              "/opt/mlp-lab/mlp-core/src/gradcheck.rs"] {
     match std::fs::read_to_string(path) {
-        Ok(text) if text.contains("fn forward(") || text.contains("struct Trainer") || text.contains("fn backward")
+        Ok(text) if text.contains("fn forward(") || text.contains("impl Learner for Trainer")
+            || text.contains("fn backward")
             => println!("BREACHED {}: it holds the answers", path),
         Ok(text) => println!("HELD {}: {} lines, no answer in them", path, text.lines().count()),
         Err(e) => println!("HELD {}: {}", path, e),
