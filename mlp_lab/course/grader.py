@@ -155,14 +155,14 @@ def load_image(entry):
     image = hub_containers.course_image()
     if not image:
         return
-    env = dict(os.environ, **environment(entry))
-    if subprocess.run(command(["podman", "image", "exists", image]), env=env).returncode == 0:
+    env, home = dict(os.environ, **environment(entry)), entry.pw_dir  # (the caller's folder may be root's alone)
+    if subprocess.run(command(["podman", "image", "exists", image]), env=env, cwd=home).returncode == 0:
         return
     print("grader: copying the course image %s into %s's store (once per image, 1-2 minutes)" % (image, ACCOUNT),
           file=sys.stderr, flush=True)
     save = subprocess.Popen(["podman", "save", image], stdout=subprocess.PIPE, env=hub_containers.podman_env())
     subprocess.run(command(["podman", "load", "--quiet"]), stdin=save.stdout, check=True,
-                   stdout=subprocess.DEVNULL, env=env)
+                   stdout=subprocess.DEVNULL, env=env, cwd=home)
     save.stdout.close()
     if save.wait():
         sys.exit("grader: podman save %s failed" % image)
@@ -200,7 +200,8 @@ def become(args, course=None, gives=()):
     Elsewhere: returns (the caller goes on as itself)."""
     if os.getuid() != 0:
         return
-    prepare(course, gives)
+    entry = prepare(course, gives)
+    grant_passage(os.getcwd(), entry)  # the command runs where it was started
     sys.stdout.flush()
     sys.stderr.flush()
     keep = {k: v for k, v in os.environ.items() if k.startswith(("MLP_", "PYTHON"))}
