@@ -213,6 +213,17 @@ if ISOLATION == "containers":
             **{k: v for k, v in os.environ.items() if k.startswith("MLP_GRADE")},
         },
     })
+    if os.environ.get("MLP_GRADE_ON_SUBMIT", "1") != "0":
+        # grading on hand-in (mlp_lab/course/on_submit.py): as the grader account too; its
+        # queue on the course service's /grading-queue page
+        c.JupyterHub.services.append({
+            "name": "grading",
+            "user": grader.ACCOUNT,
+            "command": [os.path.join(VENV, "bin", "python"), "-m", "mlp_lab.course.on_submit", "--course", COURSE],
+            "cwd": COURSE,
+            "environment": {**grader.environment(GRADER), "MLP_HUB_STATE": STATE,
+                            **{k: v for k, v in os.environ.items() if k.startswith("MLP_GRADE")}},
+        })
     c.JupyterHub.load_roles.append({"name": "graders", "users": [ADMIN] + GRADERS,
                                     "scopes": ["access:services!service=course"]})
 if os.environ.get("MLP_HUB_TEST_TOKEN"):

@@ -3,11 +3,14 @@ in target/class/: a student's Assignment List (the release listed, Fetch, Submit
 the instructor's Formgrader (the submissions, a written answer graded by hand)."""
 
 import os
+import time
 
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from playwright.sync_api import sync_playwright
 
+from class_on_submit import queue
 from mlp_lab.hub import containers as hub_containers
+from support import until
 from support.course import scores
 from support.http import request
 from support.hub import PASSWORD, formgrader, login
@@ -53,6 +56,22 @@ def browser(c):
         inbound = os.listdir(os.path.join(hub.state, "exchange", hub_containers.COURSE_ID, "inbound"))
         t.check("browser: dan presses Submit: it is in his submitted list and in the exchange",
                 "mlp" in submitted.first.inner_text() and any(h.startswith(c.late + "+") for h in inbound), inbound)
+        # graded on hand-in: the result under the submission, its feedback a click away
+        start = time.time()
+        until(lambda: any(r.get("student") == c.late and r["state"] == "graded" for r in queue(c).values()), 600,
+              step=2)
+        page.locator("#refresh_assignments_list").click()
+        row = page.locator("#submitted_assignments_list .nested_list_item").filter(has_text="graded:")
+        try:
+            row.first.wait_for(timeout=60000)
+            said = row.first.inner_text()
+        except PlaywrightTimeout:
+            said = page.locator("#submitted_assignments_list").inner_text()
+        page.wait_for_timeout(500)
+        shot(page, c.out, "assignment-list-graded")
+        print("  dan's Assignment List %.0f s after Submit: %s" % (time.time() - start, " ".join(said.split())))
+        t.check("browser: dan's Assignment List shows his result under the submission, with a link to its feedback",
+                "graded: 0 of 45 automatic points on the visible checks" in said and "view feedback" in said, said)
 
         page = login_as(c.instructor, PASSWORD * 4, "/services/course/formgrader/manage_submissions/mlp")
         page.locator("#main-table tr").filter(has_text="cat").first.wait_for(timeout=60000)

@@ -50,6 +50,7 @@ from dataclasses import dataclass, field
 import nbformat
 
 from class_browser import browser
+from class_on_submit import graded_on_hand_in
 from mlp_lab.checks import Checks
 from mlp_lab.course import grader
 from mlp_lab.course.preprocessors import in_image
@@ -65,6 +66,9 @@ STUDENTS = ("ann", "bob", "cat")
 AUTOMATIC = 45.0  # the automatic points of the assignment (notebooks 2 and 3)
 # seconds for a validation: it runs notebook 2 on evcxr in the student's container
 VALIDATE_TIMEOUT = 600
+# grading on hand-in (mlp_lab/course/on_submit.py): one at a time here, three an hour a student
+GRADING_ENV = {"MLP_GRADE_JOBS": "1", "MLP_GRADE_RATE": "3"}
+ON_HAND_IN = "Graded on hand-in"  # the note at the top of its feedback
 
 # Rust, from ann's kernel in her container: what she can reach of the exchange
 ATTACK = r'''
@@ -331,7 +335,7 @@ def grade(c, forged):
         said = [line for line in reasons.splitlines() if name in line]
         print("  collect set aside %s: %s" % (name, said[0].split(": ", 1)[-1][:140] if said else "NOT REFUSED"))
         t.check("collect set aside %s, with its reason" % name,
-                os.path.lexists(os.path.join(refused, name)) and said, (os.listdir(refused), reasons[-1500:]))
+                not os.path.lexists(c.exchange("inbound", name)) and said, (os.listdir(refused), reasons[-1500:]))
     marks = scores(course, c.students)
     print("  automatic points: %s" % ", ".join("%s %.0f" % (s, marks.get(s, (0, 0))[0]) for s in c.students))
     t.check("ann's resubmission counts: %.0f of 45" % marks.get("ann", (0, 0))[0],
@@ -419,14 +423,14 @@ def fetch_feedback(c):
         status, listing = contents(hub, user, c.tokens[user], "mlp/feedback")
         stamps = [x["name"] for x in (listing or {}).get("content", [])] if status == 200 else []
         html = ""
-        for stamp in stamps:
+        for stamp in sorted(stamps)[-1:]:  # (earlier ones: feedback graded on hand-in, step 7)
             status, body = contents(hub, user, c.tokens[user], "mlp/feedback/%s/02_toy_network.html" % stamp)
             if status == 200:
                 html = body["content"]
                 with open(os.path.join(OUT, "feedback-%s-02.html" % user), "w") as f:
                     f.write(html)
-        t.check("%s fetched the feedback of their submission (%s)" % (user, stamps),
-                bool(html) and len(stamps) == 1, stamps)
+        t.check("%s fetched the instructor's feedback of their submission (%s)" % (user, stamps),
+                bool(html) and ON_HAND_IN not in html, stamps)
         others = [o for o in c.students if o != user and re.search(r"\b%s\b" % o, html)]
         t.check("%s's feedback is theirs (names no other student)" % user, html and not others, others)
     feedback = c.exchange("feedback")
@@ -447,7 +451,7 @@ def main():
     scratch = tempfile.mkdtemp(prefix="mlp-class-")
     course = scratch_course(scratch)
     os.environ.update(MLP_HUB_COURSE=course, MLP_HUB_COURSE_PORT=str(free_port()))
-    c = Class(t, Hub(pool=1), course)
+    c = Class(t, Hub(pool=1, env=GRADING_ENV), course)
     with_browser = "--browser" in sys.argv
     try:
         enrol(c, with_browser)
@@ -457,6 +461,7 @@ def main():
         forged = attack_exchange(c, bobs)
         grade(c, forged)
         fetch_feedback(c)
+        graded_on_hand_in(c)
         if with_browser:
             browser(c)
     finally:

@@ -4,9 +4,16 @@ fetches feedback through nbgrader's file exchange, whose course folder the hub m
 /srv/nbgrader/exchange/mlp-lab (mlp_lab/hub/containers.py; the instructor's side is
 course/nbgrader_config.py and mlp_lab/course/exchange.py)."""
 
+import copy
+import json
 import os
 
-from nbgrader.exchange.default import ExchangeSubmit
+from nbgrader.coursedir import CourseDirectory
+from nbgrader.exchange import ExchangeFactory
+from nbgrader.exchange.default import ExchangeList, ExchangeSubmit
+from nbgrader.utils import notebook_hash
+
+from mlp_lab.course.on_submit import STATUS_ID  # the name of a submission's status page
 
 c = get_config()  # noqa: F821
 
@@ -36,3 +43,50 @@ class PrivateSubmit(ExchangeSubmit):
 
 
 c.ExchangeFactory.submit = PrivateSubmit
+
+
+class ResultsList(ExchangeList):
+    """nbgrader's list of what was handed in, with each submission's grading on hand-in
+    (mlp_lab/course/on_submit.py) shown under it in the Assignment List: its status page
+    (queued and in which place, grading, graded with the points on the visible checks,
+    or why not) follows the submission's time, and feedback that is ready is fetched into
+    ~/mlp/feedback/<time>/ at once, so that its "(view feedback)" link is there."""
+
+    def parse_assignments(self):
+        assignments = super().parse_assignments()
+        if not (self.inbound or self.cached):
+            return assignments
+        ready = {(a["course_id"], a["assignment_id"]) for a in assignments for s in a.get("submissions", [])
+                 if s.get("has_exchange_feedback") and (not s.get("has_local_feedback") or s.get("feedback_updated"))
+                 and (self.status(s) or {}).get("state") == "graded"}
+        for course_id, assignment_id in sorted(ready):
+            config = copy.deepcopy(self.config)
+            config.CourseDirectory.course_id = course_id
+            config.CourseDirectory.assignment_id = assignment_id
+            try:
+                ExchangeFactory(config=config).FetchFeedback(
+                    coursedir=CourseDirectory(config=config), authenticator=self.authenticator, config=config).start()
+            except Exception as e:  # the list still shows; the Fetch Feedback button is there
+                self.log.warning("fetching the feedback of %s failed: %s", assignment_id, e)
+        if ready:
+            assignments = super().parse_assignments()
+        for assignment in assignments:
+            for submission in assignment.get("submissions", []):
+                status = self.status(submission)
+                if status and status.get("text"):
+                    submission["timestamp"] = "%s · %s" % (submission["timestamp"], status["text"])
+        return assignments
+
+    def status(self, submission):
+        """The grading service's status page of a submission, or None."""
+        try:
+            with open(os.path.join(submission["path"], "submission_secret.txt")) as f:
+                secret = f.read()
+            name = notebook_hash(secret=secret, notebook_id=STATUS_ID) + ".json"
+            with open(os.path.join(self.root, submission["course_id"], "feedback", name)) as f:
+                return json.load(f)
+        except (OSError, ValueError, KeyError):
+            return None
+
+
+c.ExchangeFactory.list = ResultsList

@@ -200,6 +200,53 @@ def check_timestamp(dest):
             raise Refused("its timestamp.txt is not a time nbgrader reads (%s)" % e) from None
 
 
+def check_submission(path, student):
+    """(why the submission at `path`, in `student`'s name, is not taken, or None; its
+    lstat): it must be a folder of the uid the hub gave that student (any uid when no
+    hub's homes are known: nbgrader's check_owner warns), holding only their folders and
+    regular files, MLP_GRADE_MAX_MB at most. Collect and grading on hand-in
+    (mlp_lab/course/on_submit.py) both take a submission through it."""
+    try:
+        st = os.lstat(path)
+        if not stat.S_ISDIR(st.st_mode):
+            return "it is %s, not a folder" % what(path, None, st), st
+        uid = student_uid(student)
+        if uid is not False and st.st_uid != uid:
+            return "it names %s but was handed in by uid %d (%s)" % (
+                student, st.st_uid, "%s is not a student of this hub" % student if uid is None
+                else "%s's uid is %d" % (student, uid)), st
+        read_submission(path, st)
+    except Refused as e:
+        return str(e), None
+    except OSError as e:
+        return "it cannot be read (%s)" % e, None
+    return None, st
+
+
+def make_private(path, uid):
+    """A released feedback page readable by the grader's group and, through an ACL, by
+    the student's `uid`: nobody else (nbgrader leaves it readable by anyone who has its
+    name)."""
+    os.chmod(path, 0o640)
+    subprocess.run(["setfacl", "-m", "u:%d:r" % uid, path], check=True, capture_output=True)
+
+
+def release_private(html, dest, uid):
+    """`html` copied to `dest` in the exchange's feedback folder, private to `uid`
+    (make_private) before it appears under its name."""
+    shutil.copyfile(html, dest + ".new")
+    make_private(dest + ".new", uid)
+    os.replace(dest + ".new", dest)
+
+
+def hidden_name(path, target):
+    """Where set_aside keeps a refused folder it cannot move: beside it in inbound/."""
+    return os.path.join(os.path.dirname(path), REFUSED_PREFIX + os.path.basename(target))
+
+
+REFUSED_PREFIX = ".refused+"
+
+
 class CheckedCollect(ExchangeCollect):
     """nbgrader's collect of plain submissions only (the module's docstring): each name
     nbgrader finds in `inbound/` is checked as nbgrader reads it (`_path_to_record`), a
@@ -229,42 +276,34 @@ class CheckedCollect(ExchangeCollect):
         return {"username": None, "filename": os.path.basename(path), "timestamp": datetime.datetime.min}
 
     def refusal(self, path, student):
-        """Why the submission at `path`, in `student`'s name, is not collected, or None: it
-        must be a folder of the uid the hub gave that student (any uid when no hub's homes
-        are known: nbgrader's check_owner warns), holding only their folders and regular
-        files, MLP_GRADE_MAX_MB at most."""
-        try:
-            st = os.lstat(path)
-            if not stat.S_ISDIR(st.st_mode):
-                return "it is %s, not a folder" % what(path, None, st)
-            uid = student_uid(student)
-            if uid is not False and st.st_uid != uid:
-                return "it names %s but was handed in by uid %d (%s)" % (
-                    student, st.st_uid, "%s is not a student of this hub" % student if uid is None
-                    else "%s's uid is %d" % (student, uid))
-            read_submission(path, st)
-        except Refused as e:
-            return str(e)
-        except OSError as e:
-            return "it cannot be read (%s)" % e
-        self.checked[os.path.basename(path)] = st
-        return None
+        """Why the submission at `path`, in `student`'s name, is not collected, or None
+        (check_submission)."""
+        reason, st = check_submission(path, student)
+        if reason is None:
+            self.checked[os.path.basename(path)] = st
+        return reason
 
     def set_aside(self, path, reason):
-        """Moves a refused submission out of `inbound/` into `<course>/refused/` by a rename
-        (a link is moved, not what it points to), so that it can never hide its student's
-        own latest; its reason goes to nbgrader's log and to refused/reasons.txt."""
+        """Moves a refused submission out of nbgrader's sight by a rename (a link is moved,
+        not what it points to), so that it can never hide its student's own latest: into
+        `<course>/refused/`, or, a student's own folder (which only root could move to
+        another folder: its `..` would change), to a hidden name in `inbound/`
+        (`.refused+<name>`, which nbgrader's collect does not list). Its reason goes to
+        nbgrader's log and to refused/reasons.txt."""
         name = os.path.basename(path)
         refused = os.path.join(self.coursedir.root, "refused")
         os.makedirs(refused, mode=0o700, exist_ok=True)
         target = os.path.join(refused, name)
-        while os.path.lexists(target):  # the same name refused before
+        while os.path.lexists(target) or os.path.lexists(hidden_name(path, target)):  # refused before
             target += "+again"
         moved = "moved to %s" % refused
         try:
-            shutil.move(path, target)
+            os.rename(path, target)
         except FileNotFoundError:
             moved = "its student has removed it"
+        except PermissionError:
+            os.rename(path, hidden_name(path, target))
+            moved = "renamed %s in inbound/" % os.path.basename(hidden_name(path, target))
         with open(os.path.join(refused, "reasons.txt"), "a") as f:  # no submission's name: it has no +
             f.write("%s %s: %s\n" % (time.strftime("%Y-%m-%d %H:%M:%S"), os.path.basename(target), reason))
         self.log.warning("refused %s: %s; %s", name, reason, moved)
@@ -315,7 +354,4 @@ class PrivateFeedback(ExchangeReleaseFeedback):
                 name = notebook_hash(secret=f.read(), notebook_id=os.path.splitext(os.path.basename(html))[0])
             released = os.path.join(self.dest_path, name + ".html")
             if uid and os.path.exists(released):
-                # the grader's, readable by its group (the instructor's) and, through an ACL,
-                # by its student's uid: nobody else
-                os.chmod(released, 0o640)
-                subprocess.run(["setfacl", "-m", "u:%d:r" % uid, released], check=True, capture_output=True)
+                make_private(released, uid)

@@ -129,3 +129,21 @@ def _load_jupyter_server_extension(serverapp):
     # first, before the compression transform sees the page
     serverapp.web_app.transforms.insert(0, SubmissionPolicy)
     serverapp.log.info("mlp_lab: Formgrader's submission pages with a Content-Security-Policy")
+
+    from jupyter_server.base.handlers import JupyterHandler
+    from jupyter_server.utils import url_path_join
+    from tornado import web
+
+    from mlp_lab.course import on_submit
+
+    class QueuePage(JupyterHandler):
+        """Grading on hand-in, as the instructor sees it: every submission the service has
+        seen, per student, with its state (mlp_lab/course/on_submit.py)."""
+
+        @web.authenticated
+        def get(self):
+            course = serverapp.root_dir
+            self.set_header("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'")
+            self.finish(on_submit.queue_page(course))
+
+    serverapp.web_app.add_handlers(".*$", [(url_path_join(serverapp.base_url, "grading-queue"), QueuePage)])

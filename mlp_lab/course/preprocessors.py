@@ -237,7 +237,7 @@ class SandboxedExecute(Execute):
                           "before this one" % SUBMISSION_TIME.limit)
         mem = os.environ.get("MLP_GRADE_MEM", "3g")
         cpus = os.environ.get("MLP_GRADE_CPUS", "1")
-        name = "mlp-grade-%s" % uuid.uuid4().hex[:12]
+        name = "%s-%s" % (os.environ.get("MLP_SANDBOX_PREFIX") or "mlp-grade", uuid.uuid4().hex[:12])
         # as the grader account (mlp_lab/course/grader.py), rootless podman: the limits are
         # those of a cgroup of the account's; as root (nbgrader run by hand), podman's own
         rootless = os.getuid() != 0

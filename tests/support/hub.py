@@ -44,7 +44,7 @@ def solved_cells():
 class Hub:
     """A running hub: its URLs, state folder and process; the admin's API calls."""
 
-    def __init__(self, test_auth=True, pool=4):
+    def __init__(self, test_auth=True, pool=4, env=None):
         self.port = free_port()
         self.pool = pool
         self.pool_on_host = pool and not CONTAINERS  # in containers, each student's own
@@ -53,7 +53,7 @@ class Hub:
         self.state = tempfile.mkdtemp(prefix="mlp-hub-test-")
         os.makedirs(OUT, exist_ok=True)
         env = dict(os.environ, MLP_HUB_PORT=str(self.port), MLP_HUB_API_PORT=str(free_port()),
-                   MLP_HUB_STATE=self.state, MLP_HUB_TEST_TOKEN=TOKEN, MLP_HUB_POOL=str(pool))
+                   MLP_HUB_STATE=self.state, MLP_HUB_TEST_TOKEN=TOKEN, MLP_HUB_POOL=str(pool), **(env or {}))
         if test_auth:
             env["MLP_HUB_TEST_PASSWORD"] = PASSWORD
             # the warm kernels run the solved notebook's `:dep` line (the student

@@ -67,14 +67,20 @@ def test_the_policy_goes_out_with_formgraders_submission_page_only():
 
     class App:
         transforms = []
+        handlers = []
+
+        def add_handlers(self, host, handlers):
+            self.handlers += handlers
 
     class Server:
         web_app = App()
+        base_url = "/services/course/"
 
         class log:
             info = staticmethod(lambda *a: None)
 
     formgrader._load_jupyter_server_extension(Server)
+    assert [h[0] for h in App.handlers] == ["/services/course/grading-queue"]  # grading on hand-in's queue
     transform = App.transforms[0]
     page = b'<script>var submission_id = "7";</script><div id="notebook-container"></div>'
     for path, wanted in (("/services/course/formgrader/submissions/7/", True), ("/services/course/lab", False)):

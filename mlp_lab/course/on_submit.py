@@ -1,0 +1,497 @@
+"""Grading on hand-in: each submission graded the moment it arrives, its result back to
+its student alone (make hub's `grading` service; `MLP_GRADE_ON_SUBMIT=0` turns it off).
+
+    python -m mlp_lab.course.on_submit [--course DIR] [--once]
+
+A JupyterHub service run as the grader account (mlp_lab/course/grader.py), never root.
+Every second it lists the exchange's inbound/ (the grader's folder). A new submission is
+taken through collect's checks (owner, links, size, name: `exchange.check_submission`);
+one refused ends at once, with the reason. The others wait in a queue kept on disk
+(`<course>/on_submit/queue.json`, rewritten whole at each change): first come first
+served across students, at most one per student in flight (a newer submission takes the
+place of their one still waiting, which ends as replaced), at most `MLP_GRADE_RATE` (6)
+started per student per hour (the rest wait, the student sees until when), `MLP_GRADE_JOBS`
+at once (make autograde's default). A submission found grading when the service starts
+(the hub was restarted, the service or its sandbox killed) waits again in its place: each
+one ends graded, refused, replaced or failed, with a reason.
+
+Each is graded as make autograde grades it: `nbgrader autograde` with the course's own
+configuration (the same sandbox) in a folder of its own (`<course>/on_submit/runs/<name>`)
+holding a copy of the gradebook and the submission; the instructor's gradebook and
+submitted/ are not touched (make autograde collects and grades as before). Its feedback is
+nbgrader's for the visible checks alone: the test cells run as the student edition has
+them, their hidden tests taken out of the copied gradebook (`strip_hidden`, nbgrader's
+own ClearHiddenTests), so that nothing of a hidden check runs or shows (`HiddenChecks`:
+the page says how many there are and that they are graded after the due date),
+released to the exchange under the names nbgrader's fetch_feedback looks for, readable
+by the student's uid alone. A status page beside it (`<hash>.json`, the same names'
+scheme) says queued (and in which place), grading, graded (the points on the
+visible checks, when, how long) or why not: the student's Assignment List shows it under
+the submission (deploy/class-config/nbgrader_config.py).
+"""
+
+import argparse
+import contextlib
+import datetime
+import json
+import os
+import signal
+import sqlite3
+import stat
+import subprocess
+import sys
+import threading
+import time
+
+from nbformat.v4 import new_markdown_cell
+from nbgrader.preprocessors import NbGraderPreprocessor
+from nbgrader.utils import notebook_hash, parse_utc
+
+from mlp_lab.course import exchange
+from mlp_lab.course.autograde import NBGRADER, default_jobs, set_aside_unreadable
+
+ASSIGNMENT = "mlp"
+STATUS_ID = "mlp-lab-status"  # the status page's "notebook id" in nbgrader's hash of names
+HIDDEN_BEGIN = "BEGIN HIDDEN TESTS"  # nbgrader's ClearHiddenTests.begin_test_delimeter
+HIDDEN_COUNTS = "hidden.json"  # in a grading's folder: {notebook: its hidden checks}
+WAITING, GRADING, GRADED, FAILED, REFUSED, REPLACED = "queued", "grading", "graded", "failed", "refused", "replaced"
+# SandboxedExecute's reasons for not grading a notebook, as its log says them
+SANDBOX_SAID = ("the grading sandbox", "time limit", "printed more than", "the course image")
+SANDBOXES = "mlp-on-submit"  # the names of this service's sandboxes (SandboxedExecute's prefix)
+
+
+def rate():
+    return int(os.environ.get("MLP_GRADE_RATE") or 6)
+
+
+def clock(t):
+    return datetime.datetime.fromtimestamp(t).strftime("%H:%M")
+
+
+class Queue:
+    """The submissions seen, by their name in inbound/, kept in `path` (JSON)."""
+
+    def __init__(self, path):
+        self.path = path
+        self.lock = threading.Lock()
+        try:
+            with open(path) as f:
+                self.items = json.load(f)
+        except (OSError, ValueError):
+            self.items = {}
+
+    def save(self):
+        with open(self.path + ".new", "w") as f:
+            json.dump(self.items, f, indent=1, sort_keys=True)
+        os.replace(self.path + ".new", self.path)
+
+    def waiting(self):
+        return sorted((r for r in self.items.values() if r["state"] == WAITING),
+                      key=lambda r: (r["queued"], r.get("seq", 0)))
+
+    def started_within_hour(self, student, now):
+        return sorted(r["started"] for r in self.items.values()
+                      if r["student"] == student and r.get("started") and now - r["started"] < 3600)
+
+    def next_ready(self, now):
+        """The first waiting submission that may start now (its student has none grading
+        and has not used up their rate), or None; sets each waiting one's `until`."""
+        busy = {r["student"] for r in self.items.values() if r["state"] == GRADING}
+        chosen = None
+        for r in self.waiting():
+            started = self.started_within_hour(r["student"], now)
+            r["until"] = started[0] + 3600 if len(started) >= rate() else None
+            if chosen is None and r["student"] not in busy and r["until"] is None:
+                chosen = r
+        return chosen
+
+
+def parse_name(name):
+    """(student, assignment, the submission's time) from nbgrader's name of a submission,
+    `student+assignment+timestamp[+random]`; ValueError when it is not one."""
+    parts = name.split("+")
+    if len(parts) not in (3, 4):
+        raise ValueError("not student+assignment+time")
+    return parts[0], parts[1], parse_utc(parts[2]).timestamp()
+
+
+class Service:
+    def __init__(self, course, jobs):
+        self.course = course
+        self.jobs = jobs
+        self.root = os.path.join(course, "on_submit")
+        os.makedirs(os.path.join(self.root, "runs"), exist_ok=True)
+        self.exchange = os.path.dirname(exchange.inbound(course))
+        # the students' uids: the owners of their homes (as course/nbgrader_config.py sets it)
+        os.environ.setdefault("MLP_HUB_HOMES", os.path.join(exchange.hub_state(course), "homes"))
+        self.queue = Queue(os.path.join(self.root, "queue.json"))
+        self.running = {}  # name: its nbgrader process
+        self.stopping = False
+        for r in self.queue.items.values():
+            if r["state"] == GRADING:  # the service stopped while it graded: again, in its place
+                if r.get("pid"):  # what is left of that grading (nbgrader, in a session of its own)
+                    with contextlib.suppress(OSError):
+                        os.killpg(r["pid"], signal.SIGKILL)
+                r["state"], r["again"] = WAITING, r.get("again", 0) + 1
+                for key in ("started", "pid", "told"):
+                    r.pop(key, None)
+        self.remove_stale_sandboxes()
+        self.queue.save()
+
+    # --- what the student sees ------------------------------------------------------
+    def status_path(self, r):
+        return os.path.join(self.exchange, "feedback", notebook_hash(secret=r["secret"], notebook_id=STATUS_ID)
+                            + ".json")
+
+    def tell(self, r):
+        """The status page of submission `r`, readable by its student alone."""
+        if not r.get("secret") or not r.get("uid"):
+            return
+        now = time.time()
+        if r["state"] == WAITING:
+            if r.get("until"):
+                text = "waiting: %d graded this hour (MLP_GRADE_RATE), the next from %s" % (rate(), clock(r["until"]))
+            else:
+                place = [w["name"] for w in self.queue.waiting()].index(r["name"]) + 1
+                text = "queued, %s" % ordinal(place)
+        elif r["state"] == GRADING:
+            text = "grading… (since %s)" % clock(r["started"])
+        elif r["state"] == GRADED:
+            text = "graded: %s of %s automatic points on the visible checks, %s, took %.0f s%s%s" % (
+                points(r["score"]), points(r["max_score"]), clock(r["finished"]), r["finished"] - r["started"],
+                "; %d hidden checks are graded after the due date" % r["hidden"] if r.get("hidden") else "",
+                "; " + r["reason"] if r.get("reason") else "")
+        else:
+            text = "%s: %s" % ("not graded" if r["state"] != REPLACED else "replaced", r.get("reason", ""))
+        if r.get("told") == text:
+            return
+        r["told"] = text
+        page = {"state": r["state"], "text": text, "updated": now}
+        tmp = os.path.join(self.root, "status.tmp")
+        with open(tmp, "w") as f:
+            json.dump(page, f)
+        exchange.release_private(tmp, self.status_path(r), r["uid"])
+
+    def tell_waiting(self):
+        for w in self.queue.waiting():
+            self.tell(w)
+
+    # --- the queue ------------------------------------------------------------------
+    def scan(self):
+        with self.queue.lock:
+            self.scan_locked()
+
+    def scan_locked(self):
+        inbound = exchange.inbound(self.course)
+        try:
+            names = sorted(os.listdir(inbound))
+        except OSError:
+            return
+        now = time.time()
+        for name in names:
+            if name in self.queue.items or name.startswith(exchange.REFUSED_PREFIX):
+                continue
+            path = os.path.join(inbound, name)
+            seq = 1 + max((x.get("seq", 0) for x in self.queue.items.values()), default=0)
+            r = {"name": name, "seen": now, "queued": now, "seq": seq, "state": WAITING}
+            try:
+                r["student"], assignment, r["time"] = parse_name(name)
+                if assignment != ASSIGNMENT:
+                    continue
+                reason = exchange.check_submission(path, r["student"])[0]
+            except (ValueError, OverflowError) as e:
+                r["student"], reason = None, "nbgrader cannot read the time in its name (%s)" % e
+            uid = exchange.student_uid(r["student"]) if r["student"] else None
+            if uid:  # the status page goes to the student the submission names, if they handed it in
+                r["uid"], r["secret"] = uid, read_secret(path, uid)
+            if reason:
+                r.update(state=REFUSED, reason="set aside: %s" % reason, finished=now)
+            else:
+                for older in self.queue.waiting():
+                    if older["student"] == r["student"]:  # the newer takes its place in the queue
+                        older.update(state=REPLACED, finished=now, reason="a newer submission (%s) replaced it" % name)
+                        r["queued"], r["seq"] = older["queued"], older.get("seq", 0)
+                        self.tell(older)
+            self.queue.items[name] = r
+            self.log("%s: %s%s" % (name, r["state"], ": " + r["reason"] if r.get("reason") else ""))
+            self.queue.save()
+            self.tell(r)
+
+    def start_ready(self):
+        with self.queue.lock:
+            while len(self.running) < self.jobs and not self.stopping:
+                r = self.queue.next_ready(time.time())
+                if r is None:
+                    break
+                r.update(state=GRADING, started=time.time())
+                self.queue.save()
+                self.tell(r)
+                thread = threading.Thread(target=self.grade, args=(r,), daemon=True)
+                self.running[r["name"]] = None
+                thread.start()
+            self.tell_waiting()
+
+    # --- grading one ----------------------------------------------------------------
+    def grade(self, r):
+        try:
+            result = self.autograde(r)
+        except Exception as e:  # a grading that cannot finish ends with its reason, never silently
+            result = {"state": FAILED, "reason": "the grader failed: %s" % e}
+        with self.queue.lock:
+            self.running.pop(r["name"], None)
+            if self.stopping:
+                return  # graded again when the service starts
+            r.update(result, finished=time.time())
+            self.queue.save()
+            said = r.get("reason") or "%s of %s" % (r.get("score"), r.get("max_score"))
+            self.log("%s: %s %s" % (r["name"], r["state"], said))
+            self.tell(r)
+
+    def autograde(self, r):
+        # a folder of its own for each attempt: what a killed attempt left is never reused
+        run = os.path.join(self.root, "runs", "%s+%d" % (r["name"], r["started"]))
+        target = os.path.join(run, "submitted", r["student"], ASSIGNMENT)
+        os.makedirs(os.path.dirname(target))
+        os.symlink(os.path.join(self.course, "source"), os.path.join(run, "source"))
+        with open(os.path.join(run, "nbgrader_config.py"), "w") as f:
+            f.write(RUN_CONFIG % {"course": os.path.join(self.course, "nbgrader_config.py")})
+        # the gradebook as it is now (the assignment's cells, their points), copied whole
+        with contextlib.closing(sqlite3.connect(os.path.join(self.course, "gradebook.db"))) as src, \
+                contextlib.closing(sqlite3.connect(os.path.join(run, "gradebook.db"))) as dst:
+            src.backup(dst)
+        # the visible checks only: each test cell as the student edition has it
+        with open(os.path.join(run, HIDDEN_COUNTS), "w") as f:
+            json.dump(strip_hidden(os.path.join(run, "gradebook.db"), os.path.join(self.course, "release", ASSIGNMENT)),
+                      f)
+        path = os.path.join(exchange.inbound(self.course), r["name"])
+        reason, st = exchange.check_submission(path, r["student"])
+        if reason:
+            return {"state": REFUSED, "reason": "set aside: %s" % reason}
+        os.mkdir(target, 0o700)
+        try:
+            exchange.read_submission(path, st, target)
+            exchange.check_timestamp(target)
+        except exchange.Refused as e:
+            return {"state": REFUSED, "reason": "set aside: %s (found while copying it)" % e}
+        notes = set_aside_unreadable(run, ASSIGNMENT, r["student"])
+        log = os.path.join(run, "autograde.log")
+        for step in (["autograde", ASSIGNMENT, "--student", r["student"], "--force"],
+                     ["generate_feedback", ASSIGNMENT, "--student", r["student"], "--force"]):
+            with open(log, "a") as out:
+                proc = subprocess.Popen([NBGRADER, *step], cwd=run, stdout=out, stderr=subprocess.STDOUT,
+                                        start_new_session=True, env=dict(os.environ, MLP_SANDBOX_PREFIX=SANDBOXES))
+                self.running[r["name"]] = proc
+                with self.queue.lock:
+                    r["pid"] = proc.pid  # (a process group: a service started again kills what is left)
+                    self.queue.save()
+                code = proc.wait()
+            if self.stopping:
+                return {}
+            if code:
+                with open(log) as f:
+                    said = [line for line in f.read().splitlines() if "ERROR" in line or "Error" in line]
+                return {"state": FAILED, "reason": "nbgrader %s stopped (exit %d)%s" % (
+                    step[0], code, ": " + said[-1][:300] if said else "")}
+        score, max_score, hidden = self.visible_score(run, r["student"])
+        feedback = os.path.join(run, "feedback", r["student"], ASSIGNMENT)
+        uid = r["uid"]
+        for html in sorted(os.listdir(feedback)):
+            if html.endswith(".html"):
+                name = notebook_hash(secret=r["secret"], notebook_id=html[:-5]) + ".html"
+                exchange.release_private(os.path.join(feedback, html), os.path.join(self.exchange, "feedback", name),
+                                         uid)
+        with open(log) as f:  # what the sandbox said of the submission: its time limit, a stop
+            notes += sorted({line.split("] ", 1)[1] for line in f.read().splitlines()
+                             if "[AutogradeApp | WARNING]" in line and any(w in line for w in SANDBOX_SAID)})
+        return {"state": GRADED, "score": score, "max_score": max_score, "hidden": hidden, "pid": None,
+                "reason": "; ".join(notes) or None}
+
+    @staticmethod
+    def visible_score(run, student):
+        """(points, the most points, hidden checks) of the automatic checks, the test cells
+        as the student edition has them (their hidden tests taken out: strip_hidden)."""
+        from nbgrader.api import Gradebook
+
+        score = most = 0
+        with Gradebook("sqlite:///" + os.path.join(run, "gradebook.db")) as gb:
+            for nb in gb.find_submission(ASSIGNMENT, student).notebooks:
+                for grade in nb.grades:
+                    if grade.cell.cell_type == "code":
+                        score += grade.score or 0
+                        most += grade.max_score
+        with open(os.path.join(run, HIDDEN_COUNTS)) as f:
+            return score, most, sum(json.load(f).values())
+
+    # --- the service --------------------------------------------------------------
+    def remove_stale_sandboxes(self):
+        """Grading sandboxes a killed service left: removed (their submissions wait again)."""
+        out = subprocess.run(["podman", "ps", "-a", "--format", "{{.Names}}", "--filter", "name=^%s-" % SANDBOXES],
+                             capture_output=True, text=True)
+        names = out.stdout.split()
+        if names:
+            subprocess.run(["podman", "rm", "-f", *names], capture_output=True)
+
+    def stop(self, *_):
+        self.stopping = True
+        for proc in list(self.running.values()):
+            if proc is not None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGTERM)
+
+    @staticmethod
+    def log(line):
+        print("%s on-submit: %s" % (time.strftime("%H:%M:%S"), line), flush=True)
+
+    def serve(self, once=False):
+        signal.signal(signal.SIGTERM, self.stop)
+        signal.signal(signal.SIGINT, self.stop)
+        self.log("watching %s (%d at once, %d per student an hour)" % (exchange.inbound(self.course), self.jobs,
+                                                                       rate()))
+        while not self.stopping:
+            self.scan()
+            self.start_ready()
+            if once and not self.running and not self.queue.next_ready(time.time()):
+                break
+            time.sleep(1)
+        deadline = time.time() + 20
+        while any(p is not None and p.poll() is None for p in self.running.values()) and time.time() < deadline:
+            time.sleep(0.2)
+        self.remove_stale_sandboxes()
+
+
+# the folder of one grading: the course's configuration, in this folder, and the feedback
+# without the hidden checks
+RUN_CONFIG = '''import os
+c = get_config()  # noqa: F821
+load_subconfig(%(course)r)  # noqa: F821
+c.CourseDirectory.root = os.path.dirname(os.path.abspath(__file__))
+from mlp_lab.course.on_submit import HiddenChecks
+c.GenerateFeedback.preprocessors = c.GenerateFeedback.preprocessors + [HiddenChecks]
+'''
+
+
+def ordinal(n):
+    return "%d%s" % (n, {1: "st", 2: "nd", 3: "rd"}.get(n % 10 if n % 100 not in (11, 12, 13) else 0, "th"))
+
+
+def points(x):
+    return ("%.1f" % x).rstrip("0").rstrip(".")
+
+
+class HiddenChecks(NbGraderPreprocessor):
+    """The feedback of a submission graded on hand-in: its test cells ran as the student
+    edition has them (strip_hidden), so nothing of a hidden check is in it; the written
+    answers lose their points (graded by hand later), and the page says at its top how
+    many hidden checks there are and that they are graded after the due date."""
+
+    def preprocess(self, nb, resources):
+        with open(HIDDEN_COUNTS) as f:  # (nbgrader runs in the grading's folder)
+            hidden = json.load(f).get(resources["nbgrader"]["notebook"], 0)
+        score = most = 0
+        for cell in nb.cells:
+            grade = cell.metadata.get("nbgrader", {})
+            if grade.get("grade") and cell.cell_type == "code":
+                score += grade.get("score") or 0
+                most += grade.get("points") or 0
+            elif grade.get("grade"):
+                grade["grade"] = False  # a written answer: graded by hand after the due date
+        note = "**Graded on hand-in.** The points are the visible automatic checks' (%s of %s). " % (
+            points(score), points(most))
+        if hidden:
+            note += "This notebook has %d hidden check%s, graded after the due date. " % (hidden, "s" * (hidden > 1))
+        note += "Written answers are graded by hand after the due date."
+        nb.cells = [new_markdown_cell(note)] + nb.cells
+        resources["nbgrader"]["score"], resources["nbgrader"]["max_score"] = score, most
+        return nb, resources
+
+
+def strip_hidden(db, release):
+    """The gradebook `db`'s test cells with hidden tests made as the student edition
+    (`release`, nbgrader's generate_assignment made it with ClearHiddenTests) has them: their
+    source and checksum. Returns {notebook: its hidden checks}."""
+    import nbformat
+    from nbgrader.utils import compute_checksum
+
+    counts = {}
+    with contextlib.closing(sqlite3.connect(db)) as con, con:
+        rows = con.execute("SELECT s.id, s.name, s.source, n.name FROM source_cell s JOIN notebook n "
+                           "ON s.notebook_id = n.id JOIN assignment a ON n.assignment_id = a.id WHERE a.name = ?",
+                           (ASSIGNMENT,)).fetchall()
+        editions = {}
+        for cell_id, grade_id, source, notebook in rows:
+            counts.setdefault(notebook, 0)
+            if not source or HIDDEN_BEGIN not in source:
+                continue
+            if notebook not in editions:
+                nb = nbformat.read(os.path.join(release, notebook + ".ipynb"), as_version=4)
+                editions[notebook] = {c.metadata.get("nbgrader", {}).get("grade_id"): c for c in nb.cells}
+            released = editions[notebook].get(grade_id)
+            if released is None or HIDDEN_BEGIN in released.source:
+                raise RuntimeError("the student edition's %s has no cell %s without its hidden tests: run make "
+                                   "assignment" % (notebook, grade_id))
+            counts[notebook] += source.count(HIDDEN_BEGIN)
+            con.execute("UPDATE source_cell SET source = ?, checksum = ? WHERE id = ?",
+                        (released.source, compute_checksum(released), cell_id))
+    return counts
+
+
+def read_secret(path, uid):
+    """The submission secret nbgrader's submit wrote in the folder `path`, read without
+    following a link, when `path` is a folder of `uid` (else None)."""
+    try:
+        st = os.lstat(path)
+        if not stat.S_ISDIR(st.st_mode) or st.st_uid != uid:
+            return None
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+        try:
+            f = os.open("submission_secret.txt", os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=fd)
+            try:
+                return os.read(f, 1024).decode("ascii", "replace").strip() or None
+            finally:
+                os.close(f)
+        finally:
+            os.close(fd)
+    except OSError:
+        return None
+
+
+def queue_page(course):
+    """The queue as one HTML page for the instructor (the course service's /grading-queue):
+    per state, then per student, every submission seen, newest first."""
+    from html import escape
+
+    items = Queue(os.path.join(course, "on_submit", "queue.json")).items.values()
+    on = os.environ.get("MLP_GRADE_ON_SUBMIT", "1") != "0"
+    counts = {s: sum(r["state"] == s for r in items) for s in (WAITING, GRADING, GRADED, FAILED, REFUSED, REPLACED)}
+    rows = "".join(
+        "<tr><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td></tr>" % tuple(escape(str(x)) for x in (
+            r.get("student") or "?", time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r["seen"])), r["state"],
+            "%s of %s" % (points(r["score"]), points(r["max_score"])) if r["state"] == GRADED else "",
+            r.get("told") or r.get("reason") or ""))
+        for r in sorted(items, key=lambda r: (r.get("student") or "", -r["seen"])))
+    return ("<!doctype html><meta charset=utf-8><title>Grading on hand-in</title>"
+            "<style>body{font-family:sans-serif;margin:2em}td,th{padding:.2em .8em;text-align:left}"
+            "tr:nth-child(even){background:#f4f4f4}</style>"
+            "<h1>Grading on hand-in</h1><p>%s</p><p>%s</p>"
+            "<table><tr><th>student</th><th>handed in</th><th>state</th><th>visible points</th><th>what the student"
+            " sees</th></tr>%s</table>") % (
+        "On (MLP_GRADE_ON_SUBMIT=0 turns it off)." if on else "Off (MLP_GRADE_ON_SUBMIT=0).",
+        escape(", ".join("%s %d" % kv for kv in counts.items())), rows)
+
+
+def main():
+    from mlp_lab import ROOT
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--course", default=os.environ.get("MLP_HUB_COURSE") or os.path.join(ROOT, "course"))
+    parser.add_argument("--jobs", type=int, default=default_jobs())
+    parser.add_argument("--once", action="store_true", help="stop when nothing is left to grade")
+    args = parser.parse_args()
+    if os.getuid() == 0:
+        sys.exit("on-submit grading runs as the grader account, never as root (make hub starts it as %s)"
+                 % os.environ.get("MLP_GRADER", "mlp-grader"))
+    Service(os.path.abspath(args.course), max(1, args.jobs)).serve(args.once)
+
+
+if __name__ == "__main__":
+    main()
