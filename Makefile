@@ -18,7 +18,7 @@ EVCXR_CACHE   := $(HOME)/.cache/mlp-lab/evcxr-$(EVCXR_VERSION)/bin/evcxr_jupyter
 KERNEL_SPEC   := $(VENV)/share/jupyter/kernels/rust/kernel.json
 
 .PHONY: help venv kernel kernel-test data build lint unit mnist parity notebooks browser-test lab bench test \
-        hub hub-setup hub-test class-test hub-sizing image \
+        hub hub-setup hub-test class-test hub-sizing class-sizing image \
         assignment autograde grading-test grading-bench lab-student
 
 help:
@@ -302,6 +302,11 @@ hub-sizing: hub-setup
 	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(PY) tests/hub_test.py --students 1 2 4
 	# students who read for half a minute before running their first cell
 	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(PY) tests/hub_test.py --students 1 2 4 --think 30
+
+# Grading on hand-in for a class: 30 students hand in within a minute, each graded by
+# the grading service through the real sandbox; the waits and the machine time (a table).
+class-sizing: hub-setup
+	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(PY) tests/class_sizing.py --students 30
 
 test: lint unit mnist parity kernel-test notebooks browser-test assignment grading-test hub-test class-test
 	$(PY) -m mlp_lab.notebooks.check

@@ -112,7 +112,7 @@ def graded_on_hand_in(c):
                 for stamp, _ in rows["ann"]), rows["ann"])
 
     lines = hidden_lines(c.course)
-    autograded = open(glob.glob(os.path.join(c.course, "autograded", "ann", "mlp", "02_*.ipynb"))[0]).read()
+    autograded = "".join(open(p).read() for p in glob.glob(os.path.join(c.course, "autograded", "ann", "mlp", "02_*")))
     t.check("the hidden tests' %d lines are in the instructor's autograded notebook (the grep finds them)"
             % len(lines), lines and any(line in autograded for line in lines), len(lines))
     leaks = {}

@@ -7,11 +7,12 @@ course/nbgrader_config.py and mlp_lab/course/exchange.py)."""
 import copy
 import json
 import os
+import shutil
 
 from nbgrader.coursedir import CourseDirectory
 from nbgrader.exchange import ExchangeFactory
 from nbgrader.exchange.default import ExchangeList, ExchangeSubmit
-from nbgrader.utils import notebook_hash
+from nbgrader.utils import ignore_patterns, notebook_hash
 
 from mlp_lab.course.on_submit import STATUS_ID  # the name of a submission's status page
 
@@ -32,6 +33,21 @@ class PrivateSubmit(ExchangeSubmit):
     account alone: inbound/ is set-group-ID and the grader's (mlp_lab/hub/containers.py),
     so what is handed in there has the grader's group, which no student is in. nbgrader
     leaves it readable by every student, hidden only by its random name."""
+
+    def do_copy(self, src, dest, log=None):
+        """nbgrader's copy; into inbound/, with the two files nbgrader writes after it made
+        first: the copy's last step (shutil's copystat) takes the folder's set-group-ID bit,
+        and files made after it would have the student's group, which the grader is not in."""
+        if os.path.dirname(os.path.abspath(dest)) != os.path.abspath(self.inbound_path):
+            return super().do_copy(src, dest, log)
+        if self.get_size(src) > 1000 * self.coursedir.max_dir_size:
+            raise RuntimeError("Directory size is too big (CourseDirectory.max_dir_size)")
+        os.mkdir(dest)  # the grader's group, from inbound/
+        for name in ("timestamp.txt", "submission_secret.txt"):  # (nbgrader writes them in place)
+            open(os.path.join(dest, name), "w").close()
+        shutil.copytree(src, dest, dirs_exist_ok=True, ignore=ignore_patterns(
+            exclude=self.coursedir.ignore, include=self.coursedir.include,
+            max_file_size=self.coursedir.max_file_size, log=self.log))
 
     def copy_files(self):
         super().copy_files()
