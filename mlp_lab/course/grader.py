@@ -166,6 +166,13 @@ def load_image(entry):
     save.stdout.close()
     if save.wait():
         sys.exit("grader: podman save %s failed" % image)
+    # the copies of earlier images go (2-3 GB each)
+    names = subprocess.run(command(["podman", "images", "--format", "{{.Repository}}:{{.Tag}}"]), env=env, cwd=home,
+                           capture_output=True, text=True).stdout.split()
+    old = [n for n in names if n.split(":")[0] == image.split(":")[0] and n != image]
+    if old:
+        subprocess.run(command(["podman", "rmi", *old]), env=env, cwd=home, capture_output=True)
+        subprocess.run(command(["podman", "image", "prune", "--force"]), env=env, cwd=home, capture_output=True)
 
 
 def prepare(course=None, gives=(), image=True):
