@@ -35,8 +35,11 @@ from mlp_lab.hub import containers as hub_containers  # the course image and pod
 # lines, before its first line of Rust (evcxr's CodeBlock::from_original_user_code)
 EVCXR_COMMAND = re.compile(r"^ *(:[^ ]*)( +(.*))?$")
 EXTERN_CRATE = re.compile(r"\bextern\s+crate\b")
+# the line mlp-core's grade::sealed prints: mlp-grade <seal> <score> (the wire, ARCHITECTURE.md)
 SEAL = re.compile(r"^mlp-grade ([0-9a-f]{32}) (\S+)\n?", re.M)
+# a test cell's call (mlp-core/src/grade.rs), and what it becomes when sealed
 POINTS = "::mlp_core::grade::points("
+SEALED = "::mlp_core::grade::sealed("
 NOT_RUN = "// (not run when grading: evcxr commands belong in the set-up cell) "
 NO_EXTERN = ('compile_error!("`extern crate` is not allowed in your cells: it could '
              'change what the test cells call. Use the crates the set-up cell brings in.");')
@@ -132,7 +135,7 @@ class SandboxedExecute(Execute):
                     notes[k] = changed
             elif is_test(cell) and POINTS in cell.source:
                 seals[k] = secrets.token_hex(16)
-                cell.source = cell.source.replace(POINTS, '::mlp_core::grade::sealed("%s", ' % seals[k], 1)
+                cell.source = cell.source.replace(POINTS, '%s"%s", ' % (SEALED, seals[k]), 1)
         if not any(is_test(cell) for cell in nb.cells) and not self.run_without_checks:
             self.log.info("no test cells: not run (SandboxedExecute.run_without_checks)")
             return nb, resources
