@@ -202,21 +202,21 @@ AS_GRADER  := $(GRADER_ENV) $(CURDIR)/$(PY) -m mlp_lab.course.grader --course $(
 STUDENT    := student/mlp
 
 # notebooks/ (the solved edition with nbgrader's cell metadata) is the source; the
-# release is the student edition, then checked (mlp_lab/course/check.py).
+# release is the student edition, then checked (mlp_lab/course/release_check.py).
 assignment: kernel data
 	rm -rf course/source/mlp && mkdir -p course/source/mlp
 	cp notebooks/*.ipynb course/source/mlp/
 	# (from course/source/mlp/ the notebooks' relative path to mlp-core would miss it)
 	sed -i 's|path = \\"../mlp-core\\"|path = \\"$(CURDIR)/mlp-core\\"|' course/source/mlp/*.ipynb
 	cd course && $(GRADER_ENV) $(NBGRADER) generate_assignment mlp --force
-	$(GRADER_ENV) $(PY) -m mlp_lab.course.check
+	$(GRADER_ENV) $(PY) -m mlp_lab.course.release_check
 
 course/release/mlp:
 	$(MAKE) assignment
 
 # Every submission in course/submitted/<student>/mlp/: autograded, then feedback
 # (course/feedback/<student>/mlp/*.html) and the grades (course/grades.csv). Each notebook
-# runs in a container of the course image (mlp_lab/course/preprocessors.py, SandboxedExecute):
+# runs in a container of the course image (mlp_lab/course/sandbox.py, SandboxedExecute):
 # no network, none of this machine's files, a memory and a time limit. MLP_GRADE_JOBS
 # students at a time (default: twice the cores); MLP_GRADE_CELL_TIMEOUT seconds a cell (300).
 autograde: kernel data course/release/mlp image
@@ -309,4 +309,4 @@ class-sizing: hub-setup
 	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(PY) tests/class_sizing.py --students 30
 
 test: lint unit mnist parity kernel-test notebooks browser-test assignment grading-test hub-test class-test
-	$(PY) -m mlp_lab.notebooks.check
+	$(PY) -m mlp_lab.notebooks.outputs_check

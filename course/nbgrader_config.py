@@ -26,13 +26,17 @@ from nbgrader.preprocessors import (
     SaveCells,
 )
 
-from mlp_lab.course import preprocessors
-from mlp_lab.course.exchange import COURSE_ID, CheckedCollect, ContainerRelease, PrivateFeedback, hub_state
-from mlp_lab.course.preprocessors import SandboxedExecute, StudentDependency
+from mlp_lab.course import sandbox
+from mlp_lab.course.collect import CheckedCollect
+from mlp_lab.course.container_release import ContainerRelease
+from mlp_lab.course.exchange import COURSE_ID, hub_state
+from mlp_lab.course.private_feedback import PrivateFeedback
+from mlp_lab.course.sandbox import SandboxedExecute
+from mlp_lab.course.student_edition import StudentDependency
 
 # several students graded at once (mlp_lab/course/autograde.py): this process's turn at the gradebook
-if preprocessors.GRADEBOOK is None:
-    preprocessors.GRADEBOOK = preprocessors.GradebookLock()
+if sandbox.GRADEBOOK is None:
+    sandbox.GRADEBOOK = sandbox.GradebookLock()
 
 c = get_config()  # noqa: F821
 
@@ -75,7 +79,7 @@ c.GenerateFeedback.preprocessors = [GetGrades, ClearHiddenTests, CoalesceStreams
                                     CSSHTMLHeaderPreprocessor]
 
 # autograde runs each notebook in a container of the course image, not on this machine
-# (mlp_lab/course/preprocessors.py, SandboxedExecute): nbgrader's own list, with that in place of Execute
+# (mlp_lab/course/sandbox.py, SandboxedExecute): nbgrader's own list, with that in place of Execute
 c.Autograde.autograde_preprocessors = [
     SandboxedExecute, IgnorePattern, ClearMetadataPreprocessor, LimitOutput, SaveAutoGrades,
     AssignLatePenalties, CheckCellMetadata,

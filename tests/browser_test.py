@@ -33,7 +33,7 @@ import urllib.request
 
 from playwright.sync_api import sync_playwright
 
-from mlp_lab.checks import Checks
+from mlp_lab.tally import Checks
 from support import ROOT, VENV_BIN, until
 from support.http import free_port, status_of
 from support.jupyterlab import RUN_TIMEOUT, inspect, launch, run_all, shot, wait_done, wait_idle

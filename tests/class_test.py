@@ -51,10 +51,10 @@ import nbformat
 
 from class_browser import browser
 from class_on_submit import graded_on_hand_in
-from mlp_lab.checks import Checks
 from mlp_lab.course import grader
-from mlp_lab.course.preprocessors import in_image
+from mlp_lab.course.dep_line import in_image
 from mlp_lab.hub.containers import COURSE_ID
+from mlp_lab.tally import Checks
 from support import ROOT, VENV_BIN, until
 from support.course import edit, scores, scratch_course
 from support.http import free_port, request

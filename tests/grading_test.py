@@ -41,8 +41,8 @@ import tempfile
 
 import nbformat
 
-from mlp_lab.checks import Tally
 from mlp_lab.course import grader as grader_account
+from mlp_lab.tally import Tally
 from support import ROOT
 from support.course import append, edit, feedback_lines, hand_in, scratch_course
 

@@ -8,7 +8,7 @@ Starts the hub on a free loopback port with a test authenticator (JupyterHub's
 shared-password one) and an admin service token, creates the students through the REST
 API, starts their servers at once, and runs the solved notebook 2 in every server at
 the same time through the hub's proxy (the kernel's websocket at /user/<name>/api/...),
-checking every output as `make notebooks` does (mlp_lab/notebooks/check.py). Then the walls:
+checking every output as `make notebooks` does (mlp_lab/notebooks/outputs_check.py). Then the walls:
 student A's token gets 403 on student B's server and on B in the hub's API, a request
 without a token gets no content, a student cannot list users. Measures the time from
 asking for a server to the first cell's output and to the whole notebook, and the peak
@@ -32,9 +32,9 @@ import nbformat
 
 from hub_browser import browser_student
 from hub_walls import container_settings, listening, no_answers, user_config, walls_inside
-from mlp_lab.checks import Checks
 from mlp_lab.hub import containers as hub_containers
-from mlp_lab.notebooks.check import check_notebook
+from mlp_lab.notebooks.outputs_check import check_notebook
+from mlp_lab.tally import Checks
 from support.http import request
 from support.hub import CONTAINERS, OUT, Hub, solved_cells
 from support.kernel_ws import run_notebook

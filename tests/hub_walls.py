@@ -15,7 +15,7 @@ import nbformat
 
 from mlp_lab.hub import containers as hub_containers
 from mlp_lab.hub import disks
-from mlp_lab.notebooks.check import check_notebook
+from mlp_lab.notebooks.outputs_check import check_notebook
 from support import ROOT, until
 from support.hub import contents, solved_cells
 from support.kernel_ws import run_cell, run_notebook

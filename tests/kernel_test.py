@@ -21,7 +21,7 @@ import time
 
 from jupyter_client.manager import start_new_kernel
 
-from mlp_lab.checks import Checks
+from mlp_lab.tally import Checks
 from support import ROOT
 
 DEP = ':dep mlp-core = { path = "%s" }' % os.path.join(ROOT, "mlp-core")

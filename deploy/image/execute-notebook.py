@@ -1,5 +1,5 @@
 """Runs a notebook read on standard input in the course image's grading sandbox and writes
-it, executed, on standard output (mlp_lab/course/preprocessors.py's SandboxedExecute runs this in a
+it, executed, on standard output (mlp_lab/course/sandbox.py's SandboxedExecute runs this in a
 container of its own for each notebook graded).
 
     podman run -i --user 0 ... IMAGE python /opt/mlp-lab/execute-notebook.py CELL_TIMEOUT LEFT LIMIT

@@ -21,7 +21,7 @@
 //! check needs (the toy problem, the MNIST split, the training settings) are made here
 //! afresh, not read from the notebook's variables, which a student's cell can replace.
 //! `make assignment` refuses a test cell that uses any other bare name
-//! (mlp_lab/course/check.py).
+//! (mlp_lab/course/release_check.py).
 
 use std::sync::OnceLock;
 
@@ -106,7 +106,7 @@ pub fn mnist_problem(
 /// its own with `seal`, a word the grader chose for this cell and run and put in the
 /// cell's source, so that the grader can tell the score this cell's checks gave from
 /// anything a student's code printed (evcxr takes a cell's value from standard output,
-/// where a student's code can write too). mlp_lab/course/preprocessors.py reads and removes the
+/// where a student's code can write too). mlp_lab/course/sandbox.py reads and removes the
 /// line.
 pub fn sealed(seal: &str, max: f64, checks: impl FnOnce() -> Result<()>) -> f64 {
     let score = points(max, checks);

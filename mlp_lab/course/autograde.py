@@ -11,7 +11,7 @@ DIR/submitted/ when none is named), `--jobs` of them at a time (`MLP_GRADE_JOBS`
 twice the cores, as many as the machine's memory holds at MLP_GRADE_MEM each: on 2 cores
 4 jobs take 45 s a submission, 2 jobs 63 s, docs/performance.md).
 Each runs its notebooks in containers of the course image
-(mlp_lab/course/preprocessors.py's SandboxedExecute); nbgrader's bookkeeping (the gradebook, the
+(mlp_lab/course/sandbox.py's SandboxedExecute); nbgrader's bookkeeping (the gradebook, the
 autograded/ folder) happens one student at a time, under a lock on the gradebook that
 each holds except while its notebooks run. A student whose autograde fails does not stop
 the others. Each one's log is in target/autograde/<student>.log; the lines printed are

@@ -7,56 +7,25 @@ each student's container mounts at `/srv/nbgrader/exchange/<course id>`. Each st
 container runs under a uid of their own (mlp_lab/hub/containers.py), so nbgrader's
 permission scheme holds: `outbound/` readable by all, `inbound/` writable but not
 listable, `feedback/` reachable only by the name a student's own submission secret gives.
-Three steps are tightened here (nbgrader_config.py sets them as the exchange's classes;
-the students' side, deploy/class-config/nbgrader_config.py, makes what a student hands in
-readable by them alone):
+Three steps are tightened, each by a hook of its own (nbgrader_config.py sets them as the
+exchange's classes; the students' side, deploy/class-config/nbgrader_config.py, makes
+what a student hands in readable by them alone):
 
-- `CheckedCollect`: collect reads what students put in `inbound/`, and nbgrader
-  trusts it: it takes a submission's student from its folder name, which a student can
-  choose (`nbgrader submit --student someone-else`), its `check_owner` compares the
-  folder's owner with a user name the host does not have and only warns, its copy follows
-  links (a notebook linked to the course's solved source, another student's home, or
-  /dev/zero), and one entry it cannot read (a name without a time, a plain file, a FIFO, a
-  dangling link) stops it for everyone. A submission is collected only when it is a
-  folder owned by the uid the hub gave its student (the owner of their home,
-  `MLP_HUB_HOMES/<student>`; any uid when no hub's homes are known) holding only folders
-  and regular files of that uid, `MLP_GRADE_MAX_MB` megabytes in all at most (default
-  50; the four notebooks with their outputs take well under 1), under a name nbgrader
-  reads. Any other is moved to `<course>/refused/`, its reason in nbgrader's log (make
-  autograde prints it) and in `refused/reasons.txt`, before nbgrader picks each
-  student's latest, so that it can never hide a student's own latest submission; the
-  others are collected. The copy never follows a link and is checked again as it is
-  made, since a student can change their submission meanwhile.
-- `ContainerRelease`: the released notebooks' `:dep mlp-core` line names mlp-core where
-  the course image has it (the students' containers), not where this machine has it
-  (autograde restores the line from the gradebook, and its sandbox points it at the
-  image again). The exchange serves only the hub's containers: `MLP_HUB_ISOLATION=none`
-  hands out the student edition without it.
-- `PrivateFeedback`: each released feedback file is readable by its student's uid alone
-  (a POSIX ACL entry; the file stays the grader's) and the grader's group: nbgrader leaves
-  it readable by anyone who has its name.
+- collect.py, `CheckedCollect`: plain submissions of their student's uid only;
+- container_release.py, `ContainerRelease`: released notebooks with the image's mlp-core;
+- private_feedback.py, `PrivateFeedback`: feedback readable by its student alone.
 
 All three run as the grader account (mlp_lab/course/grader.py), never as root: it owns the
 exchange's course folder, and what a student hands in is readable by its group (the
 inbound folder is set-group-ID, nbgrader's own scheme, and a student's submit leaves
 their files readable by that group alone, deploy/class-config).
+
+This module holds what they share (no hook): where the exchange is, and whose a
+student's home is.
 """
 
-import contextlib
-import datetime
-import fnmatch
-import glob
 import os
-import shutil
-import stat
-import subprocess
-import time
 
-import nbformat
-from nbgrader.exchange.default import ExchangeCollect, ExchangeReleaseAssignment, ExchangeReleaseFeedback
-from nbgrader.utils import notebook_hash, parse_utc
-
-from mlp_lab.course.preprocessors import in_image
 from mlp_lab.hub import containers as hub_containers
 
 COURSE_ID = hub_containers.COURSE_ID  # the course's folder in the exchange
@@ -68,7 +37,7 @@ def hub_state(course_root):
     return os.environ.get("MLP_HUB_STATE") or os.path.join(os.path.dirname(course_root), "deploy", "state")
 
 
-def student_uid(student):
+def home_owner(student):
     """The uid the hub gave `student` (the owner of their home), None if they have no home
     in this hub, or False when no hub's homes are known here."""
     homes = os.environ.get("MLP_HUB_HOMES")
@@ -83,275 +52,3 @@ def student_uid(student):
 def inbound(course_root):
     """Where the students' submissions arrive."""
     return os.path.join(hub_state(course_root), "exchange", COURSE_ID, "inbound")
-
-
-BLOCK = 4096  # what a file or folder takes on disk at least
-MAX_DEPTH = 32  # folders in folders: a submission from the Assignment List has one level
-
-
-def max_mb():
-    """What a submission may hold in all, in megabytes: MLP_GRADE_MAX_MB, 50 by default."""
-    return int(os.environ.get("MLP_GRADE_MAX_MB") or 50)
-
-
-class Refused(Exception):
-    """Why a submission is not collected (CheckedCollect sets it aside with this reason)."""
-
-
-def what(name, dir_fd, st):
-    """What `name`, neither a folder nor a regular file, is, for a refusal's reason."""
-    if stat.S_ISLNK(st.st_mode):
-        try:
-            return "a symbolic link (to %s)" % os.readlink(name, dir_fd=dir_fd)
-        except OSError:
-            return "a symbolic link"
-    kinds = {stat.S_IFIFO: "a FIFO", stat.S_IFSOCK: "a socket", stat.S_IFCHR: "a device",
-             stat.S_IFBLK: "a device", stat.S_IFREG: "a plain file"}
-    return kinds.get(stat.S_IFMT(st.st_mode), "neither a folder nor a regular file")
-
-
-@contextlib.contextmanager
-def opened(name, dir_fd, st, shown, flags=0):
-    """`name` (in the folder open as `dir_fd`) open for reading without following a link
-    (O_NOFOLLOW; O_NONBLOCK: a FIFO does not wait for a writer), and only if it is still
-    the file `st` was read from: a name swapped since it was looked at is refused."""
-    try:
-        fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | flags, dir_fd=dir_fd)
-    except OSError as e:  # ELOOP: now a link; ENOTDIR, ENOENT: replaced, removed
-        raise Refused("%s changed while it was collected (%s)" % (shown, e.strerror)) from None
-    try:
-        if not os.path.samestat(os.fstat(fd), st):
-            raise Refused("%s changed while it was collected" % shown)
-        yield fd
-    finally:
-        os.close(fd)
-
-
-def copy_at_most(fd, dest, most):
-    """Copies what the file open as `fd` holds to a new file `dest` (root's alone), `most`
-    bytes at most however long it grows meanwhile; returns the bytes copied."""
-    copied = 0
-    with open(dest, "xb", opener=lambda path, flags: os.open(path, flags | os.O_NOFOLLOW, 0o600)) as out:
-        while copied < most:
-            chunk = os.read(fd, min(2**20, most - copied))
-            if not chunk:
-                break
-            out.write(chunk)
-            copied += len(chunk)
-    return copied
-
-
-def read_tree(dir_fd, owner, left, dest=None, skip=None, where="", depth=0):
-    """Reads the folder open as `dir_fd` and, given `dest`, copies it there (but the names
-    `skip(name, is_dir)` is true of), never following a link: each name is looked at with
-    lstat and opened relative to its folder's descriptor without following a link (a
-    folder swapped for a link meanwhile is not followed either). Raises Refused when it
-    holds anything but folders and regular files of uid `owner` (a link, a FIFO, a device,
-    another's file hard-linked), folders more than MAX_DEPTH deep, or more than `left`
-    bytes (each file or folder counts a block at least, as on disk: a million empty files
-    are too much as well). Returns the bytes left."""
-    if depth > MAX_DEPTH:
-        raise Refused("%s: folders more than %d deep" % (where, MAX_DEPTH))
-    for name in sorted(os.listdir(dir_fd)):
-        shown = os.path.join(where, name)
-        try:
-            st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
-        except FileNotFoundError:
-            raise Refused("%s changed while it was collected (removed)" % shown) from None
-        is_dir = stat.S_ISDIR(st.st_mode)
-        if not is_dir and not stat.S_ISREG(st.st_mode):
-            raise Refused("%s is %s" % (shown, what(name, dir_fd, st)))
-        if st.st_uid != owner:
-            raise Refused("%s belongs to uid %d, not to the submission's uid %d" % (shown, st.st_uid, owner))
-        if dest is not None and skip and skip(name, is_dir):
-            continue
-        if is_dir:
-            sub = None if dest is None else os.path.join(dest, name)
-            with opened(name, dir_fd, st, shown, os.O_DIRECTORY) as fd:
-                if sub is not None:
-                    os.mkdir(sub, 0o700)
-                left = read_tree(fd, owner, left - BLOCK, sub, skip, shown, depth + 1)
-        elif dest is None:
-            left -= max(st.st_size, BLOCK)
-        else:
-            with opened(name, dir_fd, st, shown) as fd:
-                left -= max(copy_at_most(fd, os.path.join(dest, name), left + 1), BLOCK)
-        if left < 0:
-            raise Refused("it holds more than %d MB (MLP_GRADE_MAX_MB)" % max_mb())
-    return left
-
-
-def read_submission(path, st, dest=None, skip=None):
-    """Reads (and copies to `dest`) the submission folder at `path`, which must still be
-    the folder `st` was read from: see read_tree."""
-    with opened(path, None, st, os.path.basename(path), os.O_DIRECTORY) as fd:
-        read_tree(fd, st.st_uid, max_mb() * 2**20, dest, skip)
-
-
-def check_timestamp(dest):
-    """A collected submission's timestamp.txt is read by nbgrader at each later collect
-    (CourseDirectory.get_existing_timestamp), which stops for everyone on one it cannot read."""
-    path = os.path.join(dest, "timestamp.txt")
-    if os.path.lexists(path):
-        try:
-            with open(path) as f:
-                parse_utc(f.read().strip() or None)
-        except (OSError, ValueError, OverflowError) as e:
-            raise Refused("its timestamp.txt is not a time nbgrader reads (%s)" % e) from None
-
-
-def check_submission(path, student):
-    """(why the submission at `path`, in `student`'s name, is not taken, or None; its
-    lstat): it must be a folder of the uid the hub gave that student (any uid when no
-    hub's homes are known: nbgrader's check_owner warns), holding only their folders and
-    regular files, MLP_GRADE_MAX_MB at most. Collect and grading on hand-in
-    (mlp_lab/course/on_submit.py) both take a submission through it."""
-    try:
-        st = os.lstat(path)
-        if not stat.S_ISDIR(st.st_mode):
-            return "it is %s, not a folder" % what(path, None, st), st
-        uid = student_uid(student)
-        if uid is not False and st.st_uid != uid:
-            return "it names %s but was handed in by uid %d (%s)" % (
-                student, st.st_uid, "%s is not a student of this hub" % student if uid is None
-                else "%s's uid is %d" % (student, uid)), st
-        read_submission(path, st)
-    except Refused as e:
-        return str(e), None
-    except OSError as e:
-        return "it cannot be read (%s)" % e, None
-    return None, st
-
-
-def make_private(path, uid):
-    """A released feedback page readable by the grader's group and, through an ACL, by
-    the student's `uid`: nobody else (nbgrader leaves it readable by anyone who has its
-    name)."""
-    os.chmod(path, 0o640)
-    subprocess.run(["setfacl", "-m", "u:%d:r" % uid, path], check=True, capture_output=True)
-
-
-def release_private(html, dest, uid):
-    """`html` copied to `dest` in the exchange's feedback folder, private to `uid`
-    (make_private) before it appears under its name."""
-    shutil.copyfile(html, dest + ".new")
-    make_private(dest + ".new", uid)
-    os.replace(dest + ".new", dest)
-
-
-def hidden_name(path, target):
-    """Where set_aside keeps a refused folder it cannot move: beside it in inbound/."""
-    return os.path.join(os.path.dirname(path), REFUSED_PREFIX + os.path.basename(target))
-
-
-REFUSED_PREFIX = ".refused+"
-
-
-class CheckedCollect(ExchangeCollect):
-    """nbgrader's collect of plain submissions only (the module's docstring): each name
-    nbgrader finds in `inbound/` is checked as nbgrader reads it (`_path_to_record`), a
-    refused one set aside before nbgrader picks each student's latest, and the copy
-    (`do_copy`) made without following links, checked again as it is made."""
-
-    def init_src(self):
-        self.checked = {}  # the name and lstat of each submission that passed, for do_copy
-        super().init_src()
-        # the refused, set aside by _path_to_record, are nobody's
-        self.src_records = [r for r in self.src_records if r["username"] is not None]
-
-    def _path_to_record(self, path):
-        """nbgrader's reading of a submission's name (its student and time), for each one in
-        `inbound/` before it picks each student's latest: a refused one is set aside and
-        becomes a record of no one, which init_src drops. Checking here, nbgrader's own list
-        of names, leaves no submission handed in meanwhile unchecked."""
-        try:
-            record = super()._path_to_record(path)
-        except Exception as e:  # dateutil's ValueError, an OverflowError: nbgrader would stop
-            reason = "nbgrader cannot read the time in its name (%s)" % e
-        else:
-            reason = self.refusal(path, record["username"])
-        if reason is None:
-            return record
-        self.set_aside(path, reason)
-        return {"username": None, "filename": os.path.basename(path), "timestamp": datetime.datetime.min}
-
-    def refusal(self, path, student):
-        """Why the submission at `path`, in `student`'s name, is not collected, or None
-        (check_submission)."""
-        reason, st = check_submission(path, student)
-        if reason is None:
-            self.checked[os.path.basename(path)] = st
-        return reason
-
-    def set_aside(self, path, reason):
-        """Moves a refused submission out of nbgrader's sight by a rename (a link is moved,
-        not what it points to), so that it can never hide its student's own latest: into
-        `<course>/refused/`, or, a student's own folder (which only root could move to
-        another folder: its `..` would change), to a hidden name in `inbound/`
-        (`.refused+<name>`, which nbgrader's collect does not list). Its reason goes to
-        nbgrader's log and to refused/reasons.txt."""
-        name = os.path.basename(path)
-        refused = os.path.join(self.coursedir.root, "refused")
-        os.makedirs(refused, mode=0o700, exist_ok=True)
-        target = os.path.join(refused, name)
-        while os.path.lexists(target) or os.path.lexists(hidden_name(path, target)):  # refused before
-            target += "+again"
-        moved = "moved to %s" % refused
-        try:
-            os.rename(path, target)
-        except FileNotFoundError:
-            moved = "its student has removed it"
-        except PermissionError:
-            os.rename(path, hidden_name(path, target))
-            moved = "renamed %s in inbound/" % os.path.basename(hidden_name(path, target))
-        with open(os.path.join(refused, "reasons.txt"), "a") as f:  # no submission's name: it has no +
-            f.write("%s %s: %s\n" % (time.strftime("%Y-%m-%d %H:%M:%S"), os.path.basename(target), reason))
-        self.log.warning("refused %s: %s; %s", name, reason, moved)
-
-    def ignored(self, name, is_dir):
-        """What nbgrader's own copy leaves out: CourseDirectory.ignore, and the files
-        CourseDirectory.include does not match."""
-        ignore, include = self.coursedir.ignore, self.coursedir.include
-        return any(fnmatch.fnmatch(name, g) for g in ignore) or (
-            not is_dir and bool(include) and not any(fnmatch.fnmatch(name, g) for g in include))
-
-    def do_copy(self, src, dest, log=None):
-        """nbgrader's copy of a submission into `submitted/`, made by read_submission instead
-        of copytree: it follows no link, copies MLP_GRADE_MAX_MB at most however the files
-        grow meanwhile, and is refused when the submission has changed since its check (a
-        student may swap a file for a link in between), or when its timestamp.txt is not
-        one nbgrader can read at the next collect. A submission refused here is set aside
-        and its copy removed: the student's earlier ones stay in `inbound/` for the next
-        collect."""
-        os.mkdir(dest, 0o700)
-        try:
-            read_submission(src, self.checked[os.path.basename(src)], dest, self.ignored)
-            check_timestamp(dest)
-        except Refused as e:
-            shutil.rmtree(dest)
-            self.set_aside(src, "%s (found while copying it)" % e)
-
-
-class ContainerRelease(ExchangeReleaseAssignment):
-    def copy_files(self):
-        super().copy_files()
-        for path in glob.glob(os.path.join(self.dest_path, "*.ipynb")):
-            nb = nbformat.read(path, as_version=4)
-            for cell in nb.cells:
-                cell.source = in_image(cell.source)
-            nbformat.write(nb, path)
-            os.chmod(path, 0o644)
-
-
-class PrivateFeedback(ExchangeReleaseFeedback):
-    def copy_files(self):
-        super().copy_files()
-        for html in glob.glob(os.path.join(self.src_path, "*.html")):
-            folder = os.path.dirname(html)  # feedback/<student>/<assignment>/
-            student = os.path.basename(os.path.dirname(folder))
-            uid = student_uid(student)
-            with open(os.path.join(folder, "submission_secret.txt")) as f:
-                name = notebook_hash(secret=f.read(), notebook_id=os.path.splitext(os.path.basename(html))[0])
-            released = os.path.join(self.dest_path, name + ".html")
-            if uid and os.path.exists(released):
-                make_private(released, uid)

@@ -11,7 +11,7 @@ The account (`MLP_GRADER`, default `mlp-grader`) is a system user with no login 
 no password, its home in /var/lib/mlp-grader. It owns the course folder's gradebook and
 what nbgrader writes there, the course's folder of the exchange (so collect reads what
 students hand in through the group nbgrader's set-group-ID inbound gives it, and releases
-feedback readable by its student alone through an ACL, mlp_lab/course/exchange.py), and a
+feedback readable by its student alone through an ACL, mlp_lab/course/private_feedback.py), and a
 store of podman's of its own: the grading sandbox is rootless podman (a user namespace in
 which the container's root is this account and the student's code a subordinate uid,
 `SUBIDS`). On these machines' cgroups v1 rootless podman cannot set limits (it says

@@ -5,7 +5,7 @@ its student alone (make hub's `grading` service; `MLP_GRADE_ON_SUBMIT=0` turns i
 
 A JupyterHub service run as the grader account (mlp_lab/course/grader.py), never root.
 Every second it lists the exchange's inbound/ (the grader's folder). A new submission is
-taken through collect's checks (owner, links, size, name: `exchange.check_submission`);
+taken through collect's checks (owner, links, size, name: `collect.check_submission`);
 one refused ends at once, with the reason. The others wait in a queue kept on disk
 (`<course>/on_submit/queue.json`, rewritten whole at each change): first come first
 served across students, at most one per student in flight (a newer submission takes the
@@ -47,8 +47,9 @@ from nbformat.v4 import new_markdown_cell
 from nbgrader.preprocessors import NbGraderPreprocessor
 from nbgrader.utils import notebook_hash, parse_utc
 
-from mlp_lab.course import exchange
+from mlp_lab.course import collect, exchange
 from mlp_lab.course.autograde import NBGRADER, default_jobs, set_aside_unreadable
+from mlp_lab.course.private_feedback import release_private
 
 ASSIGNMENT = "mlp"
 STATUS_ID = "mlp-lab-status"  # the status page's "notebook id" in nbgrader's hash of names
@@ -170,7 +171,7 @@ class Service:
         tmp = os.path.join(self.root, "status.tmp")
         with open(tmp, "w") as f:
             json.dump(page, f)
-        exchange.release_private(tmp, self.status_path(r), r["uid"])
+        release_private(tmp, self.status_path(r), r["uid"])
 
     def tell_waiting(self):
         for w in self.queue.waiting():
@@ -189,7 +190,7 @@ class Service:
             return
         now = time.time()
         for name in names:
-            if name in self.queue.items or name.startswith(exchange.REFUSED_PREFIX):
+            if name in self.queue.items or name.startswith(collect.REFUSED_PREFIX):
                 continue
             path = os.path.join(inbound, name)
             seq = 1 + max((x.get("seq", 0) for x in self.queue.items.values()), default=0)
@@ -198,10 +199,10 @@ class Service:
                 r["student"], assignment, r["time"] = parse_name(name)
                 if assignment != ASSIGNMENT:
                     continue
-                reason = exchange.check_submission(path, r["student"])[0]
+                reason = collect.check_submission(path, r["student"])[0]
             except (ValueError, OverflowError) as e:
                 r["student"], reason = None, "nbgrader cannot read the time in its name (%s)" % e
-            uid = exchange.student_uid(r["student"]) if r["student"] else None
+            uid = exchange.home_owner(r["student"]) if r["student"] else None
             if uid:  # the status page goes to the student the submission names, if they handed it in
                 r["uid"], r["secret"] = uid, read_secret(path, uid)
             if reason:
@@ -264,14 +265,14 @@ class Service:
             json.dump(strip_hidden(os.path.join(run, "gradebook.db"), os.path.join(self.course, "release", ASSIGNMENT)),
                       f)
         path = os.path.join(exchange.inbound(self.course), r["name"])
-        reason, st = exchange.check_submission(path, r["student"])
+        reason, st = collect.check_submission(path, r["student"])
         if reason:
             return {"state": REFUSED, "reason": "set aside: %s" % reason}
         os.mkdir(target, 0o700)
         try:
-            exchange.read_submission(path, st, target)
-            exchange.check_timestamp(target)
-        except exchange.Refused as e:
+            collect.read_submission(path, st, target)
+            collect.check_timestamp(target)
+        except collect.Refused as e:
             return {"state": REFUSED, "reason": "set aside: %s (found while copying it)" % e}
         notes = set_aside_unreadable(run, ASSIGNMENT, r["student"])
         log = os.path.join(run, "autograde.log")
@@ -298,7 +299,7 @@ class Service:
         for html in sorted(os.listdir(feedback)):
             if html.endswith(".html"):
                 name = notebook_hash(secret=r["secret"], notebook_id=html[:-5]) + ".html"
-                exchange.release_private(os.path.join(feedback, html), os.path.join(self.exchange, "feedback", name),
+                release_private(os.path.join(feedback, html), os.path.join(self.exchange, "feedback", name),
                                          uid)
         with open(log) as f:  # what the sandbox said of the submission: its time limit, a stop
             notes += sorted({line.split("] ", 1)[1] for line in f.read().splitlines()

@@ -1,5 +1,5 @@
 """What a test cell of the student edition may name (`make assignment` checks it, in
-mlp_lab/course/check.py; grading relies on it, in mlp_lab/course/preprocessors.py).
+mlp_lab/course/release_check.py; grading relies on it, in mlp_lab/course/sandbox.py).
 
 A test cell is one expression, `(::mlp_core::grade::points(MAX, || { ... }))`, whose
 block imports `::mlp_core::grade::*` (in parentheses: evcxr would read a first line that

@@ -159,9 +159,9 @@ def container_name(state, user):
     return "%s-%s" % (container_prefix(state), user)
 
 
-def student_uid(spawner):
+def hub_uid(spawner):
     """A uid of the student's own, the same at every start: on the host, it owns their
-    home and what they hand in to the exchange (mlp_lab/course/exchange.py checks it)."""
+    home and what they hand in to the exchange (mlp_lab/course/collect.py checks it)."""
     return UID_BASE + spawner.user.id
 
 
@@ -217,7 +217,7 @@ def configure(c, state, pool, pool_dep, grader):
     c.DockerSpawner.host_ip = "127.0.0.1"
     c.DockerSpawner.volumes = {os.path.join(homes, "{username}"): "/home/jovyan",
                                make_exchange(state, grader): "%s/%s" % (EXCHANGE, COURSE_ID)}
-    c.DockerSpawner.extra_create_kwargs = lambda spawner: {"user": "%d:%d" % (student_uid(spawner), USER_GID)}
+    c.DockerSpawner.extra_create_kwargs = lambda spawner: {"user": "%d:%d" % (hub_uid(spawner), USER_GID)}
     c.DockerSpawner.notebook_dir = "/home/jovyan"
     mem = os.environ.get("MLP_HUB_MEM", "3G")
     cpus = float(os.environ.get("MLP_HUB_CPUS", "1"))
@@ -257,7 +257,7 @@ def configure(c, state, pool, pool_dep, grader):
         (MLP_HUB_DISK, mlp_lab/hub/disks.py); a home made by an earlier version for another
         uid is given to them, with everything in it."""
         home = os.path.join(homes, spawner.escaped_name)
-        uid = student_uid(spawner)
+        uid = hub_uid(spawner)
         os.makedirs(home, exist_ok=True)
         if disks.size():
             disks.attach(state, spawner.escaped_name, home, uid, USER_GID)

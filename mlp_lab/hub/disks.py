@@ -58,7 +58,7 @@ def attach(state, name, home, uid, gid):
         os.rename(home, os.path.join(before, "home"))
     os.makedirs(home, exist_ok=True)
     # the folder under the mount is theirs too: collect reads a student's uid from it
-    # (mlp_lab/course/exchange.py) while their disk is not mounted
+    # (mlp_lab/course/exchange.py, home_owner) while their disk is not mounted
     os.chown(home, uid, gid)
     run("mount", "-o", "loop,nosuid,nodev", path, home)
     lost = os.path.join(home, "lost+found")

@@ -2,8 +2,11 @@
 
     home.py       the kernel home: evcxr's and cargo's settings, locked work directories
     launch.py     starting evcxr, and a pool's evcxr as a process
-    relay.py      the relay: messages passed through, changed where a student would trip
-    sockets.py    its sockets: the frontend's (bound), evcxr's (connected), signing
+    relay.py      the relay: messages passed through, changed where a student would trip;
+                  it holds a manager and channels (jupyter_client's cut)
+    manager.py    evcxr's process: started or adopted from the pool, ended
+    channels.py   the sockets: the frontend's (bound), evcxr's (connected), signing
+    display.py    display ids (display_data, then update_display_data)
     messages.py   panics, errors and lost state as the student reads them
     progress.py   the crates compiling for a cell, shown in it
     pool.py       warm kernels claimed by new relays

@@ -140,14 +140,22 @@ def take_slot(home, name=None):
         return fd, work
 
 
+# the environment evcxr's process gets, on the wire with mlp-core and the rustc wrapper
+# (ARCHITECTURE.md's table; tests/unit/test_wire.py): where mlp-core's panic hook writes
+# the full report (src/kernel.rs), where rustc_progress.sh notes each crate, and whether
+# mlp-core's training shows a live figure (src/live.rs; 0 turns it off)
+PANIC_FILE_ENV = "MLP_PANIC_FILE"
+PROGRESS_FILE_ENV = "MLP_PROGRESS_FILE"
+DISPLAY_ENV = "MLP_KERNEL_DISPLAY"
+
+
 def evcxr_env(home, work):
     env = dict(os.environ)
     env["EVCXR_TMPDIR"] = work
     env["EVCXR_CONFIG_DIR"] = os.path.join(home, "evcxr")
-    env["MLP_PANIC_FILE"] = panic_file(work)
-    env["MLP_PROGRESS_FILE"] = progress_file(work)
-    # mlp-core's training shows a live figure (mlp-core/src/live.rs; 0 turns it off)
-    env.setdefault("MLP_KERNEL_DISPLAY", "1")
+    env[PANIC_FILE_ENV] = panic_file(work)
+    env[PROGRESS_FILE_ENV] = progress_file(work)
+    env.setdefault(DISPLAY_ENV, "1")
     # rustc writes each cell's library with a relative run path to the standard library
     # that counts one directory too many; it only resolves when the work directory is
     # one level below / (evcxr's default, /tmp/xyz). The loader path finds it anywhere.

@@ -11,9 +11,10 @@ import time
 
 
 class Progress:
-    def __init__(self, path, publish):
+    def __init__(self, path, displays, publish):
         self.path = path
-        self.publish = publish  # publish(msg_type, content, parent)
+        self.displays = displays  # display.Displays: the line redrawn in place
+        self.publish = publish  # publish(msg_type, content, parent), for clear_output
         open(path, "wb").close()
         self.seen = 0
         self.shown = {}  # msg_id -> {"id", "crates", "start", "shown"} of its "Compiling" display
@@ -52,9 +53,8 @@ class Progress:
         text = ("Compiling %s ... %.0f s (%d librar%s so far, kept for the next kernel start)"
                 % (entry["crates"][-1], time.time() - entry["start"], n, "y" if n == 1 else "ies"))
         data = {"text/plain": text, "text/html": "<div style=\"color:#666\">&#9203; %s</div>" % html.escape(text)}
-        msg_type = "update_display_data" if entry["shown"] else "display_data"
         entry["shown"] = time.time()
-        self.publish(msg_type, {"data": data, "metadata": {}, "transient": {"display_id": entry["id"]}}, parent)
+        self.displays.show(entry["id"], data, parent)
 
     def clear(self, parent):
         if parent.get("msg_id") in self.shown:

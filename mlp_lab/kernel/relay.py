@@ -28,22 +28,29 @@ import time
 
 import zmq
 
+from .channels import Channels
+from .display import Displays
 from .home import progress_file
-from .launch import cell_process, writes
+from .manager import EvcxrManager
 from .messages import DISPLAY_MARKER, PANIC_MARKER, TERMINATED, Panics, lost_state_text, panic_report
 from .progress import Progress
-from .sockets import Sockets
 
 LATE_OUTPUT = 0.05  # seconds of quiet after evcxr's idle status before a cell is over
 # what evcxr's cell process writes after every cell: EVCXR_EXECUTION_COMPLETE and a newline
 COMPLETION_LINE = 25
 
 
-class Relay(Sockets):
+class Relay:
+    """The relay holds evcxr's process (`manager`, manager.py) and the sockets to both
+    sides (`channels`, channels.py); what it changes in the messages is its own."""
+
     def __init__(self, connection, evcxr_argv_env, work, adopt=None):
-        super().__init__(connection, work)
+        self.work = work
+        self.channels = Channels(connection)
+        self.manager = EvcxrManager(work)
         self.argv, self.env = evcxr_argv_env or (None, None)
-        self.progress = Progress(progress_file(work), self.publish)
+        self.displays = Displays(self.publish)  # display ids: mlp-core's live figures, progress
+        self.progress = Progress(progress_file(work), self.displays, self.publish)
         self.current = None      # the header of the request evcxr is executing
         self.errors = {}         # msg_id -> content of the error output sent for it
         self.panics = Panics(work)
@@ -57,84 +64,110 @@ class Relay(Sockets):
         self.offset = 1           # evcxr's count before the notebook's first cell
         self.raw_last = 1         # evcxr's count of the last reply
         self.hidden = set()       # msg_ids of the relay's own requests (not shown)
-        self.displays = set()     # display ids mlp-core's live display has shown
         self.cwd = os.getcwd()    # the notebook's folder, where its code runs
         if adopt:
             self.adopt(*adopt)
         else:
             self.start_evcxr()
 
+    def start_evcxr(self):
+        key, scheme = self.channels.connection["key"], self.channels.connection["signature_scheme"]
+        self.channels.connect_evcxr(self.manager.start(self.argv, self.env, key, scheme))
+
+    def adopt(self, entry, claim):
+        """A warm evcxr from the pool (pool.py): mlp-core loaded, rust-analyzer's analysis
+        done. It runs in the pool's folder; the notebook's code should run in the
+        notebook's, so the first (hidden) cell moves there."""
+        backend = self.manager.adopt(entry, claim)
+        self.channels.evcxr_key(entry["key"], entry["signature_scheme"])
+        self.offset = self.raw_last = entry["count"]
+        self.channels.connect_evcxr(backend)
+        self.move_to_cwd()
+
+    def send(self, socket, msg, idents, session):
+        self.channels.send(socket, msg, idents, session)
+
+    def publish(self, msg_type, content, parent, metadata=None):
+        self.channels.publish(msg_type, content, parent, metadata)
+
+    def cell_process_writes(self):
+        return self.manager.cell_process_writes()
+
+    def close(self):
+        self.manager.close()
+
     def move_to_cwd(self):
-        if self.warm and self.cwd != self.warm[0]["cwd"]:
+        if self.manager.warm and self.cwd != self.manager.warm[0]["cwd"]:
             code = "std::env::set_current_dir(r#\"%s\"#).ok();" % self.cwd
-            msg = self.bsession.msg("execute_request", {"code": code, "silent": False, "store_history": True,
+            msg = self.channels.bsession.msg("execute_request", {"code": code, "silent": False, "store_history": True,
                                                         "user_expressions": {}, "allow_stdin": False,
                                                         "stop_on_error": False})
             self.hidden.add(msg["header"]["msg_id"])
-            self.send(self.b_shell, msg, [], self.bsession)
+            self.send(self.channels.b_shell, msg, [], self.channels.bsession)
 
     def run(self):
         parent = os.getppid()
+        ch = self.channels
         poller = zmq.Poller()
-        for s in (self.f_shell, self.f_control, self.f_stdin, self.b_shell, self.b_control, self.b_stdin,
-                  self.b_iopub):
+        for s in (ch.f_shell, ch.f_control, ch.f_stdin, ch.b_shell, ch.b_control, ch.b_stdin, ch.b_iopub):
             poller.register(s, zmq.POLLIN)
-        if self.proc.stderr:
-            poller.register(self.proc.stderr.fileno(), zmq.POLLIN)
+        stderr = self.manager.stderr_fd()
+        if stderr is not None:
+            poller.register(stderr, zmq.POLLIN)
         timeout = 200
         while True:
             events = dict(poller.poll(timeout))
-            if self.f_shell in events:
-                self.from_frontend_shell(self.f_shell.recv_multipart())
-            if self.f_control in events:
-                frames = self.f_control.recv_multipart()
-                idents, msg = self.split(frames, self.fsession)
+            if ch.f_shell in events:
+                self.from_frontend_shell(ch.f_shell.recv_multipart())
+            if ch.f_control in events:
+                frames = ch.f_control.recv_multipart()
+                idents, msg = ch.split(frames, ch.fsession)
                 if msg["header"]["msg_type"] == "interrupt_request":
                     if self.current:
                         self.interrupted.add(self.current["msg_id"])
                     else:
                         self.interrupted_idle = True
-                self.pass_on(frames, self.b_control, True, (idents, msg))
-            if self.f_stdin in events:
-                self.pass_on(self.f_stdin.recv_multipart(), self.b_stdin, True)
-            if self.b_stdin in events:
-                self.pass_on(self.b_stdin.recv_multipart(), self.f_stdin, False)
-            if self.b_control in events:
-                self.pass_on(self.b_control.recv_multipart(), self.f_control, False)
-            if self.b_iopub in events:
-                self.from_evcxr_iopub(self.b_iopub.recv_multipart())
-            if self.b_shell in events:
-                self.from_evcxr_shell(self.b_shell.recv_multipart())
-            if self.proc.stderr and self.proc.stderr.fileno() in events:
-                self.from_evcxr_stderr()
+                ch.pass_on(frames, ch.b_control, True, (idents, msg))
+            if ch.f_stdin in events:
+                ch.pass_on(ch.f_stdin.recv_multipart(), ch.b_stdin, True)
+            if ch.b_stdin in events:
+                ch.pass_on(ch.b_stdin.recv_multipart(), ch.f_stdin, False)
+            if ch.b_control in events:
+                ch.pass_on(ch.b_control.recv_multipart(), ch.f_control, False)
+            if ch.b_iopub in events:
+                self.from_evcxr_iopub(ch.b_iopub.recv_multipart())
+            if ch.b_shell in events:
+                self.from_evcxr_shell(ch.b_shell.recv_multipart())
+            if stderr is not None and stderr in events:
+                self.manager.pass_on_stderr()
             if self.current:
                 self.progress.read(self.current)
             next_due = self.release_due()
             timeout = 200 if next_due is None else max(1, min(200, int(next_due * 1000) + 1))
-            if self.proc.poll() is not None:
-                self.from_evcxr_stderr()
-                return self.proc.returncode
+            if self.manager.proc.poll() is not None:
+                self.manager.pass_on_stderr()
+                return self.manager.proc.returncode
             if os.getppid() != parent:
                 # the Jupyter server that started this kernel is gone (as ipykernel does)
                 return 0
 
     def from_frontend_shell(self, frames):
-        idents, msg = self.split(frames, self.fsession)
+        idents, msg = self.channels.split(frames, self.channels.fsession)
         header = msg["header"]
-        self.note("front>", msg)
+        self.channels.note("front>", msg)
         if header["msg_type"] == "execute_request":
             if msg["content"].get("code", "").strip() == ":backtrace":
                 # evcxr runs an empty cell (and counts it); the relay adds the output
                 self.backtrace_requests.add(header["msg_id"])
                 msg["content"]["code"] = ""
-                return self.send(self.b_shell, msg, idents, self.bsession)
-        self.pass_on(frames, self.b_shell, True, (idents, msg))
-        self.note(">evcxr", msg)
+                return self.send(self.channels.b_shell, msg, idents, self.channels.bsession)
+        self.channels.pass_on(frames, self.channels.b_shell, True, (idents, msg))
+        self.channels.note(">evcxr", msg)
 
     def from_evcxr_shell(self, frames):
-        idents, msg = self.split(frames, self.bsession)
-        self.note("evcxr>", msg)
-        self.restore_evcxr_lock()
+        idents, msg = self.channels.split(frames, self.channels.bsession)
+        self.channels.note("evcxr>", msg)
+        self.manager.restore_lock()
         header, content = msg["header"], msg["content"]
         if header["msg_type"] == "execute_reply":
             parent_id = msg["parent_header"].get("msg_id")
@@ -154,15 +187,15 @@ class Relay(Sockets):
             elif content.get("execution_count"):
                 self.ok_cells.append(content["execution_count"])
             self.errors.pop(parent_id, None)
-        self.send(self.f_shell, msg, idents, self.fsession)
+        self.send(self.channels.f_shell, msg, idents, self.channels.fsession)
 
     def renumber(self, content):
         if isinstance(content.get("execution_count"), int) and content["execution_count"] > self.offset:
             content["execution_count"] -= self.offset
 
     def from_evcxr_iopub(self, frames):
-        idents, msg = self.split(frames, self.bsession)
-        self.note("evcxr>", msg)
+        idents, msg = self.channels.split(frames, self.channels.bsession)
+        self.channels.note("evcxr>", msg)
         if msg["parent_header"].get("msg_id") in self.hidden:
             return
         self.from_evcxr_iopub_msg(idents, msg)
@@ -214,7 +247,7 @@ class Relay(Sockets):
         if msg_type == "error":
             self.explain_error(parent_id, content)
             self.errors[parent_id] = content
-        self.send(self.f_iopub, msg, idents, self.fsession)
+        self.send(self.channels.f_iopub, msg, idents, self.channels.fsession)
         self.late_output(parent_id)
 
     def late_output(self, parent_id):
@@ -229,24 +262,14 @@ class Relay(Sockets):
         self.held_idle[parent_id] = (time.time() + LATE_OUTPUT, held_idents, held)
 
     def live_display(self, parent, text):
-        """mlp-core's display lines as Jupyter's display messages: a display id's first
-        as display_data, the later ones as update_display_data (the frontend redraws that
-        output in place; a saved notebook keeps the last)."""
+        """mlp-core's display lines as Jupyter's display messages (display.py)."""
         for line in text.splitlines():
             try:
                 shown = json.loads(line[len(DISPLAY_MARKER):])
                 display_id, data = shown["display_id"], shown["data"]
             except (ValueError, KeyError, TypeError):
                 continue
-            msg_type = "update_display_data" if display_id in self.displays else "display_data"
-            self.displays.add(display_id)
-            self.publish(msg_type, {"data": data, "metadata": {}, "transient": {"display_id": display_id}}, parent)
-
-    def cell_process_writes(self):
-        """(pid, (write calls, bytes)) of evcxr's process that runs the cells, or None."""
-        pid = self.proc and cell_process(self.proc.pid)
-        counts = pid and writes(pid)
-        return (pid, counts) if counts else None
+            self.displays.show(display_id, data, parent)
 
     def unseen_output(self, parent_id):
         """The bytes the cell's process has written since the cell began (less evcxr's
@@ -276,7 +299,7 @@ class Relay(Sockets):
             self.publish("stream", {"name": "stdout", "text": self.panics.full_backtrace() + "\n"}, parent)
         if self.current and self.current.get("msg_id") == parent_id:
             self.current = None
-        self.send(self.f_iopub, msg, idents, self.fsession)
+        self.send(self.channels.f_iopub, msg, idents, self.channels.fsession)
 
     def release_due(self):
         """Releases the held idle statuses that are due; the seconds until the next one."""

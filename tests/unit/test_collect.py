@@ -1,4 +1,4 @@
-"""make autograde's collect (mlp_lab/course/exchange.py, CheckedCollect): nbgrader's own
+"""make autograde's collect (mlp_lab/course/collect.py, CheckedCollect): nbgrader's own
 collect on a scratch exchange, whose submissions belong to uids of their own as in `make
 hub` (these tests run as root, as the instructor's collect does). Each attack on it is
 handed in beside ann's and bob's honest submissions: it must be set aside in
@@ -16,7 +16,7 @@ from nbgrader.coursedir import CourseDirectory
 
 from mlp_lab import ROOT
 from mlp_lab.course import autograde
-from mlp_lab.course.exchange import CheckedCollect
+from mlp_lab.course.collect import CheckedCollect
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root: submissions owned by the students' uids")
 
@@ -29,7 +29,7 @@ LATE = b'{"cells": [], "by": "a later submission"}'
 EARLY, LATER, FAR = "2024-05-01 10:00:00.000000 UTC", "2024-05-02 10:00:00.000000 UTC", "2999-01-01 00:00:00.000000 UTC"
 
 CONFIG = """\
-from mlp_lab.course.exchange import CheckedCollect
+from mlp_lab.course.collect import CheckedCollect
 
 c = get_config()  # noqa: F821
 c.CourseDirectory.root = %r

@@ -30,7 +30,7 @@ def relay(tmp_path):
     (tmp_path / "slot" / "work").mkdir(parents=True)
     r = Recorded(connection, None, str(tmp_path / "slot" / "work"))
     yield r
-    for socket in (r.f_shell, r.f_control, r.f_stdin, r.f_iopub):
+    for socket in (r.channels.f_shell, r.channels.f_control, r.channels.f_stdin, r.channels.f_iopub):
         socket.close(linger=0)  # (the heartbeat's socket stays with its thread, a daemon)
 
 

@@ -1,9 +1,9 @@
-"""make assignment's leak check (mlp_lab/course/check.py): no solution or hidden-test line
+"""make assignment's leak check (mlp_lab/course/release_check.py): no solution or hidden-test line
 of the source may survive in the student edition."""
 
 import nbformat
 
-from mlp_lab.course.check import leaked_lines
+from mlp_lab.course.release_check import leaked_lines
 
 SOURCE = """fn relu(z: &Array2<f64>) -> Array2<f64> {
     let out;

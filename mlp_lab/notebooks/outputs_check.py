@@ -16,7 +16,7 @@ import os
 import nbformat
 
 from mlp_lab import ROOT
-from mlp_lab.checks import Tally
+from mlp_lab.tally import Tally
 
 OUT = os.path.join(ROOT, "target", "notebooks")
 

@@ -1,13 +1,10 @@
-"""nbgrader configured for the evcxr Rust kernel (imported by nbgrader_config.py).
-
-- `StudentDependency`: in the student edition (`nbgrader generate_assignment`), the set-up
-  cell's `:dep mlp-core = { path = "../mlp-core" }` becomes an absolute path to this
-  clone's mlp-core with `default-features = false, features = ["blas"]`: the release
-  notebooks build the library without its `solutions` feature (with OpenBLAS under
-  ndarray), so they cannot call its finished loss, backward pass, predict or training,
-  and they find it from any folder (release, a student's working copy, nbgrader's
-  autograded/<student>/ folders). It runs before
-  nbgrader saves the cells, so autograde restores this line in every submission.
+"""nbgrader's autograde hook: `SandboxedExecute`, nbgrader's Execute with each notebook run
+in a container of the course image (deploy/Dockerfile, deploy/image/execute-notebook.py)
+instead of on this machine, its test cells sealed so that a cell's score is only what
+`::mlp_core::grade` printed (the class's description). Its helpers: `neutralise` (a
+student's cell without evcxr commands or `extern crate`), `GradebookLock` (several
+students graded at once, mlp_lab/course/autograde.py), `Budget` (one time limit a
+submission), `capped_run` (the sandbox's output read up to a cap).
 
 evcxr's error replies lack `ename`/`evalue`, which nbgrader's Execute reads: the kernel
 relay (mlp_lab/kernel/) fills them in.
@@ -27,44 +24,22 @@ import uuid
 import nbformat
 from nbformat.notebooknode import NotebookNode
 from nbgrader.api import Gradebook, MissingEntry
-from nbgrader.preprocessors import Execute, NbGraderPreprocessor
+from nbgrader.preprocessors import Execute
 from traitlets import Bool
 
-from mlp_lab import ROOT
 from mlp_lab.course import grader
+from mlp_lab.course.dep_line import in_image
 from mlp_lab.hub import containers as hub_containers  # the course image and podman's settings
-
-MLP_CORE = os.path.join(ROOT, "mlp-core")
-DEP = re.compile(r'^:dep mlp-core = \{ path = "[^"]*" \}$', re.M)
-STUDENT_DEP = ':dep mlp-core = { path = "%s", default-features = false, features = ["blas"] }' % MLP_CORE
-
-
-class StudentDependency(NbGraderPreprocessor):
-    """The set-up cell's `:dep mlp-core` line for the student edition."""
-
-    def preprocess_cell(self, cell, resources, index):
-        if cell.cell_type == "code" and DEP.search(cell.source):
-            cell.source = DEP.sub(STUDENT_DEP.replace("\\", "\\\\"), cell.source)
-        return cell, resources
-
-
-# ---------------------------------------------------------------------------------
-# Grading in a sandbox
-
-MLP_CORE_PATH = re.compile(r'(:dep mlp-core = \{[^}\n]*path = ")[^"]*(")')
-
-
-def in_image(source):
-    """A cell's `:dep mlp-core` line with the path where the course image has mlp-core."""
-    return MLP_CORE_PATH.sub(r"\g<1>%s\g<2>" % hub_containers.IMAGE_MLP_CORE, source)
-
 
 # evcxr reads commands (`:dep`, `:opt`, ...) and shell lines (`!...`) from a cell's first
 # lines, before its first line of Rust (evcxr's CodeBlock::from_original_user_code)
 EVCXR_COMMAND = re.compile(r"^ *(:[^ ]*)( +(.*))?$")
 EXTERN_CRATE = re.compile(r"\bextern\s+crate\b")
+# the line mlp-core's grade::sealed prints: mlp-grade <seal> <score> (the wire, ARCHITECTURE.md)
 SEAL = re.compile(r"^mlp-grade ([0-9a-f]{32}) (\S+)\n?", re.M)
+# a test cell's call (mlp-core/src/grade.rs), and what it becomes when sealed
 POINTS = "::mlp_core::grade::points("
+SEALED = "::mlp_core::grade::sealed("
 NOT_RUN = "// (not run when grading: evcxr commands belong in the set-up cell) "
 NO_EXTERN = ('compile_error!("`extern crate` is not allowed in your cells: it could '
              'change what the test cells call. Use the crates the set-up cell brings in.");')
@@ -160,7 +135,7 @@ class SandboxedExecute(Execute):
                     notes[k] = changed
             elif is_test(cell) and POINTS in cell.source:
                 seals[k] = secrets.token_hex(16)
-                cell.source = cell.source.replace(POINTS, '::mlp_core::grade::sealed("%s", ' % seals[k], 1)
+                cell.source = cell.source.replace(POINTS, '%s"%s", ' % (SEALED, seals[k]), 1)
         if not any(is_test(cell) for cell in nb.cells) and not self.run_without_checks:
             self.log.info("no test cells: not run (SandboxedExecute.run_without_checks)")
             return nb, resources

@@ -1,26 +1,20 @@
-"""The relay's sockets: the frontend's side (bound, from the kernel's connection file)
-and evcxr's (connected: evcxr started on a connection file of its own, or a pool's warm
-evcxr adopted), with signing, passing on and publishing."""
+"""The relay's channels, as jupyter_client's: the frontend's sockets (bound, from the
+kernel's connection file, and the heartbeat) and evcxr's (connected to the ports of the
+evcxr the manager started or adopted, manager.py), with the sessions that sign each side,
+passing on, publishing and the trace (MLP_KERNEL_TRACE). Nothing here knows evcxr's
+process."""
 
-import json
 import os
-import shutil
-import subprocess
-import sys
-import tempfile
 import threading
 import time
 
 import zmq
 from jupyter_client.session import Session
 
-from .launch import Adopted, keep_lock, launch_evcxr, restore_lock
 
-
-class Sockets:
-    def __init__(self, connection, work):
+class Channels:
+    def __init__(self, connection):
         self.connection = connection
-        self.work = work
         self.fsession = Session(key=connection["key"].encode(), signature_scheme=connection["signature_scheme"],
                                 username="kernel")
         self.bsession = self.fsession  # a pool's evcxr has a key of its own (adopt)
@@ -36,10 +30,6 @@ class Sockets:
         self.f_iopub = self.bind(zmq.PUB, url(connection["iopub_port"]))
         self.hb = self.bind(zmq.REP, url(connection["hb_port"]))
         threading.Thread(target=self.heartbeat, daemon=True).start()
-        self.proc = None          # evcxr (an Adopted one from the pool)
-        self.backend_file = None  # its connection file, when this relay started it
-        self.warm = None          # (pool entry, claim file) of an adopted evcxr
-        self.lock_kept = False    # the work directory's Cargo.lock put aside (launch.keep_lock)
         trace = os.environ.get("MLP_KERNEL_TRACE")
         self.trace = open(trace, "a", buffering=1) if trace else None
 
@@ -56,30 +46,10 @@ class Sockets:
             except zmq.ZMQError:
                 return
 
-    def start_evcxr(self):
-        # in a folder of its own (jupyter_client writes it afresh, 0600): the slot's folder
-        # is not writable in the grading sandbox (deploy/Dockerfile)
-        path = os.path.join(tempfile.mkdtemp(prefix="mlp-kernel-"), "evcxr-connection.json")
-        keep_lock(self.work)
-        self.lock_kept = True  # put back at evcxr's first reply (restore_evcxr_lock)
-        self.proc, backend = launch_evcxr(path, self.connection["key"], self.connection["signature_scheme"],
-                                          self.argv, env=self.env, stderr=subprocess.PIPE, close_fds=False)
-        self.backend_file = path
-        self.connect_evcxr(backend)
-
-    def adopt(self, entry, claim):
-        """A warm evcxr from the pool (pool()): mlp-core loaded, rust-analyzer's analysis
-        done. It runs in the pool's folder; the notebook's code should run in the
-        notebook's, so the first (hidden) cell moves there."""
-        self.warm = (entry, claim)
-        self.proc = Adopted(entry["pid"])
-        self.backend_file = None
-        self.bsession = Session(key=entry["key"].encode(), signature_scheme=entry["signature_scheme"],
-                                username="kernel")
-        self.offset = self.raw_last = entry["count"]
-        with open(entry["connection"]) as f:
-            self.connect_evcxr(json.load(f))
-        self.move_to_cwd()
+    def evcxr_key(self, key, signature_scheme):
+        """A pool's evcxr signs with a key of its own: messages to and from it are signed
+        again (pass_on)."""
+        self.bsession = Session(key=key.encode(), signature_scheme=signature_scheme, username="kernel")
 
     def connect_evcxr(self, backend):
         def url(port):
@@ -91,8 +61,6 @@ class Sockets:
         self.b_stdin = self.connect(zmq.DEALER, url(backend["stdin_port"]), ident)
         self.b_iopub = self.connect(zmq.SUB, url(backend["iopub_port"]))
         self.b_iopub.setsockopt(zmq.SUBSCRIBE, b"")
-        if self.proc.stderr:
-            os.set_blocking(self.proc.stderr.fileno(), False)
 
     def connect(self, kind, url, ident=None):
         s = self.ctx.socket(kind)
@@ -101,13 +69,6 @@ class Sockets:
             s.setsockopt(zmq.IDENTITY, ident)
         s.connect(url)
         return s
-
-    def restore_evcxr_lock(self):
-        """At evcxr's first reply (it has started, so its start no longer empties the lock),
-        the Cargo.lock kept before it started goes back (launch.restore_lock)."""
-        if self.lock_kept:
-            self.lock_kept = False
-            restore_lock(self.work)
 
     # --- messages --------------------------------------------------------------
     def split(self, frames, session):
@@ -145,32 +106,3 @@ class Sockets:
         msg = self.fsession.send(self.f_iopub, msg_type, content=content, parent=parent, metadata=metadata or {},
                                  ident=[("kernel.relay.%s" % msg_type).encode()])
         self.note(">front", msg)
-
-    # --- evcxr's own standard error ---------------------------------------------
-    def from_evcxr_stderr(self):
-        if not self.proc.stderr:
-            return  # a pool's evcxr writes to its slot's evcxr.log
-        try:
-            data = os.read(self.proc.stderr.fileno(), 65536)
-        except (BlockingIOError, OSError):
-            return
-        if not data:
-            return
-        sys.stderr.buffer.write(data)
-        sys.stderr.flush()
-
-    def close(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-        for path in (self.backend_file, self.warm and self.warm[1]):
-            try:
-                if path:
-                    os.unlink(path)
-            except OSError:
-                pass
-        if self.backend_file:
-            shutil.rmtree(os.path.dirname(self.backend_file), ignore_errors=True)

@@ -24,8 +24,8 @@ import nbformat
 from nbclient import NotebookClient
 
 from mlp_lab import ROOT
-from mlp_lab.checks import Tally
 from mlp_lab.course import test_cells
+from mlp_lab.tally import Tally
 
 COURSE = os.path.join(ROOT, "course")
 SOURCE = os.path.join(COURSE, "source", "mlp")
