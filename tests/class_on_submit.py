@@ -28,6 +28,7 @@ from support.course import scores
 from support.http import request
 from support.hub import assignments
 
+ON_HAND_IN = on_submit.ON_HAND_IN
 RESULT_TIMEOUT = 900  # seconds a submission may take from hand-in to its result here
 
 
@@ -64,18 +65,23 @@ def wait_for(c, names, what, timeout=RESULT_TIMEOUT):
 
 
 def hidden_lines(course):
-    """The lines of the hidden tests in the source notebooks (the longer ones: a `}` says nothing)."""
+    """The lines of the hidden tests in the source notebooks that the student edition does
+    not have anywhere (`let mut rng = NumpyRng::new(0);` is in a visible cell too)."""
     lines = set()
     for path in glob.glob(os.path.join(course, "source", "mlp", "*.ipynb")):
         for cell in nbformat.read(path, as_version=4).cells:
             for block in re.findall(r"BEGIN HIDDEN TESTS(.*?)END HIDDEN TESTS", cell.source, re.S):
                 lines |= {line.strip() for line in block.splitlines() if len(line.strip()) >= 16}
-    return lines
+    edition = "".join(c.source for path in glob.glob(os.path.join(course, "release", "mlp", "*.ipynb"))
+                      for c in nbformat.read(path, as_version=4).cells)
+    return {line for line in lines if line not in edition}
 
 
 def received(c, user):
-    """Every file `user` has received from the grading: their fetched feedback and the
-    status pages and feedback pages in the exchange their uid may read."""
+    """Every file `user` has received from grading on hand-in: the feedback fetched into
+    ~/mlp/feedback/ and the pages in the exchange their uid may read, but the instructor's
+    feedback released after the due date (nbgrader's, the hidden tests' results in it by
+    design)."""
     home = os.path.join(c.hub.state, "homes", user)
     uid = os.stat(home).st_uid
     files = glob.glob(os.path.join(home, "mlp", "feedback", "*", "*"))
@@ -83,7 +89,7 @@ def received(c, user):
     files += [os.path.join(feedback, f) for f in os.listdir(feedback)
               if "user:%d:r" % uid in subprocess.run(["getfacl", "-cn", os.path.join(feedback, f)],
                                                      capture_output=True, text=True).stdout]
-    return files
+    return [f for f in files if f.endswith(".json") or ON_HAND_IN in open(f, errors="replace").read()]
 
 
 def graded_on_hand_in(c):

@@ -50,7 +50,7 @@ from dataclasses import dataclass, field
 import nbformat
 
 from class_browser import browser
-from class_on_submit import graded_on_hand_in
+from class_on_submit import ON_HAND_IN, graded_on_hand_in
 from mlp_lab.course import grader
 from mlp_lab.course.dep_line import in_image
 from mlp_lab.hub.containers import COURSE_ID
@@ -68,7 +68,6 @@ AUTOMATIC = 45.0  # the automatic points of the assignment (notebooks 2 and 3)
 VALIDATE_TIMEOUT = 600
 # grading on hand-in (mlp_lab/course/on_submit.py): one at a time here, three an hour a student
 GRADING_ENV = {"MLP_GRADE_JOBS": "1", "MLP_GRADE_RATE": "3"}
-ON_HAND_IN = "Graded on hand-in"  # the note at the top of its feedback
 
 # Rust, from ann's kernel in her container: what she can reach of the exchange
 ATTACK = r'''

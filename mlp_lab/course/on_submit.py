@@ -54,6 +54,7 @@ from mlp_lab.course.private_feedback import release_private
 ASSIGNMENT = "mlp"
 STATUS_ID = "mlp-lab-status"  # the status page's "notebook id" in nbgrader's hash of names
 HIDDEN_BEGIN = "BEGIN HIDDEN TESTS"  # nbgrader's ClearHiddenTests.begin_test_delimeter
+ON_HAND_IN = "Graded on hand-in"  # the first words of its feedback
 HIDDEN_COUNTS = "hidden.json"  # in a grading's folder: {notebook: its hidden checks}
 WAITING, GRADING, GRADED, FAILED, REFUSED, REPLACED = "queued", "grading", "graded", "failed", "refused", "replaced"
 # SandboxedExecute's reasons for not grading a notebook, as its log says them
@@ -127,6 +128,7 @@ class Service:
         os.environ.setdefault("MLP_HUB_HOMES", os.path.join(exchange.hub_state(course), "homes"))
         self.queue = Queue(os.path.join(self.root, "queue.json"))
         self.running = {}  # name: its nbgrader process
+        self.dirty = False
         self.stopping = False
         for r in self.queue.items.values():
             if r["state"] == GRADING:  # the service stopped while it graded: again, in its place
@@ -167,6 +169,7 @@ class Service:
         if r.get("told") == text:
             return
         r["told"] = text
+        self.dirty = True  # (saved with the queue: the instructor's page shows it)
         page = {"state": r["state"], "text": text, "updated": now}
         tmp = os.path.join(self.root, "status.tmp")
         with open(tmp, "w") as f:
@@ -351,6 +354,10 @@ class Service:
         while not self.stopping:
             self.scan()
             self.start_ready()
+            with self.queue.lock:
+                if self.dirty:
+                    self.queue.save()
+                    self.dirty = False
             if once and not self.running and not self.queue.next_ready(time.time()):
                 break
             time.sleep(1)
@@ -396,8 +403,8 @@ class HiddenChecks(NbGraderPreprocessor):
                 most += grade.get("points") or 0
             elif grade.get("grade"):
                 grade["grade"] = False  # a written answer: graded by hand after the due date
-        note = "**Graded on hand-in.** The points are the visible automatic checks' (%s of %s). " % (
-            points(score), points(most))
+        note = "**%s.** The points are the visible automatic checks' (%s of %s). " % (
+            ON_HAND_IN, points(score), points(most))
         if hidden:
             note += "This notebook has %d hidden check%s, graded after the due date. " % (hidden, "s" * (hidden > 1))
         note += "Written answers are graded by hand after the due date."

@@ -234,7 +234,9 @@ class SandboxedExecute(Execute):
                           % (OUTPUT_CAP >> 20))
         if code != 0:
             said = err.decode("utf-8", "replace").strip().splitlines()
-            return None, "the grading sandbox stopped (exit %d): %s" % (code, said[-1] if said else "")
+            why = said[-1] if said else ("killed: its memory limit, or stopped from outside" if code in (137, -9)
+                                         else "it said nothing")
+            return None, "the grading sandbox stopped (exit %d): %s" % (code, why)
         try:
             return nbformat.reads(out.decode("utf-8", "replace"), as_version=4), None
         except ValueError as e:
