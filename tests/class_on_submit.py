@@ -22,13 +22,13 @@ import time
 
 import nbformat
 
-from mlp_lab.course import grader, on_submit
+from mlp_lab.course import grader, hand_in_feedback, on_submit
 from support import until
 from support.course import scores
 from support.http import request
 from support.hub import assignments
 
-ON_HAND_IN = on_submit.ON_HAND_IN
+ON_HAND_IN = hand_in_feedback.ON_HAND_IN
 RESULT_TIMEOUT = 900  # seconds a submission may take from hand-in to its result here
 
 
