@@ -121,8 +121,11 @@ pub fn show_weight_grids(nets: &[(&str, &TwoLayerMLP)]) -> Result<Figure> {
     let cell = w / nets.len() as u32;
     let scale = (cell as usize / side).max(1);
     let h = title + (side * scale) as u32 + 10;
-    let style = TextStyle::from((FONT, 20).into_font()).pos(Pos::new(HPos::Center, VPos::Center));
     let mut rgb = render_rgb((w, h), |root| {
+        // (made here, once render_rgb has registered the font: plotters loads it as the
+        // style is made, and this may be a process's first figure)
+        let style =
+            TextStyle::from((FONT, 20).into_font()).pos(Pos::new(HPos::Center, VPos::Center));
         for (k, (name, _)) in nets.iter().enumerate() {
             let x = (k as u32 * cell + cell / 2) as i32;
             root.draw_text(name, &style, (x, (title / 2) as i32))?;
