@@ -40,7 +40,7 @@ CGROUPS = "/sys/fs/cgroup"
 CONTROLLERS = ("memory", "pids", "cpu")
 # what nbgrader writes in a course folder (and Formgrader, make autograde, collect)
 COURSE_OUTPUTS = ("gradebook.db", "submitted", "autograded", "feedback", "refused", "grades.csv",
-                  ".gradebook.lock", ".nbgrader.log", "release")
+                  ".gradebook.lock", ".nbgrader.log", "release", "on_submit")
 
 
 def account():

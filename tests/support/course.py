@@ -47,7 +47,8 @@ def scratch_course(scratch):
     course = os.path.join(scratch, "course")
     # the configuration, the source, the release and the gradebook nbgrader made
     shutil.copytree(COURSE, course, ignore=shutil.ignore_patterns(
-        "submitted", "autograded", "feedback", "grades.csv", "__pycache__", ".gradebook.lock"))
+        "submitted", "autograded", "feedback", "grades.csv", "__pycache__", ".gradebook.lock", "refused",
+        "on_submit"))
     # the grading sandbox's settings and the course image, as make autograde finds them
     os.symlink(os.path.join(ROOT, "deploy"), os.path.join(scratch, "deploy"))
     # its own hub state (none: no exchange to collect from), never the clone's deploy/state
