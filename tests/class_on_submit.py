@@ -43,15 +43,11 @@ def submissions(c, user):
 
 
 def queue(c):
-    try:
-        with open(os.path.join(c.course, "on_submit", "queue.json")) as f:
-            return json.load(f)
-    except (OSError, ValueError):
-        return {}
+    return on_submit.Queue(on_submit.queue_path(c.course)).items
 
 
 def settled(record):
-    return record["state"] in (on_submit.GRADED, on_submit.FAILED, on_submit.REFUSED, on_submit.REPLACED)
+    return record["state"] in on_submit.ENDED
 
 
 def wait_for(c, names, what, timeout=RESULT_TIMEOUT):

@@ -16,7 +16,6 @@ would give at that rate (not measured).
 
 import argparse
 import glob
-import json
 import os
 import random
 import secrets
@@ -85,13 +84,9 @@ def main():
         names.append(hand_in(inbound, s, UID + k, account.pw_gid, editions["solved" if k % 3 == 0 else "blank"]))
 
     def queue():
-        try:
-            with open(os.path.join(course, "on_submit", "queue.json")) as f:
-                return json.load(f)
-        except (OSError, ValueError):
-            return {}
+        return on_submit.Queue(on_submit.queue_path(course)).items
 
-    until(lambda: all(queue().get(n, {}).get("state") in ("graded", "failed", "refused") for n in names),
+    until(lambda: all(queue().get(n, {}).get("state") in on_submit.ENDED for n in names),
           3600 * 3, step=5)
     wall = time.time() - start
     os.killpg(service.pid, signal.SIGTERM)

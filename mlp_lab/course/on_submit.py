@@ -52,6 +52,7 @@ from mlp_lab.course.private_feedback import release_private
 
 STATUS_ID = "mlp-lab-status"  # the status page's "notebook id" in nbgrader's hash of names
 WAITING, GRADING, GRADED, FAILED, REFUSED, REPLACED = "queued", "grading", "graded", "failed", "refused", "replaced"
+ENDED = (GRADED, FAILED, REFUSED, REPLACED)  # a submission's last states
 # SandboxedExecute's reasons for not grading a notebook, as its log says them
 SANDBOX_SAID = ("the grading sandbox", "time limit", "printed more than", "the course image")
 SANDBOXES = "mlp-on-submit"  # the names of this service's sandboxes (SandboxedExecute's prefix)
@@ -63,6 +64,11 @@ def rate():
 
 def clock(t):
     return datetime.datetime.fromtimestamp(t).strftime("%H:%M")
+
+
+def queue_path(course):
+    """Where the queue of `course` is kept."""
+    return os.path.join(course, "on_submit", "queue.json")
 
 
 class Queue:
@@ -121,7 +127,7 @@ class Service:
         self.exchange = os.path.dirname(exchange.inbound(course))
         # the students' uids: the owners of their homes (as course/nbgrader_config.py sets it)
         os.environ.setdefault("MLP_HUB_HOMES", os.path.join(exchange.hub_state(course), "homes"))
-        self.queue = Queue(os.path.join(self.root, "queue.json"))
+        self.queue = Queue(queue_path(course))
         self.running = {}  # name: its nbgrader process
         self.dirty = False
         self.stopping = False
@@ -402,7 +408,7 @@ def queue_page(course):
     per state, then per student, every submission seen, newest first."""
     from html import escape
 
-    items = Queue(os.path.join(course, "on_submit", "queue.json")).items.values()
+    items = Queue(queue_path(course)).items.values()
     on = os.environ.get("MLP_GRADE_ON_SUBMIT", "1") != "0"
     counts = {s: sum(r["state"] == s for r in items) for s in (WAITING, GRADING, GRADED, FAILED, REFUSED, REPLACED)}
     rows = "".join(
