@@ -9,7 +9,8 @@
    panic's report names the notebook function, not the runtime's frames; `:backtrace`
    prints the full one; a panic inside ndarray (a bad `.dot`) names the notebook function
    and line that called it; Kernel > Interrupt says the variables are gone and which cells
-   to rerun; counts start at 1 and error replies carry ename/evalue.
+   to rerun; counts start at 1 and error replies carry ename/evalue; what rust-analyzer
+   gives (a variable's type, Tab completion, even while it loads; hover) still works.
 
 Closes with 'kernel: N passed, N failed'.
 """
@@ -42,6 +43,10 @@ class Kernel:
             threading.Timer(interrupt_after, self.km.interrupt_kernel).start()
         reply = self.kc.execute_interactive(code, timeout=1800, output_hook=outputs.append)
         return reply["content"], outputs
+
+    def complete(self, code):
+        """The matches of a Tab completion at the end of `code`."""
+        return self.kc.complete(code, len(code), reply=True, timeout=300)["content"]["matches"]
 
     def close(self):
         self.kc.stop_channels()
@@ -116,8 +121,23 @@ def state(t):
     try:
         c, out = kernel.run(DEP)
         t.check("the first cell is In [1]", c.get("execution_count") == 1, c)
+        # what rust-analyzer gives, asked at once: evcxr loads mlp-core's analysis in the
+        # background after a `:dep` (evcxr/), and a completion waits for it
+        start = time.time()
+        matches = kernel.complete("use mlp_core::ndarray::Arr")
+        print("  Tab completion asked right after the :dep cell: %.1f s, %s" % (time.time() - start, matches[:4]))
+        t.check("Tab completion during the analysis' load: ndarray's names", "Array2" in matches, matches)
         kernel.run("use mlp_core::*;\nuse mlp_core::ndarray::{Array1, Array2};")
         kernel.run("let kept = 42;\nlet a = Array2::<f64>::zeros((2, 3));")
+        c, out = kernel.run(":vars")
+        shown = "".join(m["content"]["data"].get("text/plain", "") for m in out if "data" in m["content"])
+        t.check("a variable's type, as rust-analyzer gave it (:vars)",
+                "a: ndarray::prelude::ArrayBase<ndarray::OwnedRepr<f64>" in shown, shown)
+        matches = kernel.complete("a.sh")
+        t.check("Tab completion of a variable's methods", "shape()" in matches, matches)
+        c = kernel.kc.inspect("a.shape", 7, reply=True, timeout=120)["content"]
+        t.check("hover (inspect): the method's signature", c.get("found")
+                and "pub fn shape(&self) -> &[usize]" in c["data"].get("text/plain", ""), c)
 
         c, out = kernel.run("let b = Array2::<f64>::zeros((4, 5));\nlet c = a.dot(&b);")
         t.check("wrong shapes: a panic with ndarray's message", "inputs 2 × 3 and 4 × 5 are not compatible"
