@@ -1,9 +1,11 @@
 """The warm pool: evcxr started and warmed before anyone asks (`--pool`).
 
-A kernel's first cells are mostly rust-analyzer (evcxr types every variable with it):
-it reads the standard library and every dependency, about 18 s of one core before the
-first `let` answers. `--pool N` keeps N evcxr processes that have done that work, in
-slots of their own, each listed in <kernel home>/pool/ready/. A new kernel's relay
+A kernel's first cells are evcxr's start, the notebook's `:dep` lines, and rust-analyzer
+(evcxr types every variable with it), which reads the standard library and every
+dependency: several seconds of one core, done on a thread of evcxr's own once the `:dep`
+has run (evcxr/README.md). `--pool N` keeps N evcxr processes that have run the `:dep`
+lines (their analysis loads on by itself), in slots of their own, each listed in
+<kernel home>/pool/ready/. A new kernel's relay
 claims one by renaming its entry into pool/claimed/ (atomic: one relay wins), and
 passes messages to it, signed with the pool's key; with none ready it starts its own
 evcxr as before. The pool warms one replacement at a time.
@@ -98,12 +100,9 @@ def dep_lines(nb):
     return [line for line in source.splitlines() if line.startswith(":dep ")]
 
 
-WARM_COMPLETION = "let evcxr_warm = vec![1.0f64];\nevcxr_warm."
-
-
 def warm_one(home, deps, cwd):
-    """One evcxr, started and warmed: the dependency lines run, one completion asked
-    (rust-analyzer's type analysis loaded). Returns (process, entry) or None."""
+    """One evcxr, started and warmed: the dependency lines run (rust-analyzer's load
+    follows in evcxr's background). Returns (process, entry) or None."""
     fd, work = take_slot(home)
     slot = os.path.dirname(work)
     warming = os.path.join(pool_dir(home, "warming"), os.path.basename(slot))
@@ -138,7 +137,6 @@ def warm_in_slot(home, deps, cwd, fd, work):
             if reply["content"]["status"] != "ok":
                 raise RuntimeError("%s: %s" % (dep, reply["content"].get("evalue")))
             count = reply["content"]["execution_count"]
-        kc.complete(WARM_COMPLETION, len(WARM_COMPLETION), reply=True, timeout=600)
     except Exception as e:
         print("pool: a kernel did not warm up (%s); see %s" % (e, os.path.join(slot, "evcxr.log")), flush=True)
         proc.kill()
