@@ -60,6 +60,11 @@ class MemoryWatch(threading.Thread):
                     self.warm[u] = time.time()
             time.sleep(0.5)
 
+    def now(self, user):
+        """What everything of `user`'s server holds in memory now (bytes)."""
+        table, extra = processes(), adopted()
+        return sum(tree_rss(table, pid, extra) for pid in server_pids(table, user))
+
     def warm_in_container(self, user):
         """Whether the pool in `user`'s container has (or had) a warm kernel: its entry in
         their kernels' home on their disk, read from the host."""
@@ -92,7 +97,15 @@ def class_run(t, hub, users, think=0):
             timings[u]["ready"] = time.time()
             time.sleep(think)  # the student opens the notebook and reads before running it
             timings[u]["sent"] = time.time()
-            asyncio.run(run_notebook(hub.base, u, tokens[u], notebooks[u], timings[u]))
+            asyncio.run(run_notebook(hub.base, u, tokens[u], notebooks[u], timings[u],
+                                     before_end=lambda: timings[u].update(held=watch.now(u))))
+            # Kernel > Restart: the kernel ends, a new one starts cold (the pool warms one
+            # kernel a container) and the student runs the first cell again
+            first = next(c for c in notebooks[u].cells if c.cell_type == "code")
+            again = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(first.source)])
+            restarted = {"asked": time.time()}
+            asyncio.run(run_notebook(hub.base, u, tokens[u], again, restarted))
+            timings[u]["restart"] = restarted["first_cell"] - restarted["asked"]
         except Exception as e:  # reported as a failed check
             errors[u] = repr(e)
 
@@ -114,15 +127,18 @@ def class_run(t, hub, users, think=0):
         warm = watch.warm.get(u)
         rows.append((u, tm["ready"] - tm["asked"], tm["first_cell"] - tm["asked"], tm["first_output"] - tm["asked"],
                      tm["done"] - tm["asked"], watch.peak[u] / 2 ** 20, warm - tm["asked"] if warm else None,
-                     tm["first_cell"] - tm["sent"]))
+                     tm["first_cell"] - tm["sent"], tm["held"] / 2 ** 20, tm["restart"]))
     print("  %d student(s) at once, seconds from asking for the server (first cell: also from %s):"
           % (len(users), "the server ready" if not think else "when it was run, %d s after the server was ready"
              % think))
-    print("    %-14s %6s %18s %13s %9s %12s %12s" % ("student", "ready", "first cell", "first output", "notebook",
-                                                    "peak memory", "warm kernel"))
-    for u, ready, first, output, done, mib, warm, after in rows:
-        print("    %-14s %6.1f %7.1f (%4.1f after) %13.1f %9.1f %8.0f MiB %12s"
-              % (u, ready, first, after, output, done, mib, "%.1f" % warm if warm else "-"))
+    print("    %-14s %6s %18s %13s %9s %12s %12s %12s %11s" % (
+        "student", "ready", "first cell", "first output", "notebook", "peak memory", "warm kernel",
+        "held after", "restart"))
+    for u, ready, first, output, done, mib, warm, after, held, restart in rows:
+        print("    %-14s %6.1f %7.1f (%4.1f after) %13.1f %9.1f %8.0f MiB %12s %8.0f MiB %9.1f s"
+              % (u, ready, first, after, output, done, mib, "%.1f" % warm if warm else "-", held, restart))
+    print("    (held after: everything of the student's server in memory once notebook 2 has run, its kernel "
+          "still open; restart: a new kernel's first cell, from asking for the kernel)")
     if CONTAINERS and hub.pool:
         t.check("each student's container warmed a kernel of its own", all(row[6] for row in rows), rows)
     return tokens, rows

@@ -24,7 +24,9 @@ def message(session, code):
                         "allow_stdin": False, "stop_on_error": True}}
 
 
-async def run_notebook(base, user, token, nb, timings):
+async def run_notebook(base, user, token, nb, timings, before_end=None):
+    """Every code cell of `nb` in a new kernel, its outputs recorded in `nb`; the kernel
+    ended afterwards (`before_end()` called just before)."""
     status, kernel = request("%s/user/%s/api/kernels" % (base, user), token, "POST", {"name": "rust"})
     if status != 201:
         raise RuntimeError("starting a kernel: %s %s" % (status, kernel))
@@ -69,6 +71,8 @@ async def run_notebook(base, user, token, nb, timings):
                                                                traceback=content["traceback"]))
                 if kind in ("stream", "execute_result", "display_data", "error") and "first_output" not in timings:
                     timings["first_output"] = time.time()
+        if before_end:
+            before_end()
     finally:
         ws.close()
         request("%s/user/%s/api/kernels/%s" % (base, user, kernel["id"]), token, "DELETE")
