@@ -161,6 +161,10 @@ def evcxr_env(home, work):
     # no measurable change in a cell's time (docs/performance.md)
     env.setdefault("MIMALLOC_PURGE_DELAY", "0")
     env.setdefault("MIMALLOC_ARENA_EAGER_COMMIT", "0")
+    # rust-analyzer leaves out the standard library's SIMD intrinsics (`core::arch`, 16 MB
+    # of source) and its test crates: 564 -> 498 MiB and a second less of loading; a
+    # variable holding an intrinsic's type then needs its type written out
+    env.setdefault("EVCXR_ANALYSIS_SKIP", "stdarch:coretests:alloctests")
     # rustc writes each cell's library with a relative run path to the standard library
     # that counts one directory too many; it only resolves when the work directory is
     # one level below / (evcxr's default, /tmp/xyz). The loader path finds it anywhere.
