@@ -156,6 +156,9 @@ impl RustAnalyzer {
             self.last_cargo_toml = cargo_toml;
             self.cargo_toml_changes.fetch_add(1, Ordering::SeqCst);
         }
+        if self.loading.as_ref().is_some_and(|loading| loading.is_finished()) {
+            self.join_loading()?;
+        }
         match self.state.as_mut() {
             Some(state) => {
                 state.set_source(source)?;
@@ -182,18 +185,24 @@ impl RustAnalyzer {
         }));
     }
 
-    /// The analysis, once any background load is done and has loaded the latest Cargo.toml.
-    fn ready(&mut self) -> Result<&mut AnalyzerState> {
+    /// Takes the analysis back from the background load, waiting for it if it runs.
+    fn join_loading(&mut self) -> Result<()> {
         if let Some(loading) = self.loading.take() {
-            let (state, result) = loading
+            let (mut state, result) = loading
                 .join()
                 .map_err(|_| anyhow!("rust-analyzer's background load panicked"))?;
-            self.state = Some(state);
             if result.is_err() {
-                // Cargo.toml may have been read half written; read it again below.
-                self.state.as_mut().unwrap().loaded_change = None;
+                // Cargo.toml may have been read half written; `ready` reads it again.
+                state.loaded_change = None;
             }
+            self.state = Some(state);
         }
+        Ok(())
+    }
+
+    /// The analysis, once any background load is done and has loaded the latest Cargo.toml.
+    fn ready(&mut self) -> Result<&mut AnalyzerState> {
+        self.join_loading()?;
         let state = self.state.as_mut().unwrap();
         if state.loaded_change != Some(self.cargo_toml_changes.load(Ordering::SeqCst)) {
             state.with_sysroot = self.with_sysroot;
