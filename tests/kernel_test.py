@@ -201,12 +201,34 @@ def state(t):
         kernel.close()
 
 
+def background_load(t):
+    """evcxr's analysis loads in the background after a `:dep` (evcxr/): cells without a
+    `let` run while it loads and after it has ended unseen, then a `let`; its variable
+    must have its own type (a stale source once gave every such variable `String`)."""
+    kernel = Kernel()
+    try:
+        kernel.run(DEP)
+        kernel.run("use mlp_core::*;")  # while the load runs
+        time.sleep(15)  # the load ends, no cell asks for it
+        kernel.run("use mlp_core::ndarray::Array2;")
+        c, out = kernel.run("let toy_net = Toy::default();\nlet zeros = Array2::<f64>::zeros((2, 3));\nzeros.len()")
+        t.check("a let after cells run during and after the background load: it runs",
+                c["status"] == "ok" and text(out, "result").strip() == "6", (c, text(out)))
+        c, out = kernel.run(":vars")
+        shown = "".join(m["content"]["data"].get("text/plain", "") for m in out if "data" in m["content"])
+        t.check("... and its variables have their own types (:vars)",
+                "toy_net: Toy\n" in shown and "zeros: ndarray::prelude::ArrayBase" in shown, shown)
+    finally:
+        kernel.close()
+
+
 def main():
     t = Checks()
     start = time.time()
     concurrency(t)
     print("(concurrency in %.0f s)" % (time.time() - start), flush=True)
     state(t)
+    background_load(t)
     t.close("kernel")
 
 

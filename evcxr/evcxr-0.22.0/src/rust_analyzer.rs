@@ -161,6 +161,8 @@ impl RustAnalyzer {
         }
         match self.state.as_mut() {
             Some(state) => {
+                // (a source left while a load ran is older than this one)
+                self.pending_source = None;
                 state.set_source(source)?;
                 if changed {
                     self.start_loading();
