@@ -18,6 +18,8 @@ EVCXR         := $(EVCXR_ROOT)/bin/evcxr_jupyter
 EVCXR_SOURCES := $(shell find evcxr/Cargo.toml evcxr/Cargo.lock evcxr/src evcxr/evcxr-0.22.0 -type f | LC_ALL=C sort)
 EVCXR_KEY     := $(shell cat $(EVCXR_SOURCES) | sha256sum | cut -c1-12)
 EVCXR_CACHE   := $(HOME)/.cache/mlp-lab/evcxr-$(EVCXR_VERSION)-$(EVCXR_KEY)/bin/evcxr_jupyter
+# (its build folder is shared by the clones too: the patch's tests reuse what it compiled)
+EVCXR_TARGET  := $(HOME)/.cache/mlp-lab/evcxr-target
 KERNEL_SPEC   := $(VENV)/share/jupyter/kernels/rust/kernel.json
 
 .PHONY: help venv kernel kernel-test data build lint unit mnist parity notebooks browser-test lab bench test \
@@ -59,8 +61,8 @@ $(EVCXR): $(EVCXR_SOURCES)
 	  cp "$(EVCXR_CACHE)" $@.tmp && mv $@.tmp $@; \
 	else \
 	  echo "Building the evcxr Jupyter kernel $(EVCXR_VERSION) (about 9 minutes, once)"; \
-	  cargo build --quiet --release --locked --manifest-path evcxr/Cargo.toml --target-dir evcxr/target && \
-	  cp evcxr/target/release/evcxr_jupyter $@.tmp && mv $@.tmp $@ && \
+	  cargo build --quiet --release --locked --manifest-path evcxr/Cargo.toml --target-dir $(EVCXR_TARGET) && \
+	  cp $(EVCXR_TARGET)/release/evcxr_jupyter $@.tmp && mv $@.tmp $@ && \
 	  mkdir -p "$(dir $(EVCXR_CACHE))" && cp $@ "$(EVCXR_CACHE).tmp" && mv "$(EVCXR_CACHE).tmp" "$(EVCXR_CACHE)"; \
 	fi
 
@@ -175,6 +177,9 @@ browser-test: notebooks $(CHROMIUM)
 # cache, and a wrong shape, a compile error, a panic and an interrupt in one
 # (tests/kernel_test.py).
 kernel-test: kernel
+	# the evcxr patch's own tests (rust-analyzer's types, on a background load)
+	cargo test --quiet --release --locked --manifest-path evcxr/Cargo.toml --target-dir $(EVCXR_TARGET) \
+	  -p evcxr --lib rust_analyzer
 	$(PY) tests/kernel_test.py
 
 # JupyterLab on this machine only (127.0.0.1) and with a token: open the URL it prints.

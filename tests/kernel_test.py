@@ -202,12 +202,14 @@ def state(t):
 
 
 def background_load(t):
-    """evcxr's analysis loads in the background after a `:dep` (evcxr/): cells without a
-    `let` run while it loads and after it has ended unseen, then a `let`; its variable
-    must have its own type (a stale source once gave every such variable `String`)."""
+    """evcxr's analysis loads in the background after a `:dep` (evcxr/): the `:dep` cell
+    with a `let` of its own, cells without a `let` run while it loads and after it has
+    ended unseen, then a `let`; every variable must have its own type (a stale or missing
+    source once gave such variables `String`)."""
     kernel = Kernel()
     try:
-        kernel.run(DEP)
+        # the cell that starts the load declares a variable of its own
+        kernel.run(DEP + "\nlet first = 41 + 1;")
         kernel.run("use mlp_core::*;")  # while the load runs
         time.sleep(15)  # the load ends, no cell asks for it
         kernel.run("use mlp_core::ndarray::Array2;")
@@ -217,7 +219,8 @@ def background_load(t):
         c, out = kernel.run(":vars")
         shown = "".join(m["content"]["data"].get("text/plain", "") for m in out if "data" in m["content"])
         t.check("... and its variables have their own types (:vars)",
-                "toy_net: Toy\n" in shown and "zeros: ndarray::prelude::ArrayBase" in shown, shown)
+                "toy_net: Toy\n" in shown and "zeros: ndarray::prelude::ArrayBase" in shown
+                and "first: i32" in shown, shown)
     finally:
         kernel.close()
 

@@ -65,6 +65,8 @@ pub(crate) struct RustAnalyzer {
     last_cargo_toml: Option<Vec<u8>>,
     /// The source given while a load ran, for the analysis once it is back.
     pending_source: Option<String>,
+    /// The last source given (the analysis may be away loading).
+    latest_source: String,
 }
 
 struct AnalyzerState {
@@ -141,18 +143,19 @@ impl RustAnalyzer {
             cargo_toml_changes: Arc::new(AtomicUsize::new(0)),
             last_cargo_toml: None,
             pending_source: None,
+            latest_source: String::new(),
         })
     }
 
     /// Gives the analysis `source` as the crate's src/lib.rs. If Cargo.toml changed since it
     /// was last read, a thread loads it (and the crates it names) in the background.
     pub(crate) fn set_source(&mut self, source: String) -> Result<()> {
+        self.latest_source.clone_from(&source);
         let cargo_toml_filename = self.root_directory.join("Cargo.toml");
         let cargo_toml = Some(std::fs::read(&cargo_toml_filename).with_context(|| {
             format!("Failed to read Cargo.toml from `{cargo_toml_filename:?}`")
         })?);
-        let changed = cargo_toml != self.last_cargo_toml;
-        if changed {
+        if cargo_toml != self.last_cargo_toml {
             self.last_cargo_toml = cargo_toml;
             self.cargo_toml_changes.fetch_add(1, Ordering::SeqCst);
         }
@@ -163,8 +166,10 @@ impl RustAnalyzer {
             Some(state) => {
                 // (a source left while a load ran is older than this one)
                 self.pending_source = None;
+                let loaded = state.loaded_change;
                 state.set_source(source)?;
-                if changed {
+                // a change this load did not see (it may have ended just before it)
+                if loaded != Some(self.cargo_toml_changes.load(Ordering::SeqCst)) {
                     self.start_loading();
                 }
             }
@@ -222,12 +227,7 @@ impl RustAnalyzer {
         &mut self,
         function_name: &str,
     ) -> Result<HashMap<String, VariableInfo>> {
-        let source = self
-            .pending_source
-            .as_deref()
-            .or(self.state.as_ref().map(|state| state.current_source.as_str()))
-            .unwrap_or_default();
-        if !declares_variables(source, function_name) {
+        if !declares_variables(&self.latest_source, function_name) {
             return Ok(HashMap::new());
         }
         Ok(self.ready()?.top_level_variables(function_name))
