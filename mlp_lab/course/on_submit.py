@@ -9,10 +9,9 @@ student's own disk: mlp_lab/course/exchange.py, `entries`). A new submission is 
 through collect's checks (in its student's own inbound, owner, links, size, name:
 `collect.check_submission`); one refused ends at once, with the reason. The others wait
 in a queue kept on disk (`<course>/on_submit/queue.json`, rewritten whole at each
-change): first come first
-served across students, at most one per student in flight (a newer submission takes the
-place of their one still waiting, which ends as replaced), at most `MLP_GRADE_RATE` (6)
-started per student per hour (the rest wait, the student sees until when), `MLP_GRADE_JOBS`
+change): first come first served across students, at most one per student in flight (a
+newer submission takes the place of their one still waiting, which ends as replaced), at
+most `MLP_GRADE_RATE` (6) started per student per hour (the rest wait, the student sees until when), `MLP_GRADE_JOBS`
 at once (make autograde's default). A submission found grading when the service starts
 (the hub was restarted, the service or its sandbox killed) waits again in its place: each
 one ends graded, refused, replaced or failed, with a reason.
