@@ -395,7 +395,8 @@ FILL = r"""
 
 def fill_inbound(c):
     """4c. cat fills her inbound past its bound from her kernel (fallocate, then writing:
-    ENOSPC at MLP_HUB_INBOUND); the hub's state folder keeps its space, and bob hands in
+    ENOSPC at MLP_HUB_INBOUND); what it takes of the host's disk is her image's size at
+    most; her own hand-in then fails, leaving nothing half-written, and bob hands in
     meanwhile (his latest: graded in step 5). Then cat removes her file (her own, in her
     own inbound), and has room to hand in again."""
     t = c.t
@@ -413,6 +414,14 @@ def fill_inbound(c):
     t.check("what cat's fill takes of the host's disk is her inbound's disk image, at most its size (%.1f MB "
             "allocated of %.0f MB)" % (image.st_blocks * 512 / 2**20, image.st_size / 2**20),
             image.st_blocks * 512 <= image.st_size + 2**20, image)
+    cats = {e.name for e in c.handed_in() if e.student == "cat"}
+    status, body = assignments(c.hub, "cat", c.tokens["cat"], "submit")
+    left = sorted({e.name for e in c.handed_in() if e.student == "cat"} - cats)
+    said = str((body or {}).get("value", body))
+    print("  cat hands in with her inbound full: %s" % (said.strip().splitlines() or [""])[-1][:200])
+    t.check("cat hands in with her inbound full: nbgrader's submit fails (no space left) and leaves nothing "
+            "half-written in her inbound (%s)" % left, status == 200 and not (body or {}).get("success")
+            and "No space left" in said and not left, (status, said[-800:], left))
     time.sleep(1.1)
     status, body = assignments(c.hub, "bob", c.tokens["bob"], "submit")
     bobs = sorted((e.name for e in c.handed_in() if e.student == "bob"), key=lambda n: on_submit.parse_name(n)[2])
