@@ -9,7 +9,7 @@ from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from playwright.sync_api import sync_playwright
 
 from class_on_submit import queue
-from mlp_lab.hub import containers as hub_containers
+from mlp_lab.hub import disks
 from support import until
 from support.course import scores
 from support.http import request
@@ -53,7 +53,7 @@ def browser(c):
         submitted.first.wait_for(timeout=120000)
         page.wait_for_timeout(500)
         shot(page, c.out, "assignment-list-submitted")
-        inbound = os.listdir(os.path.join(hub.state, "exchange", hub_containers.COURSE_ID, "inbound"))
+        inbound = os.listdir(disks.inbound_dir(hub.state, c.late))  # (his own)
         t.check("browser: dan presses Submit: it is in his submitted list and in the exchange",
                 "mlp" in submitted.first.inner_text() and any(h.startswith(c.late + "+") for h in inbound), inbound)
         # graded on hand-in: the result under the submission, its feedback a click away

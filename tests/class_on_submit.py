@@ -51,7 +51,8 @@ def settled(record):
 
 
 def wait_for(c, names, what, timeout=RESULT_TIMEOUT):
-    """Until each submission in `names` (their names in inbound/) has ended; returns the queue."""
+    """Until each submission in `names` (their keys in the queue: `<student>/<name>`, in
+    their student's inbound) has ended; returns the queue."""
     start = time.time()
     until(lambda: all(settled(queue(c).get(n, {"state": ""})) for n in names), timeout, step=2)
     q = queue(c)
@@ -90,7 +91,7 @@ def received(c, user):
 
 def graded_on_hand_in(c):
     t, hub = c.t, c.hub
-    inbound_names = [n for n in queue(c) if n.split("+")[0] in c.students]
+    inbound_names = [n for n, r in queue(c).items() if r.get("student") in c.students]
     q = wait_for(c, inbound_names, "the submissions of steps 3-6, graded on hand-in")
     for name in sorted(inbound_names, key=lambda n: q[n]["seen"]):
         r = q[name]
@@ -142,8 +143,16 @@ def hand_in(c, user):
     status, body = assignments(c.hub, user, c.tokens[user], "submit")
     c.t.check("%s hands in again" % user, status == 200, body)
     time.sleep(1.1)
-    return max((n for n in os.listdir(c.exchange("inbound")) if n.startswith(user + "+")),
-               key=lambda n: on_submit.parse_name(n)[2])
+    theirs = [(stamp(e.name), e.key) for e in c.handed_in() if e.student == user and e.name.startswith(user + "+")]
+    return max(t for t in theirs if t[0] is not None)[1]
+
+
+def stamp(name):
+    """The time nbgrader's name of a submission gives, None when it gives none."""
+    try:
+        return on_submit.parse_name(name)[2]
+    except (ValueError, OverflowError):
+        return None
 
 
 def service_pids(c):
@@ -178,7 +187,7 @@ def crash_and_restart(c):
     print("  killed bob's grading sandbox %s" % killed)
     q = wait_for(c, names, "after the crash: bob's, cat's and ann's")
     for n in names:
-        print("  %s: %s" % (n.split("+")[0], q[n].get("told")))
+        print("  %s: %s" % (q[n]["student"], q[n].get("told")))
     t.check("bob's ends with the reason: %s" % q[names[0]].get("reason"),
             q[names[0]]["state"] == on_submit.GRADED and "sandbox stopped" in (q[names[0]].get("reason") or ""),
             q[names[0]])

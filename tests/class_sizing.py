@@ -3,8 +3,9 @@
     python tests/class_sizing.py [--students 30] [--minute 60] [--jobs N]
 
 N students hand in within one minute (each at a random moment of it): each hand-in is
-put in a scratch exchange as nbgrader's submit puts it (a folder of the student's own
-uid, readable by the grader's group, with its timestamp and secret; the student edition
+put in a scratch exchange as nbgrader's submit puts it (in the student's own inbound, a
+disk of its own as the hub makes it; a folder of the student's own uid, readable by the
+grader's group, with its timestamp and secret; the student edition
 as released, or the solved edition for one in three), and the grading service
 (mlp_lab/course/on_submit.py) grades them as the grader account, through the real
 sandbox, `--jobs` at once (MLP_GRADE_JOBS, by default make autograde's). Prints, when the
@@ -29,6 +30,7 @@ import time
 
 from mlp_lab.course import grader, on_submit
 from mlp_lab.course.autograde import default_jobs
+from mlp_lab.hub import disks
 from mlp_lab.hub.containers import make_exchange
 from support import ROOT, until
 from support.course import scratch_course
@@ -37,7 +39,7 @@ UID = 30000  # the scratch students' uids (the hub's start at 20000)
 
 
 def hand_in(inbound, student, uid, gid, source):
-    """A submission as nbgrader's submit leaves it in inbound/ (deploy/class-config)."""
+    """A submission as nbgrader's submit leaves it in the student's inbound (deploy/class-config)."""
     stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime()) + ".%06d UTC" % random.randrange(10**6)
     path = os.path.join(inbound, "%s+mlp+%s+%s" % (student, stamp, secrets.token_hex(4)))
     os.mkdir(path)
@@ -67,7 +69,8 @@ def main():
     for k, s in enumerate(students):
         os.makedirs(os.path.join(state, "homes", s))
         os.chown(os.path.join(state, "homes", s), UID + k, 100)
-    inbound = os.path.join(make_exchange(state, (account.pw_uid, account.pw_gid)), "inbound")
+    make_exchange(state, (account.pw_uid, account.pw_gid))
+    inbounds = {s: disks.attach_inbound(state, s, (account.pw_uid, account.pw_gid)) for s in students}
     grader.grant_passage(os.path.join(state, "homes"), account)
     log = open(os.path.join(ROOT, "target", "class-sizing.log"), "w")
     service = subprocess.Popen(grader.command([sys.executable, "-m", "mlp_lab.course.on_submit", "--course", course,
@@ -81,7 +84,8 @@ def main():
                                                                                   args.jobs), flush=True)
     for k, (s, at) in enumerate(zip(students, moments, strict=True)):
         time.sleep(max(0, start + at - time.time()))
-        names.append(hand_in(inbound, s, UID + k, account.pw_gid, editions["solved" if k % 3 == 0 else "blank"]))
+        names.append("%s/%s" % (s, hand_in(inbounds[s], s, UID + k, account.pw_gid,
+                                           editions["solved" if k % 3 == 0 else "blank"])))
 
     def queue():
         return on_submit.Queue(on_submit.queue_path(course)).items
@@ -91,6 +95,7 @@ def main():
     wall = time.time() - start
     os.killpg(service.pid, signal.SIGTERM)
     service.wait(60)
+    disks.detach_inbounds(state)
     q = queue()
     done = [q[n] for n in names if n in q]
     waits = sorted(r["finished"] - r["seen"] for r in done if r.get("finished"))

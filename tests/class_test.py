@@ -15,12 +15,17 @@ Formgrader use:
    must replace the first); bob the solved one with a planted bug in his backward pass;
    cat the blank edition; ann and bob validate notebook 2 first (the Assignment List's
    Validate: ann's passes, bob's names the failing test);
-4. from ann's kernel, attacks on the exchange: listing `inbound/` and `feedback/`,
-   reading bob's submission and, later, bob's feedback at their exact paths, and
-   handing in a blank notebook under bob's name (`nbgrader submit --student bob`); from
-   cat's, entries of her own making in `inbound/`: notebooks linked to the course's solved
-   source and to bob's home, a far-future link named for bob, a name nbgrader cannot read;
-   bob's notebook 1 carries a script in a written answer (for the instructor's Formgrader);
+4. from ann's kernel, attacks on the exchange: listing `inbound/` (her own: each student
+   hands in to an inbound of their own, mlp_lab/hub/disks.py) and `feedback/`, reading
+   bob's submission (at its exact name, and at his inbound's host path: she has no way to
+   it, what she sees of the exchange is printed) and, later, bob's feedback at their exact
+   paths, writing into `outbound/`, and handing in a blank notebook under bob's name
+   (`nbgrader submit --student bob`: it lands in her own inbound); from cat's, entries of
+   her own making in her inbound: notebooks linked to the course's solved source and to
+   bob's home, a far-future link named for bob, a name nbgrader cannot read; then she
+   fills her inbound past its bound (fallocate, then writing: ENOSPC) and bob hands in
+   again meanwhile (that one is collected and graded); bob's notebook 1 carries a script
+   in a written answer (for the instructor's Formgrader);
 5. the instructor runs `make autograde`'s grading (mlp_lab/course/autograde.py: collect, then
    the sandboxed, parallel autograde): the forged and planted entries set aside, ann 45, bob in
    between, cat 0 of the 45 automatic points; enters a manual grade for a written
@@ -51,8 +56,9 @@ import nbformat
 
 from class_browser import browser
 from class_on_submit import ON_HAND_IN, graded_on_hand_in
-from mlp_lab.course import grader
+from mlp_lab.course import exchange, grader, on_submit
 from mlp_lab.course.dep_line import in_image
+from mlp_lab.hub import disks
 from mlp_lab.hub.containers import COURSE_ID
 from mlp_lab.tally import Checks
 from support import ROOT, VENV_BIN, until
@@ -84,6 +90,22 @@ fn try_list(what: &str, path: &str) {
         Err(e) => println!("HELD {}: {}", what, e),
     }
 }
+fn try_write(what: &str, path: &str) {
+    match std::fs::write(path, "planted") {
+        Ok(()) => println!("BREACHED {}: wrote {}", what, path),
+        Err(e) => println!("HELD {}: {}", what, e),
+    }
+}
+fn show(path: &str) {
+    match std::fs::read_dir(path) {
+        Ok(d) => {
+            let mut names: Vec<String> = d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+            names.sort();
+            println!("SEES {}: {:?}", path, names)
+        }
+        Err(e) => println!("SEES {}: {}", path, e),
+    }
+}
 LINES
 '''
 
@@ -102,6 +124,14 @@ class Class:
 
     def exchange(self, *part):
         return os.path.join(self.hub.state, "exchange", COURSE_ID, *part)
+
+    def inbound(self, student, *part):
+        """`student`'s own inbound on the host (a disk of its own, mounted there by the hub)."""
+        return os.path.join(disks.inbound_dir(self.hub.state, student), *part)
+
+    def handed_in(self):
+        """Every entry in every student's inbound, as the grader lists them: [Entry]."""
+        return exchange.entries(self.course)
 
     def attack(self, user, lines):
         """`lines` of Rust run in `user`'s kernel with ATTACK's helpers: what it printed."""
@@ -242,33 +272,55 @@ def submit(c):
         status, body = assignments(hub, user, c.tokens[user], "submit")
         t.check("%s submits from the Assignment List" % user,
                 status == 200 and statuses(body) == ["fetched", "submitted"], (status, str(body)[:500]))
-    handed = sorted(os.listdir(c.exchange("inbound")))
-    t.check("four submissions are in the exchange (ann's twice)", len(handed) == 4, handed)
-    return [h for h in handed if h.startswith("bob+")]
+    handed = c.handed_in()
+    t.check("four submissions are in the exchange, each in its student's own inbound (ann's twice)",
+            len(handed) == 4 and all(e.name.startswith(e.student + "+") for e in handed), handed)
+    return [e.name for e in handed if e.student == "bob"]
 
 
 def attack_exchange(c, bobs):
     """4. ann's attacks on the exchange from her kernel; the forged submission in bob's
     name (nbgrader allows it; collect must refuse it)."""
     t = c.t
+    course = "/srv/nbgrader/exchange/mlp-lab"
     said = c.attack("ann", [
-        'try_list("listing the submissions", "/srv/nbgrader/exchange/mlp-lab/inbound");',
-        'try_read("reading bob\'s submission", "/srv/nbgrader/exchange/mlp-lab/inbound/%s/02_toy_network.ipynb");'
-        % bobs[0],
-        'try_list("listing the feedback", "/srv/nbgrader/exchange/mlp-lab/feedback");',
+        'try_list("listing the submissions (her own inbound)", "%s/inbound");' % course,
+        'try_read("reading bob\'s submission at its exact name", "%s/inbound/%s/02_toy_network.ipynb");'
+        % (course, bobs[0]),
+        'try_list("listing bob\'s inbound at its host path", "%s");' % c.inbound("bob"),
+        'try_read("reading bob\'s submission at its host path", "%s");'
+        % c.inbound("bob", bobs[0], "02_toy_network.ipynb"),
+        'try_list("listing the feedback", "%s/feedback");' % course,
+        'try_write("writing into the released assignment", "%s/outbound/mlp/planted.txt");' % course,
+        'try_write("writing beside inbound/", "%s/planted.txt");' % course,
         'try_read("reading the gradebook", "%s/gradebook.db");' % c.course,
+        'show("%s"); show("%s"); show("/srv/nbgrader/exchange");' % (course, c.inbound("")),
+        'for l in std::fs::read_to_string("/proc/self/mountinfo").unwrap().lines().filter(|l| l.contains('
+        '"nbgrader")) { println!("SEES mount: {}", l); }',
         'let out = Command::new("nbgrader").args(["submit", "mlp", "--student", "bob"]).current_dir('
         '"/home/jovyan").output().unwrap();',
         'println!("forged: {}", out.status);'])
     for line in said.splitlines():
         if line.startswith(("HELD", "BREACHED")):
             t.check("ann, " + line, line.startswith("HELD"), line)
-    t.check("ann's attempts all reported", len(re.findall(r"^(HELD|BREACHED)", said, re.M)) == 4, said[-1500:])
-    forged = [h for h in os.listdir(c.exchange("inbound")) if h.startswith("bob+") and h not in bobs]
-    t.check("ann could hand in a notebook named as bob's (nbgrader allows it; collect must refuse it)",
-            len(forged) == 1, said[-1500:])
+        elif line.startswith("SEES"):
+            print("  ann " + line)
+    t.check("ann's attempts all reported", len(re.findall(r"^(HELD|BREACHED)", said, re.M)) == 8, said[-1500:])
+    sees = [line for line in said.splitlines() if line.startswith("SEES %s:" % course)]
+    t.check("ann sees in the exchange's course folder outbound/, feedback/ and an inbound/ (her own), no other "
+            "student's", sees == ['SEES %s: ["feedback", "inbound", "outbound"]' % course], sees)
+    mounts = [line for line in said.splitlines() if line.startswith("SEES mount:") and "/inbound" in line]
+    with open("/proc/self/mounts") as f:
+        hers = [line.split()[0] for line in f if line.split()[1] == c.inbound("ann")]
+    t.check("ann's container mounts one inbound, her own disk (%s, as the host mounts %s)"
+            % (mounts[0].split(" - ")[-1] if mounts else "", hers),
+            len(mounts) == 1 and len(hers) == 1 and " - ext4 %s " % hers[0] in mounts[0], (mounts, hers))
+    forged = [e.name for e in c.handed_in() if e.student == "ann" and e.name.startswith("bob+")]
+    t.check("ann could hand in a notebook named as bob's (nbgrader allows it): it is in her own inbound (collect "
+            "must refuse it)", len(forged) == 1 and not [n for n in os.listdir(c.inbound("bob")) if n not in bobs],
+            said[-1500:])
     odd = plant_entries(c)
-    return forged + odd
+    return [("ann", name) for name in forged] + [("cat", name) for name in odd]
 
 
 FUTURE = "2099-01-0%d 00:00:00.000000 UTC"
@@ -316,7 +368,72 @@ def plant_entries(c):
     return ["cat+mlp+" + FUTURE % 1, "cat+mlp+" + FUTURE % 2, "bob+mlp+" + FUTURE % 3, "cat+mlp+not-a-time+x"]
 
 
-def grade(c, forged):
+# Rust, from cat's kernel: her inbound filled past its bound, at once (fallocate) and by
+# writing; the file kept until KEEP is removed (bob hands in meanwhile)
+FILL = r"""
+{
+    use std::io::Write;
+    let path = "/srv/nbgrader/exchange/mlp-lab/inbound/fill";
+    let out = Command::new("fallocate").args(["-l", "1G", path]).output().unwrap();
+    println!("{} fallocate -l 1G in her inbound: {} {}", if out.status.success() { "BREACHED" } else { "HELD" },
+             out.status, String::from_utf8_lossy(&out.stderr).trim());
+    let mut f = std::fs::OpenOptions::new().create(true).write(true).open(path).unwrap();
+    let chunk = vec![1u8; 1 << 20];
+    let mut mb = 0;
+    let stopped = loop {
+        if mb > 1024 { break None; }
+        match f.write_all(&chunk).and_then(|_| f.sync_data()) { Ok(()) => mb += 1, Err(e) => break Some(e) }
+    };
+    match stopped {
+        Some(e) => println!("HELD writing 1 GB in her inbound: stopped after {} MB: {} (errno {:?})", mb, e,
+                            e.raw_os_error()),
+        None => println!("BREACHED writing 1 GB in her inbound: wrote {} MB", mb),
+    }
+}
+"""
+
+
+def fill_inbound(c):
+    """4c. cat fills her inbound past its bound from her kernel (fallocate, then writing:
+    ENOSPC at MLP_HUB_INBOUND); what it takes of the host's disk is her image's size at
+    most; her own hand-in then fails, leaving nothing half-written, and bob hands in
+    meanwhile (his latest: graded in step 5). Then cat removes her file (her own, in her
+    own inbound), and has room to hand in again."""
+    t = c.t
+    said = c.attack("cat", [FILL])
+    for line in said.splitlines():
+        if line.startswith(("HELD", "BREACHED")):
+            print("  cat, " + line)
+    lines = [line for line in said.splitlines() if line.startswith(("HELD", "BREACHED"))]
+    t.check("cat fills her inbound (MLP_HUB_INBOUND %s) past its bound: fallocate refused, writing stopped with "
+            "ENOSPC" % disks.inbound_size(), len(lines) == 2 and all(line.startswith("HELD") for line in lines)
+            and "errno Some(28)" in lines[1] and "No space left" in said, said[-1500:])
+    df = subprocess.run(["df", "-k", c.inbound("cat")], capture_output=True, text=True).stdout.splitlines()[-1]
+    image = os.stat(disks.inbound_image(c.hub.state, "cat"))
+    print("  cat's inbound on the host (df -k: size, used, free, use): %s" % " ".join(df.split()[1:5]))
+    t.check("what cat's fill takes of the host's disk is her inbound's disk image, at most its size (%.1f MB "
+            "allocated of %.0f MB)" % (image.st_blocks * 512 / 2**20, image.st_size / 2**20),
+            image.st_blocks * 512 <= image.st_size + 2**20, image)
+    cats = {e.name for e in c.handed_in() if e.student == "cat"}
+    status, body = assignments(c.hub, "cat", c.tokens["cat"], "submit")
+    left = sorted({e.name for e in c.handed_in() if e.student == "cat"} - cats)
+    said = str((body or {}).get("value", body))
+    print("  cat hands in with her inbound full: %s" % (said.strip().splitlines() or [""])[-1][:200])
+    t.check("cat hands in with her inbound full: nbgrader's submit fails (no space left) and leaves nothing "
+            "half-written in her inbound (%s)" % left, status == 200 and not (body or {}).get("success")
+            and "No space left" in said and not left, (status, said[-800:], left))
+    time.sleep(1.1)
+    status, body = assignments(c.hub, "bob", c.tokens["bob"], "submit")
+    bobs = sorted((e.name for e in c.handed_in() if e.student == "bob"), key=lambda n: on_submit.parse_name(n)[2])
+    t.check("with cat's inbound full, bob hands in from his Assignment List (%d of his in his inbound)" % len(bobs),
+            status == 200 and (body or {}).get("success") and len(bobs) == 2, (status, str(body)[:500], bobs))
+    said = c.attack("cat", ['println!("REMOVED {:?}", std::fs::remove_file('
+                            '"/srv/nbgrader/exchange/mlp-lab/inbound/fill"));'])
+    t.check("cat removes her fill from her inbound (%s)" % said.strip(), "REMOVED Ok(())" in said, said)
+    return bobs[-1]
+
+
+def grade(c, forged, bob_after_fill):
     """5. make autograde's grading (collect, the sandboxed autograde), a written answer
     graded by hand through Formgrader's API, the feedback generated and released."""
     t, hub, course, teacher = c.t, c.hub, c.course, c.tokens[c.instructor]
@@ -330,11 +447,16 @@ def grade(c, forged):
     refused = os.path.join(course, "refused")
     reasons = open(os.path.join(refused, "reasons.txt")).read() if os.path.exists(
         os.path.join(refused, "reasons.txt")) else ""
-    for name in forged:
+    for student, name in forged:
         said = [line for line in reasons.splitlines() if name in line]
-        print("  collect set aside %s: %s" % (name, said[0].split(": ", 1)[-1][:140] if said else "NOT REFUSED"))
-        t.check("collect set aside %s, with its reason" % name,
-                not os.path.lexists(c.exchange("inbound", name)) and said, (os.listdir(refused), reasons[-1500:]))
+        print("  collect set aside %s in %s's inbound: %s"
+              % (name, student, said[0].split(": ", 1)[-1][:160] if said else "NOT REFUSED"))
+        t.check("collect set aside %s in %s's inbound, with its reason" % (name, student),
+                not os.path.lexists(c.inbound(student, name)) and said, (os.listdir(refused), reasons[-1500:]))
+    with open(os.path.join(course, "submitted", "bob", "mlp", "timestamp.txt")) as f:
+        stamp = f.read().strip()
+    t.check("bob's hand-in made while cat's inbound was full is the one collected (%s)" % stamp,
+            bob_after_fill.split("+")[2] == stamp, (bob_after_fill, stamp))
     marks = scores(course, c.students)
     print("  automatic points: %s" % ", ".join("%s %.0f" % (s, marks.get(s, (0, 0))[0]) for s in c.students))
     t.check("ann's resubmission counts: %.0f of 45" % marks.get("ann", (0, 0))[0],
@@ -451,6 +573,7 @@ def main():
     course = scratch_course(scratch)
     os.environ.update(MLP_HUB_COURSE=course, MLP_HUB_COURSE_PORT=str(free_port()))
     c = Class(t, Hub(pool=1, env=GRADING_ENV), course)
+    os.environ["MLP_HUB_STATE"] = c.hub.state  # (the exchange's inbounds, as the course service finds them)
     with_browser = "--browser" in sys.argv
     try:
         enrol(c, with_browser)
@@ -458,7 +581,8 @@ def main():
         fetch(c)
         bobs = submit(c)
         forged = attack_exchange(c, bobs)
-        grade(c, forged)
+        bob_after_fill = fill_inbound(c)
+        grade(c, forged, bob_after_fill)
         fetch_feedback(c)
         graded_on_hand_in(c)
         if with_browser:

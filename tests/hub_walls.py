@@ -149,11 +149,13 @@ def container_settings(t, hub, user):
     t.check("%s's container: process limit %s" % (user, host.get("PidsLimit")), host.get("PidsLimit") == 1024, host)
     t.check("%s's container: its root filesystem read-only, tmpfs %s" % (user, sorted(host.get("Tmpfs") or {})),
             host.get("ReadonlyRootfs") is True and "/tmp" in (host.get("Tmpfs") or {}), host)
-    mounts = [(m.get("Source"), m.get("Destination")) for m in info.get("Mounts", [])]
-    exchange = (os.path.join(hub.state, "exchange", hub_containers.COURSE_ID),
-                "%s/%s" % (hub_containers.EXCHANGE, hub_containers.COURSE_ID))
-    t.check("%s's container mounts only their home and the course's exchange: %s" % (user, mounts),
-            sorted(mounts) == sorted([(os.path.join(hub.state, "homes", user), "/home/jovyan"), exchange]), mounts)
+    mounts = [(m.get("Source"), m.get("Destination"), "rw" if m.get("RW") else "ro") for m in info.get("Mounts", [])]
+    course = "%s/%s" % (hub_containers.EXCHANGE, hub_containers.COURSE_ID)
+    want = [(os.path.join(hub.state, "homes", user), "/home/jovyan", "rw"),
+            (os.path.join(hub.state, "exchange", hub_containers.COURSE_ID), course, "ro"),
+            (disks.inbound_dir(hub.state, user), course + "/inbound", "rw")]
+    t.check("%s's container mounts only their home, the course's exchange (read-only) and their own inbound: %s"
+            % (user, mounts), sorted(mounts) == sorted(want), mounts)
     table = processes()
     status = {}
     for pid in server_pids(table, user)[:1]:

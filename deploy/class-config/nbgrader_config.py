@@ -43,11 +43,17 @@ class PrivateSubmit(ExchangeSubmit):
         if self.get_size(src) > 1000 * self.coursedir.max_dir_size:
             raise RuntimeError("Directory size is too big (CourseDirectory.max_dir_size)")
         os.mkdir(dest)  # the grader's group, from inbound/
-        for name in ("timestamp.txt", "submission_secret.txt"):  # (nbgrader writes them in place)
-            open(os.path.join(dest, name), "w").close()
-        shutil.copytree(src, dest, dirs_exist_ok=True, ignore=ignore_patterns(
-            exclude=self.coursedir.ignore, include=self.coursedir.include,
-            max_file_size=self.coursedir.max_file_size, log=self.log))
+        try:
+            for name in ("timestamp.txt", "submission_secret.txt"):  # (nbgrader writes them in place)
+                open(os.path.join(dest, name), "w").close()
+            shutil.copytree(src, dest, dirs_exist_ok=True, ignore=ignore_patterns(
+                exclude=self.coursedir.ignore, include=self.coursedir.include,
+                max_file_size=self.coursedir.max_file_size, log=self.log))
+        except Exception:
+            # a hand-in cut short (the student's inbound full: mlp_lab/hub/disks.py) is not left
+            # half-written, where collect would take it as their latest
+            shutil.rmtree(dest, ignore_errors=True)
+            raise
 
     def copy_files(self):
         super().copy_files()

@@ -3,9 +3,10 @@
     python -m mlp_lab.course.autograde [--jobs N] [--course DIR] [--assignment mlp] [STUDENT ...]
 
 First, when `make hub`'s exchange has the course (mlp_lab/course/exchange.py), what students
-handed in through their Assignment List is collected into DIR/submitted/ (`nbgrader
-collect --update --before-duedate`: each student's latest before the due date, and a
-submission handed in under another student's name refused). Then one
+handed in through their Assignment List (each to an inbound of their own, on a disk of its
+own that the hub mounts while it runs and this mounts when it does not) is collected into
+DIR/submitted/ (`nbgrader collect --update --before-duedate`: each student's latest before
+the due date, and a submission handed in under another student's name refused). Then one
 `nbgrader autograde ASSIGNMENT --student S` per student (all those in
 DIR/submitted/ when none is named), `--jobs` of them at a time (`MLP_GRADE_JOBS`, default
 twice the cores, as many as the machine's memory holds at MLP_GRADE_MEM each: on 2 cores
@@ -29,7 +30,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 from mlp_lab import ROOT
 from mlp_lab.course import grader
-from mlp_lab.course.exchange import inbound
+from mlp_lab.course.exchange import exchange_course, hub_state
+from mlp_lab.hub import disks
 
 NBGRADER = os.path.join(os.path.dirname(sys.executable), "nbgrader")
 
@@ -54,7 +56,7 @@ def set_aside_unreadable(course, assignment, student):
 def collect(course, assignment, logs):
     """The exchange's submissions into submitted/, when the hub's exchange has this course;
     prints what nbgrader said of each student."""
-    if not os.path.isdir(inbound(course)):
+    if not os.path.isdir(exchange_course(course)):
         return
     out = subprocess.run([NBGRADER, "collect", assignment, "--update", "--before-duedate"], cwd=course,
                          capture_output=True, text=True, env=dict(os.environ, PATH=os.path.dirname(sys.executable)
@@ -105,6 +107,13 @@ def main():
         parser.error("--jobs (MLP_GRADE_JOBS) must be at least 1, not %d" % args.jobs)
     # never as root: run as root, this hands over to the grader account (mlp_lab/course/grader.py)
     args.course, args.logs = os.path.abspath(args.course), os.path.abspath(args.logs)
+    if os.getuid() == 0 and os.path.isdir(exchange_course(args.course)):
+        # the students' inbound disks, which a running hub has mounted: mounted when it is not
+        # running (they stay so; the hub's next start uses them and its stop unmounts them)
+        account = grader.make_account()
+        mounted = disks.attach_inbounds(hub_state(args.course), (account.pw_uid, account.pw_gid))
+        if mounted:
+            print("autograde: mounted %d students' inbound disks (no hub had them mounted)" % len(mounted))
     grader.become([sys.executable, "-m", "mlp_lab.course.autograde", "--jobs", str(args.jobs), "--course",
                    args.course, "--assignment", args.assignment, "--logs", args.logs, *args.students],
                   course=args.course, gives=[args.logs])

@@ -1,38 +1,45 @@
 """nbgrader's collect for the hub's exchange (mlp_lab/course/exchange.py): `CheckedCollect`,
 plain submissions only.
 
-Collect reads what students put in `inbound/`, and nbgrader
+Collect reads what students put in the exchange's inbound, and nbgrader
 trusts it: it takes a submission's student from its folder name, which a student can
 choose (`nbgrader submit --student someone-else`), its `check_owner` compares the
 folder's owner with a user name the host does not have and only warns, its copy follows
 links (a notebook linked to the course's solved source, another student's home, or
 /dev/zero), and one entry it cannot read (a name without a time, a plain file, a FIFO, a
-dangling link) stops it for everyone. A submission is collected only when it is a
-folder owned by the uid the hub gave its student (the owner of their home,
+dangling link) stops it for everyone. Each student hands in to an inbound of their own
+(mlp_lab/course/exchange.py, `inbounds`), and what is found in cat's is only ever cat's.
+A submission is collected only when it names the student whose inbound it is in, and is
+a folder owned by the uid the hub gave that student (the owner of their home,
 `MLP_HUB_HOMES/<student>`; any uid when no hub's homes are known) holding only folders
 and regular files of that uid, `MLP_GRADE_MAX_MB` megabytes in all at most (default
-50; the four notebooks with their outputs take well under 1), under a name nbgrader
-reads. Any other is moved to `<course>/refused/`, its reason in nbgrader's log (make
-autograde prints it) and in `refused/reasons.txt`, before nbgrader picks each
-student's latest, so that it can never hide a student's own latest submission; the
-others are collected. The copy never follows a link and is checked again as it is
-made, since a student can change their submission meanwhile.
+50; the four notebooks with their outputs take 1.6 MB), under a name nbgrader
+reads. Any other is set aside, before each student's latest is picked, so that it can
+never hide a student's own latest submission: moved to `<course>/refused/`, or, what
+cannot leave its inbound (a student's own folder, anything on their inbound's disk),
+renamed hidden there; its reason in nbgrader's log (make autograde prints it) and in
+`refused/reasons.txt`. The others are collected. The copy never follows a link and is
+checked again as it is made, since a student can change their submission meanwhile.
 
 It runs as the grader account (mlp_lab/course/grader.py), never as root.
 """
 
 import contextlib
 import datetime
+import errno
 import fnmatch
+import glob
 import os
 import shutil
 import stat
 import time
 
+from nbgrader.api import Gradebook, MissingEntry
 from nbgrader.exchange.default import ExchangeCollect
+from nbgrader.exchange.default.collect import groupby
 from nbgrader.utils import parse_utc
 
-from mlp_lab.course.exchange import home_owner
+from mlp_lab.course.exchange import home_owner, hub_state, inbounds
 
 BLOCK = 4096  # what a file or folder takes on disk at least
 MAX_DEPTH = 32  # folders in folders: a submission from the Assignment List has one level
@@ -149,12 +156,15 @@ def check_timestamp(dest):
             raise Refused("its timestamp.txt is not a time nbgrader reads (%s)" % e) from None
 
 
-def check_submission(path, student):
+def check_submission(path, student, inbound=None):
     """(why the submission at `path`, in `student`'s name, is not taken, or None; its
-    lstat): it must be a folder of the uid the hub gave that student (any uid when no
-    hub's homes are known: nbgrader's check_owner warns), holding only their folders and
-    regular files, MLP_GRADE_MAX_MB at most. Collect and grading on hand-in
-    (mlp_lab/course/on_submit.py) both take a submission through it."""
+    lstat): found in `inbound`'s own inbound (None: the shared inbound of an earlier
+    version), it must name them; it must be a folder of the uid the hub gave that student
+    (any uid when no hub's homes are known: nbgrader's check_owner warns), holding only
+    their folders and regular files, MLP_GRADE_MAX_MB at most. Collect and grading on
+    hand-in (mlp_lab/course/on_submit.py) both take a submission through it."""
+    if inbound is not None and student != inbound:
+        return "it names %s but is in %s's inbound, which only %s hands in to" % (student, inbound, inbound), None
     try:
         st = os.lstat(path)
         if not stat.S_ISDIR(st.st_mode):
@@ -173,7 +183,7 @@ def check_submission(path, student):
 
 
 def hidden_name(path, target):
-    """Where set_aside keeps a refused folder it cannot move: beside it in inbound/."""
+    """Where set_aside keeps a refused entry it cannot move: beside it in its inbound."""
     return os.path.join(os.path.dirname(path), REFUSED_PREFIX + os.path.basename(target))
 
 
@@ -181,22 +191,49 @@ REFUSED_PREFIX = ".refused+"
 
 
 class CheckedCollect(ExchangeCollect):
-    """nbgrader's collect of plain submissions only (the module's docstring): each name
-    nbgrader finds in `inbound/` is checked as nbgrader reads it (`_path_to_record`), a
-    refused one set aside before nbgrader picks each student's latest, and the copy
-    (`do_copy`) made without following links, checked again as it is made."""
+    """nbgrader's collect of plain submissions only (the module's docstring), from every
+    student's own inbound: each name found there is checked as nbgrader reads it
+    (`_path_to_record`), a refused one set aside before each student's latest is picked,
+    and the copy (`do_copy`) made without following links, checked again as it is made.
+
+    nbgrader 0.9.6's exchange has one inbound folder per course and nothing per student;
+    its `init_src` globs that folder. This one globs each student's inbound
+    (mlp_lab/course/exchange.py, `inbounds`), then picks each student's latest as
+    nbgrader's does (the latest, or with --before-duedate the latest before the due date);
+    nbgrader's `copy_files` then copies each from `inbound_path`, here the hub's state
+    folder, under the record's `filename`, its path there (`inbound/ann/ann+mlp+...`)."""
 
     def init_src(self):
-        self.checked = {}  # the name and lstat of each submission that passed, for do_copy
-        super().init_src()
+        if self.coursedir.course_id == "":
+            self.fail("No course id specified. Re-run with --course flag.")
+        self.checked = {}  # the lstat of each submission that passed, by its path, for do_copy
+        self.inbound_path = hub_state(self.coursedir.root)
+        self.inbound_of = {}  # each inbound folder: the student whose it is (None: the shared one)
+        student = self.coursedir.student_id or "*"
+        records = []
+        for owner, folder in inbounds(self.coursedir.root):
+            self.inbound_of[folder] = owner
+            pattern = os.path.join(glob.escape(folder), "%s+%s+*" % (student, self.coursedir.assignment_id))
+            records += [self._path_to_record(path) for path in sorted(glob.glob(pattern))]
         # the refused, set aside by _path_to_record, are nobody's
-        self.src_records = [r for r in self.src_records if r["username"] is not None]
+        records = [r for r in records if r["username"] is not None]
+        with Gradebook(self.coursedir.db_url, self.coursedir.course_id) as gb:
+            try:
+                self.duedate = gb.find_assignment(self.coursedir.assignment_id).duedate
+            except MissingEntry:
+                self.duedate = None
+        self.src_records = []
+        for student_records in groupby(records, lambda r: r["username"]).values():
+            latest = self._sort_by_timestamp(student_records)
+            if self.duedate is not None and self.before_duedate:
+                latest = [r for r in latest if r["timestamp"] <= self.duedate] or latest
+            self.src_records.append(latest[0])
 
     def _path_to_record(self, path):
         """nbgrader's reading of a submission's name (its student and time), for each one in
-        `inbound/` before it picks each student's latest: a refused one is set aside and
-        becomes a record of no one, which init_src drops. Checking here, nbgrader's own list
-        of names, leaves no submission handed in meanwhile unchecked."""
+        an inbound before each student's latest is picked: a refused one is set aside and
+        becomes a record of no one, which init_src drops. Checking here, at the list of
+        names, leaves no submission handed in meanwhile unchecked."""
         try:
             record = super()._path_to_record(path)
         except Exception as e:  # dateutil's ValueError, an OverflowError: nbgrader would stop
@@ -204,25 +241,26 @@ class CheckedCollect(ExchangeCollect):
         else:
             reason = self.refusal(path, record["username"])
         if reason is None:
-            return record
+            return dict(record, filename=os.path.relpath(path, self.inbound_path))
         self.set_aside(path, reason)
         return {"username": None, "filename": os.path.basename(path), "timestamp": datetime.datetime.min}
 
     def refusal(self, path, student):
         """Why the submission at `path`, in `student`'s name, is not collected, or None
         (check_submission)."""
-        reason, st = check_submission(path, student)
+        reason, st = check_submission(path, student, self.inbound_of.get(os.path.dirname(path)))
         if reason is None:
-            self.checked[os.path.basename(path)] = st
+            self.checked[path] = st
         return reason
 
     def set_aside(self, path, reason):
         """Moves a refused submission out of nbgrader's sight by a rename (a link is moved,
         not what it points to), so that it can never hide its student's own latest: into
         `<course>/refused/`, or, a student's own folder (which only root could move to
-        another folder: its `..` would change), to a hidden name in `inbound/`
-        (`.refused+<name>`, which nbgrader's collect does not list). Its reason goes to
-        nbgrader's log and to refused/reasons.txt."""
+        another folder: its `..` would change) or anything on a student's own inbound disk
+        (a rename does not leave a filesystem), to a hidden name in its inbound
+        (`.refused+<name>`, which collect does not list; on that student's disk, it takes
+        their space alone). Its reason goes to nbgrader's log and to refused/reasons.txt."""
         name = os.path.basename(path)
         refused = os.path.join(self.coursedir.root, "refused")
         os.makedirs(refused, mode=0o700, exist_ok=True)
@@ -234,9 +272,13 @@ class CheckedCollect(ExchangeCollect):
             os.rename(path, target)
         except FileNotFoundError:
             moved = "its student has removed it"
-        except PermissionError:
+        except OSError as e:
+            if e.errno not in (errno.EACCES, errno.EPERM, errno.EXDEV):
+                raise
             os.rename(path, hidden_name(path, target))
-            moved = "renamed %s in inbound/" % os.path.basename(hidden_name(path, target))
+            owner = self.inbound_of.get(os.path.dirname(path))
+            moved = "renamed %s in %s" % (os.path.basename(hidden_name(path, target)),
+                                          "%s's inbound" % owner if owner else "inbound/")
         with open(os.path.join(refused, "reasons.txt"), "a") as f:  # no submission's name: it has no +
             f.write("%s %s: %s\n" % (time.strftime("%Y-%m-%d %H:%M:%S"), os.path.basename(target), reason))
         self.log.warning("refused %s: %s; %s", name, reason, moved)
@@ -258,7 +300,7 @@ class CheckedCollect(ExchangeCollect):
         collect."""
         os.mkdir(dest, 0o700)
         try:
-            read_submission(src, self.checked[os.path.basename(src)], dest, self.ignored)
+            read_submission(src, self.checked[src], dest, self.ignored)
             check_timestamp(dest)
         except Refused as e:
             shutil.rmtree(dest)

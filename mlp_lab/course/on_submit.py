@@ -4,13 +4,14 @@ its student alone (make hub's `grading` service; `MLP_GRADE_ON_SUBMIT=0` turns i
     python -m mlp_lab.course.on_submit [--course DIR] [--once]
 
 A JupyterHub service run as the grader account (mlp_lab/course/grader.py), never root.
-Every second it lists the exchange's inbound/ (the grader's folder). A new submission is
-taken through collect's checks (owner, links, size, name: `collect.check_submission`);
-one refused ends at once, with the reason. The others wait in a queue kept on disk
-(`<course>/on_submit/queue.json`, rewritten whole at each change): first come first
-served across students, at most one per student in flight (a newer submission takes the
-place of their one still waiting, which ends as replaced), at most `MLP_GRADE_RATE` (6)
-started per student per hour (the rest wait, the student sees until when), `MLP_GRADE_JOBS`
+Every second it lists every student's inbound (the grader's folders, each on the
+student's own disk: mlp_lab/course/exchange.py, `entries`). A new submission is taken
+through collect's checks (in its student's own inbound, owner, links, size, name:
+`collect.check_submission`); one refused ends at once, with the reason. The others wait
+in a queue kept on disk (`<course>/on_submit/queue.json`, rewritten whole at each
+change): first come first served across students, at most one per student in flight (a
+newer submission takes the place of their one still waiting, which ends as replaced), at
+most `MLP_GRADE_RATE` (6) started per student per hour (the rest wait, the student sees until when), `MLP_GRADE_JOBS`
 at once (make autograde's default). A submission found grading when the service starts
 (the hub was restarted, the service or its sandbox killed) waits again in its place: each
 one ends graded, refused, replaced or failed, with a reason.
@@ -49,6 +50,7 @@ from mlp_lab.course import collect, exchange
 from mlp_lab.course.autograde import NBGRADER, default_jobs, set_aside_unreadable
 from mlp_lab.course.hand_in_feedback import ASSIGNMENT, HIDDEN_COUNTS, points, strip_hidden
 from mlp_lab.course.private_feedback import release_private
+from mlp_lab.hub import disks
 
 STATUS_ID = "mlp-lab-status"  # the status page's "notebook id" in nbgrader's hash of names
 WAITING, GRADING, GRADED, FAILED, REFUSED, REPLACED = "queued", "grading", "graded", "failed", "refused", "replaced"
@@ -72,7 +74,10 @@ def queue_path(course):
 
 
 class Queue:
-    """The submissions seen, by their name in inbound/, kept in `path` (JSON)."""
+    """The submissions seen, kept in `path` (JSON): by `<student>/<name>`, their student's
+    inbound and nbgrader's name there (`exchange.Entry.key`; an earlier version's, in the
+    shared inbound, by the name alone). Each record's `name` is that key, `student` the
+    student whose inbound it is in (the one its name gives, in the shared inbound)."""
 
     def __init__(self, path):
         self.path = path
@@ -124,7 +129,7 @@ class Service:
         self.jobs = jobs
         self.root = os.path.join(course, "on_submit")
         os.makedirs(os.path.join(self.root, "runs"), exist_ok=True)
-        self.exchange = os.path.dirname(exchange.inbound(course))
+        self.exchange = exchange.exchange_course(course)
         # the students' uids: the owners of their homes (as course/nbgrader_config.py sets it)
         os.environ.setdefault("MLP_HUB_HOMES", os.path.join(exchange.hub_state(course), "homes"))
         self.queue = Queue(queue_path(course))
@@ -187,27 +192,25 @@ class Service:
             self.scan_locked()
 
     def scan_locked(self):
-        inbound = exchange.inbound(self.course)
-        try:
-            names = sorted(os.listdir(inbound))
-        except OSError:
-            return
         now = time.time()
-        for name in names:
-            if name in self.queue.items or name.startswith(collect.REFUSED_PREFIX):
+        for entry in exchange.entries(self.course):
+            name, path = entry.key, entry.path
+            if name in self.queue.items:
                 continue
-            path = os.path.join(inbound, name)
             seq = 1 + max((x.get("seq", 0) for x in self.queue.items.values()), default=0)
-            r = {"name": name, "seen": now, "queued": now, "seq": seq, "state": WAITING}
+            r = {"name": name, "seen": now, "queued": now, "seq": seq, "state": WAITING, "inbound": entry.student,
+                 "entry": entry.name, "student": entry.student}
             try:
-                r["student"], assignment, r["time"] = parse_name(name)
+                named, assignment, r["time"] = parse_name(entry.name)
                 if assignment != ASSIGNMENT:
                     continue
-                reason = collect.check_submission(path, r["student"])[0]
+                # in a student's own inbound, it is theirs (or refused); in the shared one, its name's
+                r["student"] = entry.student or named
+                reason = collect.check_submission(path, named, entry.student)[0]
             except (ValueError, OverflowError) as e:
-                r["student"], reason = None, "nbgrader cannot read the time in its name (%s)" % e
+                reason = "nbgrader cannot read the time in its name (%s)" % e
             uid = exchange.home_owner(r["student"]) if r["student"] else None
-            if uid:  # the status page goes to the student the submission names, if they handed it in
+            if uid:  # the status page goes to its student, if they handed it in (a folder of theirs)
                 r["uid"], r["secret"] = uid, read_secret(path, uid)
             if reason:
                 r.update(state=REFUSED, reason="set aside: %s" % reason, finished=now)
@@ -254,7 +257,7 @@ class Service:
 
     def autograde(self, r):
         # a folder of its own for each attempt: what a killed attempt left is never reused
-        run = os.path.join(self.root, "runs", "%s+%d" % (r["name"], r["started"]))
+        run = os.path.join(self.root, "runs", "%s+%d" % (r["name"].replace("/", "+"), r["started"]))
         target = os.path.join(run, "submitted", r["student"], ASSIGNMENT)
         os.makedirs(os.path.dirname(target))
         os.symlink(os.path.join(self.course, "source"), os.path.join(run, "source"))
@@ -268,8 +271,8 @@ class Service:
         with open(os.path.join(run, HIDDEN_COUNTS), "w") as f:
             json.dump(strip_hidden(os.path.join(run, "gradebook.db"), os.path.join(self.course, "release", ASSIGNMENT)),
                       f)
-        path = os.path.join(exchange.inbound(self.course), r["name"])
-        reason, st = collect.check_submission(path, r["student"])
+        path = entry_path(self.course, r)
+        reason, st = collect.check_submission(path, r["student"], r.get("inbound"))
         if reason:
             return {"state": REFUSED, "reason": "set aside: %s" % reason}
         os.mkdir(target, 0o700)
@@ -350,8 +353,8 @@ class Service:
     def serve(self, once=False):
         signal.signal(signal.SIGTERM, self.stop)
         signal.signal(signal.SIGINT, self.stop)
-        self.log("watching %s (%d at once, %d per student an hour)" % (exchange.inbound(self.course), self.jobs,
-                                                                       rate()))
+        self.log("watching the students' inbounds in %s (%d at once, %d per student an hour)" % (
+            disks.inbound_root(exchange.hub_state(self.course)), self.jobs, rate()))
         while not self.stopping:
             self.scan()
             self.start_ready()
@@ -377,6 +380,14 @@ c.CourseDirectory.root = os.path.dirname(os.path.abspath(__file__))
 from mlp_lab.course.hand_in_feedback import HiddenChecks
 c.GenerateFeedback.preprocessors = c.GenerateFeedback.preprocessors + [HiddenChecks]
 '''
+
+
+def entry_path(course, r):
+    """Where the submission of record `r` is: its name in its student's inbound, or in the
+    shared one (an earlier version's record, or a submission found there)."""
+    if r.get("inbound"):
+        return os.path.join(disks.inbound_dir(exchange.hub_state(course), r["inbound"]), r["entry"])
+    return os.path.join(exchange.shared_inbound(course), r.get("entry", r["name"]))
 
 
 def ordinal(n):

@@ -4,13 +4,15 @@ folder and which ends with the hub.
 
 The walls are podman's: each student's server and kernels run under a uid of their own
 (20000 + their id in the hub's database) in a container of the course image with its
-own process, mount and network namespaces, only their own home and the course's folder
-of nbgrader's exchange mounted, a memory limit (no swap past it), a CPU limit, a process
-limit, no capabilities and no privilege gain. The hub and its proxy stay outside: the proxy reaches
-a student's server through a port published on 127.0.0.1; a server reaches the hub's API
-through the gateway of the class's own podman network (`mlp-class`).
+own process, mount and network namespaces, only their own home, the course's folder
+of nbgrader's exchange (read-only) and in it their own inbound mounted, a memory limit
+(no swap past it), a CPU limit, a process limit, no capabilities and no privilege gain.
+The hub and its proxy stay outside: the proxy reaches a student's server through a port
+published on 127.0.0.1; a server reaches the hub's API through the gateway of the
+class's own podman network (`mlp-class`).
 """
 
+import atexit
 import hashlib
 import json
 import os
@@ -168,15 +170,18 @@ def hub_uid(spawner):
 def make_exchange(state, owner):
     """The course's folder of nbgrader's file exchange, made before any student's
     container mounts it, with nbgrader's modes (release_assignment's): `outbound/`
-    readable by all, `inbound/` writable but not listable (sticky: no one removes what
-    another handed in; set-group-ID: what is handed in has the grader's group),
-    `feedback/` reachable but not listable. Owned by the grader account (`owner`, its uid
-    and gid: mlp_lab/course/grader.py), so that no student can make it theirs first;
-    what an earlier hub made as root becomes the grader's (the students' own entries
-    stay theirs)."""
+    readable by all, `feedback/` reachable but not listable. `inbound/` is where each
+    student's container mounts their own inbound (mlp_lab/hub/disks.py: nbgrader's mode
+    3733 there, written but not listed, sticky, set-group-ID so that what is handed in has
+    the grader's group); this folder under it is the grader's alone (0700: should a
+    student's own not be mounted, their submit fails rather than writing here; an earlier
+    version's shared inbound, whose submissions collect still reads). Owned by the grader
+    account (`owner`, its uid and gid: mlp_lab/course/grader.py), so that no student can
+    make it theirs first; what an earlier hub made as root becomes the grader's (the
+    students' own entries stay theirs)."""
     course = os.path.join(state, "exchange", COURSE_ID)
     for path, mode in ((os.path.dirname(course), 0o1777), (course, 0o755), (os.path.join(course, "outbound"), 0o755),
-                       (os.path.join(course, "inbound"), 0o3733), (os.path.join(course, "feedback"), 0o711)):
+                       (os.path.join(course, "inbound"), 0o700), (os.path.join(course, "feedback"), 0o711)):
         os.makedirs(path, exist_ok=True)
         if path != os.path.dirname(course):
             os.lchown(path, *owner)
@@ -215,8 +220,12 @@ def configure(c, state, pool, pool_dep, grader):
     c.DockerSpawner.network_name = NETWORK
     c.DockerSpawner.use_internal_ip = False
     c.DockerSpawner.host_ip = "127.0.0.1"
+    # the exchange's course folder read-only (nothing of it is a student's to write), and in
+    # it their own inbound, mounted in no other container (mlp_lab/hub/disks.py)
+    course = "%s/%s" % (EXCHANGE, COURSE_ID)
     c.DockerSpawner.volumes = {os.path.join(homes, "{username}"): "/home/jovyan",
-                               make_exchange(state, grader): "%s/%s" % (EXCHANGE, COURSE_ID)}
+                               make_exchange(state, grader): {"bind": course, "mode": "ro"},
+                               disks.inbound_dir(state, "{username}"): course + "/inbound"}
     c.DockerSpawner.extra_create_kwargs = lambda spawner: {"user": "%d:%d" % (hub_uid(spawner), USER_GID)}
     c.DockerSpawner.notebook_dir = "/home/jovyan"
     mem = os.environ.get("MLP_HUB_MEM", "3G")
@@ -252,10 +261,19 @@ def configure(c, state, pool, pool_dep, grader):
         "RAYON_NUM_THREADS": threads,
     }
 
+    # every student's inbound mounted while the hub runs (the grader reads them whether or not
+    # their server runs); unmounted as the hub exits, after JupyterHub has stopped the servers
+    # and services (its cleanup, on Ctrl-C or SIGTERM, runs before Python's atexit). A hub that
+    # was killed left them mounted: this one finds them so and uses them.
+    disks.attach_inbounds(state, grader)
+    atexit.register(disks.detach_inbounds, state)
+
     def make_home(spawner):
         """The student's home, theirs alone (their uid, 0700), on a disk of its own
         (MLP_HUB_DISK, mlp_lab/hub/disks.py); a home made by an earlier version for another
-        uid is given to them, with everything in it."""
+        uid is given to them, with everything in it. And their inbound, on a disk of its own
+        (MLP_HUB_INBOUND): their container does not start without it."""
+        disks.attach_inbound(state, spawner.escaped_name, grader)
         home = os.path.join(homes, spawner.escaped_name)
         uid = hub_uid(spawner)
         os.makedirs(home, exist_ok=True)

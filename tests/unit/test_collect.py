@@ -1,12 +1,14 @@
 """make autograde's collect (mlp_lab/course/collect.py, CheckedCollect): nbgrader's own
 collect on a scratch exchange, whose submissions belong to uids of their own as in `make
-hub` (these tests run as root, as the instructor's collect does). Each attack on it is
-handed in beside ann's and bob's honest submissions: it must be set aside in
-course/refused/ with its reason, and the honest ones collected, byte for byte."""
+hub`, each student's in an inbound of their own (these tests run as root, as the
+instructor's collect did). Each attack on it is handed in by ann, to her own inbound (the
+only one her container has), beside ann's and bob's honest submissions: it must be set
+aside with its reason, and the honest ones collected, byte for byte."""
 
 import os
 import shutil
 import stat
+import subprocess
 import sys
 from types import SimpleNamespace
 
@@ -15,7 +17,7 @@ from nbgrader.api import Gradebook
 from nbgrader.coursedir import CourseDirectory
 
 from mlp_lab import ROOT
-from mlp_lab.course import autograde
+from mlp_lab.course import autograde, exchange
 from mlp_lab.course.collect import CheckedCollect
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root: submissions owned by the students' uids")
@@ -47,25 +49,32 @@ def chown_tree(path, uid):
             os.lchown(os.path.join(folder, name), uid, uid)
 
 
-def hand_in(k, student, when, files=None, uid=None):
-    """A submission as nbgrader submit leaves it in inbound/ (named with a random tail): a
-    folder of the student's (or `uid`'s) holding `files` (default: the student's honest
-    notebook) and timestamp.txt. Returns its name."""
+def inbound(k, student):
+    """`student`'s own inbound (the hub's <state>/inbound/<student>)."""
+    return os.path.join(k.inbounds, student)
+
+
+def hand_in(k, student, when, files=None, uid=None, by=None):
+    """A submission as nbgrader submit leaves it in the inbound of `by` (default: the
+    student it names), named for `student` with a random tail: a folder of `by`'s (or
+    `uid`'s) holding `files` (default: the student's honest notebook) and timestamp.txt.
+    Returns its name."""
+    by = by or student
     name = "%s+mlp+%s+%s" % (student, when, os.urandom(6).hex())
-    path = os.path.join(k.inbound, name)
+    path = os.path.join(inbound(k, by), name)
     os.mkdir(path, 0o700)
     for rel, data in dict({NB: HONEST[student], "timestamp.txt": when.encode()}, **(files or {})).items():
         os.makedirs(os.path.dirname(os.path.join(path, rel)), exist_ok=True)
         with open(os.path.join(path, rel), "wb") as f:
             f.write(data)
-    chown_tree(path, UIDS[student] if uid is None else uid)
+    chown_tree(path, UIDS[by] if uid is None else uid)
     return name
 
 
 def as_link(k, name, target, student="ann"):
-    """inbound/<name>, a symbolic link of `student`'s to `target`."""
-    os.symlink(target, os.path.join(k.inbound, name))
-    os.lchown(os.path.join(k.inbound, name), UIDS[student], UIDS[student])
+    """<name> in `student`'s inbound, a symbolic link of theirs to `target`."""
+    os.symlink(target, os.path.join(inbound(k, student), name))
+    os.lchown(os.path.join(inbound(k, student), name), UIDS[student], UIDS[student])
     return name
 
 
@@ -81,19 +90,21 @@ def gradebook(tmp_path_factory):
 
 @pytest.fixture
 def k(tmp_path, monkeypatch, gradebook):
-    """A class: ann's and bob's homes (each with a draft not handed in), the course's
-    solved source, the exchange, and an honest submission of each."""
+    """A class: ann's and bob's homes (each with a draft not handed in) and inbounds, the
+    course's solved source, the exchange, and an honest submission of each."""
     state, course = str(tmp_path / "state"), str(tmp_path / "course")
     k = SimpleNamespace(course=course, homes=os.path.join(state, "homes"), exchange=os.path.join(state, "exchange"),
-                        inbound=os.path.join(state, "exchange", "mlp-lab", "inbound"),
+                        inbounds=os.path.join(state, "inbound"),
+                        shared=os.path.join(state, "exchange", "mlp-lab", "inbound"),
                         solved=os.path.join(course, "source", "mlp", NB))
     for student, uid in UIDS.items():
         os.makedirs(os.path.join(k.homes, student, "mlp"))
         with open(os.path.join(k.homes, student, "mlp", NB), "wb") as f:
             f.write(DRAFT[student])
         chown_tree(os.path.join(k.homes, student), uid)
-    os.makedirs(k.inbound)
-    os.chmod(k.inbound, 0o3733)
+        os.makedirs(inbound(k, student))
+        os.chmod(inbound(k, student), 0o3733)
+    os.makedirs(k.shared)
     os.makedirs(os.path.dirname(k.solved))
     with open(k.solved, "wb") as f:
         f.write(SOLVED)
@@ -125,8 +136,9 @@ def collected(k, student):
 
 
 def assert_refused(k, name, why):
-    """`name` is out of inbound/, in course/refused/, with a reason saying `why`."""
-    assert not os.path.lexists(os.path.join(k.inbound, name))
+    """`name` is out of every inbound, in course/refused/, with a reason saying `why`."""
+    assert not any(os.path.lexists(os.path.join(folder, name)) for folder in
+                   [k.shared] + [inbound(k, s) for s in UIDS])
     assert os.path.lexists(os.path.join(k.course, "refused", name))
     with open(os.path.join(k.course, "refused", "reasons.txt")) as f:
         reasons = [line for line in f if " %s: " % name in line]
@@ -137,7 +149,7 @@ def assert_refused(k, name, why):
 def solved_link(k):
     """ann's own submission, its notebook a link to the course's solved source."""
     name = hand_in(k, "ann", LATER)
-    os.remove(os.path.join(k.inbound, name, NB))
+    os.remove(os.path.join(inbound(k, "ann"), name, NB))
     as_link(k, os.path.join(name, NB), k.solved)
     return name, NB + " is a symbolic link (to %s)" % k.solved
 
@@ -148,13 +160,13 @@ def linked_entry(k):
 
 
 def forged_name(k):
-    """ann's folder, named as bob's latest."""
-    return hand_in(k, "bob", LATER, {NB: LATE}, uid=UIDS["ann"]), "names bob but was handed in by uid 20001"
+    """ann's folder, named as bob's latest (`nbgrader submit --student bob` in her container)."""
+    return hand_in(k, "bob", LATER, {NB: LATE}, by="ann"), "names bob but is in ann's inbound"
 
 
 def forged_future_link(k):
     """ann's link in bob's name, far in the future, to bob's home: his draft, as his latest."""
-    return as_link(k, "bob+mlp+%s+zz" % FAR, os.path.join(k.homes, "bob", "mlp")), "it is a symbolic link"
+    return as_link(k, "bob+mlp+%s+zz" % FAR, os.path.join(k.homes, "bob", "mlp")), "names bob but is in ann's"
 
 
 def unparsable_name(k):
@@ -163,31 +175,31 @@ def unparsable_name(k):
 
 def plain_file(k):
     name = "ann+mlp+%s+file" % LATER
-    with open(os.path.join(k.inbound, name), "wb") as f:
+    with open(os.path.join(inbound(k, "ann"), name), "wb") as f:
         f.write(LATE)
-    os.lchown(os.path.join(k.inbound, name), UIDS["ann"], UIDS["ann"])
+    os.lchown(os.path.join(inbound(k, "ann"), name), UIDS["ann"], UIDS["ann"])
     return name, "it is a plain file, not a folder"
 
 
 def fifo(k):
     name = "ann+mlp+%s+fifo" % LATER
-    os.mkfifo(os.path.join(k.inbound, name))
-    os.lchown(os.path.join(k.inbound, name), UIDS["ann"], UIDS["ann"])
+    os.mkfifo(os.path.join(inbound(k, "ann"), name))
+    os.lchown(os.path.join(inbound(k, "ann"), name), UIDS["ann"], UIDS["ann"])
     return name, "it is a FIFO, not a folder"
 
 
 def fifo_inside(k):
     name = hand_in(k, "ann", LATER, {NB: LATE})
-    os.mkfifo(os.path.join(k.inbound, name, "data"))
-    os.lchown(os.path.join(k.inbound, name, "data"), UIDS["ann"], UIDS["ann"])
+    os.mkfifo(os.path.join(inbound(k, "ann"), name, "data"))
+    os.lchown(os.path.join(inbound(k, "ann"), name, "data"), UIDS["ann"], UIDS["ann"])
     return name, "data is a FIFO"
 
 
 def device(k):
     """ann's latest, holding a device (/dev/null's): none of a student's making, but root's copy would open it."""
     name = hand_in(k, "ann", LATER, {NB: LATE})
-    os.mknod(os.path.join(k.inbound, name, "null"), 0o600 | stat.S_IFCHR, os.makedev(1, 3))
-    os.lchown(os.path.join(k.inbound, name, "null"), UIDS["ann"], UIDS["ann"])
+    os.mknod(os.path.join(inbound(k, "ann"), name, "null"), 0o600 | stat.S_IFCHR, os.makedev(1, 3))
+    os.lchown(os.path.join(inbound(k, "ann"), name, "null"), UIDS["ann"], UIDS["ann"])
     return name, "null is a device"
 
 
@@ -218,8 +230,8 @@ def dangling_inside(k):
 def hard_link(k):
     """ann's latest, its notebook a hard link to bob's draft (bob's file)."""
     name = hand_in(k, "ann", LATER)
-    os.remove(os.path.join(k.inbound, name, NB))
-    os.link(os.path.join(k.homes, "bob", "mlp", NB), os.path.join(k.inbound, name, NB))
+    os.remove(os.path.join(inbound(k, "ann"), name, NB))
+    os.link(os.path.join(k.homes, "bob", "mlp", NB), os.path.join(inbound(k, "ann"), name, NB))
     return name, NB + " belongs to uid 20002, not to the submission's uid 20001"
 
 
@@ -267,7 +279,7 @@ def test_a_file_swapped_for_a_link_after_the_check_is_not_followed(k):
     collect = collector(k)
     collect.set_timestamp()
     collect.init_src()
-    os.remove(os.path.join(k.inbound, name, NB))
+    os.remove(os.path.join(inbound(k, "ann"), name, NB))
     as_link(k, os.path.join(name, NB), k.solved)
     collect.copy_files()
     assert_refused(k, name, NB + " is a symbolic link (to %s) (found while copying it)" % k.solved)
@@ -281,7 +293,7 @@ def test_a_file_grown_after_the_check_is_copied_no_further_than_the_limit(k):
     collect = collector(k)
     collect.set_timestamp()
     collect.init_src()
-    with open(os.path.join(k.inbound, name, NB), "ab") as f:
+    with open(os.path.join(inbound(k, "ann"), name, NB), "ab") as f:
         f.write(b" " * 2**21)
     collect.copy_files()
     assert_refused(k, name, "more than 1 MB (MLP_GRADE_MAX_MB) (found while copying it)")
@@ -305,8 +317,56 @@ def test_without_the_hubs_homes_links_are_still_refused(k, monkeypatch):
     monkeypatch.delenv("MLP_HUB_HOMES")
     link = as_link(k, "ann+mlp+%s+link" % LATER, os.path.join(k.homes, "ann", "mlp"))
     name, why = fifo(k)
-    hand_in(k, "bob", LATER, {NB: LATE}, uid=UIDS["ann"])
+    hand_in(k, "bob", LATER, {NB: LATE}, uid=UIDS["ann"])  # (in bob's own inbound: his)
     collector(k).start()
     assert_refused(k, link, "it is a symbolic link")
     assert_refused(k, name, why)
     assert collected(k, "ann") == HONEST["ann"] and collected(k, "bob") == LATE
+
+
+def test_every_students_inbound_is_listed_and_the_shared_one_only_when_it_holds_something(k):
+    """exchange.inbounds and entries, which collect and grading on hand-in read: each
+    student's own inbound, with its student; the shared inbound/ only while an earlier
+    version's submissions are in it; no hidden (set-aside) name."""
+    assert exchange.inbounds(k.course) == [("ann", inbound(k, "ann")), ("bob", inbound(k, "bob"))]
+    os.rename(os.path.join(inbound(k, "bob"), os.listdir(inbound(k, "bob"))[0]),
+              os.path.join(inbound(k, "bob"), ".refused+x"))
+    earlier = hand_in(k, "bob", EARLY)
+    os.rename(os.path.join(inbound(k, "bob"), earlier), os.path.join(k.shared, earlier))
+    assert exchange.inbounds(k.course)[-1] == (None, k.shared)
+    listed = {(e.student, e.name, e.key) for e in exchange.entries(k.course)}
+    anns = os.listdir(inbound(k, "ann"))[0]
+    assert listed == {("ann", anns, "ann/" + anns), (None, earlier, earlier)}
+
+
+def test_an_earlier_versions_shared_inbound_is_still_collected_by_name_and_owner(k):
+    """Submissions an earlier version's hub took in the shared inbound/: collected as then,
+    each by the student its name gives when it is a folder of that student's uid."""
+    bobs = os.listdir(inbound(k, "bob"))[0]
+    os.rename(os.path.join(inbound(k, "bob"), bobs), os.path.join(k.shared, bobs))
+    forged = hand_in(k, "bob", LATER, {NB: LATE}, by="ann")
+    os.rename(os.path.join(inbound(k, "ann"), forged), os.path.join(k.shared, forged))
+    collector(k).start()
+    assert collected(k, "ann") == HONEST["ann"] and collected(k, "bob") == HONEST["bob"]
+    assert_refused(k, forged, "names bob but was handed in by uid 20001")
+
+
+def test_what_is_refused_on_a_students_own_disk_stays_there_hidden(k):
+    """ann's inbound a filesystem of its own (a tmpfs here, an ext4 disk in the hub): what
+    she planted cannot be renamed into course/refused/ (EXDEV), so it is renamed hidden in
+    her inbound, where it takes her space alone; the class is collected."""
+    anns = inbound(k, "ann")
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m,mode=3733", "tmpfs", anns], check=True)
+    try:
+        hand_in(k, "ann", EARLY)  # (the fixture's is under the mount)
+        link = as_link(k, "bob+mlp+%s+zz" % FAR, os.path.join(k.homes, "bob", "mlp"))
+        folder = hand_in(k, "ann", "not-a-time")
+        collector(k).start()
+        assert collected(k, "ann") == HONEST["ann"] and collected(k, "bob") == HONEST["bob"]
+        hidden = sorted(n for n in os.listdir(anns) if n.startswith(".refused+"))
+        assert hidden == sorted([".refused+" + link, ".refused+" + folder]), os.listdir(anns)
+        with open(os.path.join(k.course, "refused", "reasons.txt")) as f:
+            reasons = f.read()
+        assert "names bob but is in ann's inbound" in reasons and "cannot read the time" in reasons
+    finally:
+        subprocess.run(["umount", anns], check=True)

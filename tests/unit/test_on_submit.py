@@ -98,3 +98,33 @@ def test_a_grading_cut_short_waits_again_in_its_place(tmp_path, monkeypatch):
     a = service.queue.items["a"]
     assert a["state"] == on_submit.WAITING and a["again"] == 1 and "started" not in a
     assert service.queue.next_ready(T0 + 10)["name"] == "a"
+
+
+def test_every_students_inbound_is_scanned_and_an_entry_is_its_inbounds_students(tmp_path, monkeypatch):
+    """Each student hands in to an inbound of their own (<state>/inbound/<student>): the
+    service lists them all, keys each entry by its inbound and name, and an entry in cat's
+    named for bob is cat's, refused (and its page would go to cat, not bob)."""
+    course = tmp_path / "course"
+    course.mkdir()
+    state = tmp_path / "state"
+    for student in ("ann", "cat"):
+        (state / "inbound" / student).mkdir(parents=True)
+    monkeypatch.setenv("MLP_HUB_STATE", str(state))
+    monkeypatch.delenv("MLP_HUB_HOMES", raising=False)
+    monkeypatch.setattr(on_submit.Service, "remove_stale_sandboxes", lambda self: None)
+    monkeypatch.setattr(on_submit.Service, "tell", lambda self, r: None)
+    ann = "ann+mlp+2026-12-07 10:00:00.000000 UTC+a"
+    forged = "bob+mlp+2099-01-01 00:00:00.000000 UTC+b"
+    (state / "inbound" / "ann" / ann).mkdir()
+    (state / "inbound" / "cat" / forged).mkdir()
+    (state / "inbound" / "cat" / ann).mkdir()  # ann's very name, in cat's inbound
+    service = on_submit.Service(str(course), jobs=1)
+    service.scan()
+    items = service.queue.items
+    assert sorted(items) == ["ann/" + ann, "cat/" + ann, "cat/" + forged]
+    assert items["ann/" + ann]["state"] == on_submit.WAITING and items["ann/" + ann]["student"] == "ann"
+    for key in ("cat/" + forged, "cat/" + ann):
+        assert items[key]["state"] == on_submit.REFUSED and items[key]["student"] == "cat"
+        assert "but is in cat's inbound" in items[key]["reason"]
+    assert on_submit.entry_path(str(course), items["ann/" + ann]) == str(state / "inbound" / "ann" / ann)
+    assert service.queue.next_ready(items["ann/" + ann]["queued"] + 1)["name"] == "ann/" + ann
