@@ -106,6 +106,7 @@ def class_run(t, hub, users, think=0):
             restarted = {"asked": time.time()}
             asyncio.run(run_notebook(hub.base, u, tokens[u], again, restarted))
             timings[u]["restart"] = restarted["first_cell"] - restarted["asked"]
+            timings[u]["restarted_outputs"] = again.cells[0].outputs
         except Exception as e:  # reported as a failed check
             errors[u] = repr(e)
 
@@ -122,6 +123,10 @@ def class_run(t, hub, users, think=0):
         if u in errors:
             continue
         check_notebook(lambda ok, what: t.check(what, ok), "02_toy_network", notebooks[u])
+        restarted = timings[u]["restarted_outputs"]
+        t.check("%s: after a restart, the first cell ran again (its build line, no error)" % u,
+                any("matrix products on" in o.get("text", "") for o in restarted)
+                and not any(o.output_type == "error" for o in restarted), restarted)
         nbformat.write(notebooks[u], os.path.join(OUT, "02_toy_network-%s.ipynb" % u))
         tm = timings[u]
         warm = watch.warm.get(u)
