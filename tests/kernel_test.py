@@ -44,6 +44,11 @@ class Kernel:
         reply = self.kc.execute_interactive(code, timeout=1800, output_hook=outputs.append)
         return reply["content"], outputs
 
+    def variables(self):
+        """evcxr's `:vars`: each variable and its type, as text."""
+        _, out = self.run(":vars")
+        return "".join(m["content"]["data"].get("text/plain", "") for m in out if "data" in m["content"])
+
     def complete(self, code):
         """The matches of a Tab completion at the end of `code`."""
         return self.kc.complete(code, len(code), reply=True, timeout=300)["content"]["matches"]
@@ -129,8 +134,7 @@ def state(t):
         t.check("Tab completion during the analysis' load: ndarray's names", "Array2" in matches, matches)
         kernel.run("use mlp_core::*;\nuse mlp_core::ndarray::{Array1, Array2};")
         kernel.run("let kept = 42;\nlet a = Array2::<f64>::zeros((2, 3));")
-        c, out = kernel.run(":vars")
-        shown = "".join(m["content"]["data"].get("text/plain", "") for m in out if "data" in m["content"])
+        shown = kernel.variables()
         t.check("a variable's type, as rust-analyzer gave it (:vars)",
                 "a: ndarray::prelude::ArrayBase<ndarray::OwnedRepr<f64>" in shown, shown)
         matches = kernel.complete("a.sh")
@@ -216,8 +220,7 @@ def background_load(t):
         c, out = kernel.run("let toy_net = Toy::default();\nlet zeros = Array2::<f64>::zeros((2, 3));\nzeros.len()")
         t.check("a let after cells run during and after the background load: it runs",
                 c["status"] == "ok" and text(out, "result").strip() == "6", (c, text(out)))
-        c, out = kernel.run(":vars")
-        shown = "".join(m["content"]["data"].get("text/plain", "") for m in out if "data" in m["content"])
+        shown = kernel.variables()
         t.check("... and its variables have their own types (:vars)",
                 "toy_net: Toy\n" in shown and "zeros: ndarray::prelude::ArrayBase" in shown
                 and "first: i32" in shown, shown)
