@@ -4,8 +4,10 @@ Cargo.lock its start empties; what its cell process has written."""
 
 import json
 import os
+import random
 import shutil
 import signal
+import socket
 import subprocess
 import time
 
@@ -96,13 +98,40 @@ class Adopted:
         return 0
 
 
+PORT_NAMES = ("shell_port", "iopub_port", "stdin_port", "control_port", "hb_port")
+
+
+def backend_ports():
+    """Five free loopback ports for evcxr, from below the ephemeral range. Jupyter picks a
+    kernel's ports by binding port 0, so from that range, and the relay binds them a moment
+    later; evcxr's ports drawn from there could take one of them in between (the relay then
+    failed with EADDRINUSE when three kernels started at once)."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            low = int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768
+    low = max(low, 2048)
+    ports = []
+    for port in random.sample(range(low // 2, low), 64):
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        ports.append(port)
+        if len(ports) == len(PORT_NAMES):
+            return dict(zip(PORT_NAMES, ports, strict=True))
+    raise OSError("no free loopback port for evcxr below %d (ip_local_port_range)" % low)
+
+
 def launch_evcxr(path, key, signature_scheme, argv, **popen):
     """evcxr on a connection file of its own at `path` (loopback ports, this key):
-    (process, the connection's settings). A port taken by another kernel in the meantime
-    makes evcxr exit at once: then new ports, up to three times."""
+    (process, the connection's settings). A port taken by another kernel's evcxr in the
+    meantime makes evcxr exit at once: then new ports, up to three times."""
     for _attempt in range(3):
         write_connection_file(path, ip="127.0.0.1", key=key.encode(), signature_scheme=signature_scheme,
-                              transport="tcp")
+                              transport="tcp", **backend_ports())
         with open(path) as f:
             backend = json.load(f)
         proc = subprocess.Popen(argv + ["--control_file", path], preexec_fn=die_with_parent, **popen)
