@@ -287,10 +287,12 @@ image: kernel data course/release/mlp $(PODMAN) $(SETFACL)
 hub-setup: kernel data course/release/mlp $(HUB_INSTALLED) $(NPM_TOOLS) \
            $(if $(filter none,$(MLP_HUB_ISOLATION)),,image)
 
-# JupyterHub on 127.0.0.1:8000 (MLP_HUB_IP, MLP_HUB_PORT to change): students sign up,
+# JupyterHub on http://hub.localhost:8000 (MLP_HUB_IP, MLP_HUB_PORT, MLP_HUB_ORIGIN to change): students sign up,
 # the instructor (the admin, `instructor`) signs up first and approves them.
 hub: hub-setup
-	@echo "Starting JupyterHub on http://$${MLP_HUB_IP:-127.0.0.1}:$${MLP_HUB_PORT:-8000}/ (deploy/README.md)"
+	@origin=$${MLP_HUB_ORIGIN:-http://hub.localhost:$${MLP_HUB_PORT:-8000}}; \
+	  case $$origin in none) origin=http://$${MLP_HUB_IP:-127.0.0.1}:$${MLP_HUB_PORT:-8000};; esac; \
+	  echo "Starting JupyterHub on $$origin/ (Formgrader: the hub's Services > course menu; deploy/README.md)"
 	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(VENV)/bin/jupyterhub -f deploy/jupyterhub_config.py
 
 # The hub with three students on a free port: notebook 2 in all three at once through the

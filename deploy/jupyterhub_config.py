@@ -11,7 +11,8 @@ that the first cell answers in about a second. Idle servers are stopped by
 jupyterhub-idle-culler after `MLP_HUB_IDLE` seconds (default 3600).
 
 Settings from the environment (the Makefile sets them): MLP_HUB_IP (127.0.0.1),
-MLP_HUB_PORT (8000), MLP_HUB_API_PORT (the hub's own API, 8081), MLP_HUB_STATE
+MLP_HUB_PORT (8000), MLP_HUB_ORIGIN (the hub's public origin, each student's server and
+each service on a subdomain of it: http://hub.localhost:PORT; `none` for one origin), MLP_HUB_API_PORT (the hub's own API, 8081), MLP_HUB_STATE
 (deploy/state), MLP_HUB_MEM, MLP_HUB_CPUS, MLP_HUB_DISK and MLP_HUB_INBOUND (each
 student's limits: 3G, 1, 2G for their home, 64M for what they hand in),
 MLP_HUB_POOL (warm kernels kept in each student's container: 1; 0 for none;
@@ -23,6 +24,7 @@ JupyterHub's shared-password authenticator and an admin service token instead of
 """
 
 
+import json
 import os
 import shutil
 import sys
@@ -44,6 +46,42 @@ c.JupyterHub.ip = os.environ.get("MLP_HUB_IP", "127.0.0.1")
 c.JupyterHub.port = int(os.environ.get("MLP_HUB_PORT", "8000"))
 c.JupyterHub.hub_ip = "127.0.0.1"
 c.JupyterHub.hub_port = int(os.environ.get("MLP_HUB_API_PORT", "8081"))
+
+# --- origins: the hub, each student's server and each service on a host name of its own,
+# so that a page one of them serves (a student's notebook, a submission in Formgrader) is
+# another site to the browser: no script of it reaches the others' cookies or APIs
+# (JupyterHub's subdomain_host with __Host- cookies; deploy/README.md, "Origins")
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+ORIGIN = os.environ.get("MLP_HUB_ORIGIN", "")
+if not ORIGIN and c.JupyterHub.ip not in LOOPBACK:
+    sys.exit("make hub: MLP_HUB_IP=%s serves the class beyond this machine: set MLP_HUB_ORIGIN to the hub's "
+             "public origin (such as https://hub.example.org, with a wildcard DNS name and certificate for "
+             "*.hub.example.org: each student's server is at <name>.hub.example.org), or MLP_HUB_ORIGIN=none "
+             "for one origin shared by the hub, the students and the course service (deploy/README.md)"
+             % c.JupyterHub.ip)
+if ORIGIN == "none":
+    print("WARNING: MLP_HUB_ORIGIN=none: the hub, every student's server and the course service share one "
+          "origin; a script in a student's notebook, opened by the instructor, acts with the instructor's "
+          "session (deploy/README.md, \"Origins\").", file=sys.stderr, flush=True)
+    SECURE_COOKIES = {}
+else:
+    # on this machine, hub.localhost: browsers resolve *.localhost to loopback themselves
+    # and treat it as a secure context (Secure cookies over http)
+    c.JupyterHub.subdomain_host = ORIGIN or "http://hub.localhost:%d" % c.JupyterHub.port
+    c.JupyterHub.cookie_host_prefix_enabled = True
+    # a __Host- cookie must be Secure: JupyterHub 6.1.1 marks it so only over https (the
+    # hub's own, a server's OAuth state cookie), and the browser drops it over http. The
+    # hub passes these options to the servers; services get them in their environment,
+    # with the __Host- prefix the hub leaves off for them.
+    c.JupyterHub.tornado_settings = {"cookie_options": {"secure": True}}
+    SECURE_COOKIES = {"JUPYTERHUB_COOKIE_OPTIONS": json.dumps({"secure": True}),
+                      "JUPYTERHUB_COOKIE_HOST_PREFIX_ENABLED": "1"}
+    from jupyterhub.services.service import Service
+
+    # the hub's Services menu links to //<service's host>/services/<name>/, without the
+    # hub's port (JupyterHub 6.1.1): the service's full origin instead
+    Service.href = property(lambda self: (self.host + self.prefix) if self.host else self.prefix)
+
 DATABASE = os.path.join(STATE, "jupyterhub.sqlite")
 c.JupyterHub.db_url = "sqlite:///" + DATABASE
 # the hub's database is root's alone (the grader account may pass through this folder)
@@ -209,6 +247,7 @@ if ISOLATION == "containers":
             # Formgrader's submission pages with a Content-Security-Policy (mlp_lab/course/formgrader.py)
             "JUPYTER_CONFIG_PATH": os.path.join(ROOT, "deploy", "course-config"),
             "MLP_HUB_STATE": STATE,
+            **SECURE_COOKIES,
             **({"JUPYTER_PATH": TEMPLATES} if TEMPLATES else {}),
             **{k: v for k, v in os.environ.items() if k.startswith("MLP_GRADE")},
         },

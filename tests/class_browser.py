@@ -34,7 +34,7 @@ def browser(c):
             login(page, hub, name, password, next_url)
             return page
 
-        page = login_as(c.late, PASSWORD, "/user/%s/lab" % c.late)
+        page = login_as(c.late, PASSWORD, hub.server(c.late) + "/lab")
         page.wait_for_selector("#jp-main-dock-panel", timeout=120000)
         page.wait_for_timeout(2000)
         page.keyboard.press("Control+Shift+c")
@@ -73,7 +73,7 @@ def browser(c):
         t.check("browser: dan's Assignment List shows his result under the submission, with a link to its feedback",
                 "graded: 0 of 45 automatic points on the visible checks" in said and "view feedback" in said, said)
 
-        page = login_as(c.instructor, PASSWORD * 4, "/services/course/formgrader/manage_submissions/mlp")
+        page = login_as(c.instructor, PASSWORD * 4, hub.service() + "/formgrader/manage_submissions/mlp")
         page.locator("#main-table tr").filter(has_text="cat").first.wait_for(timeout=60000)
         page.wait_for_timeout(500)
         page.wait_for_timeout(1000)
@@ -85,7 +85,7 @@ def browser(c):
         bob = [x for x in subs if x["student"] == "bob"][0]
         requested = []
         page.on("request", lambda request: requested.append(request.url))
-        shown = page.goto("%s/services/course/formgrader/submissions/%s/" % (hub.base, bob["id"]))
+        shown = page.goto("%s/formgrader/submissions/%s/" % (hub.service(), bob["id"]))
         policy = (shown.headers.get("content-security-policy", "") if shown else "")
         script_src = next((d.strip() for d in policy.split(";") if d.strip().startswith("script-src")), "")
         print("  Formgrader's page of bob's notebook 1: %s" % (script_src or "no Content-Security-Policy"))
@@ -100,7 +100,7 @@ def browser(c):
         mathjax = [u for u in requested if "mathjax" in u.lower() or "/static/jax/" in u]
         t.check("browser: Formgrader typesets bob's notebook 1 (%d formulas) with the course's own MathJax %s"
                 % (typeset, mathjax[:1]),
-                typeset > 0 and mathjax and all(u.startswith(hub.base + "/services/course/static/")
+                typeset > 0 and mathjax and all(u.startswith(hub.service() + "/static/")
                                                 for u in mathjax), mathjax)
         xss = page.evaluate("() => window.__mlp_xss || null")
         handlers = page.evaluate(
@@ -108,7 +108,7 @@ def browser(c):
             ".filter(e => (e.getAttribute('onerror') || e.textContent).includes('__mlp_xss')).length")
         page.wait_for_timeout(1000)
         planted = os.path.exists(os.path.join(course, "xss-planted.txt"))
-        status, terminals = request("%s/services/course/api/terminals" % hub.base, c.tokens[c.instructor])
+        status, terminals = request(hub.service() + "/api/terminals", c.tokens[c.instructor])
         print("  bob's written answer with <img onerror> and <script>, opened by the instructor in Formgrader: "
               "%s; script elements or handlers of it on the page: %d; file planted in the course folder: %s; "
               "terminals open on the course service: %s" % (
@@ -125,5 +125,58 @@ def browser(c):
         marks = scores(course, c.students)
         t.check("browser: the instructor grades bob's first written answer by hand: 3 (gradebook: %s)"
                 % marks.get("bob", (0, 0))[1], marks.get("bob", (0, 0))[1] == 3, marks)
+        origins(c, page.context)
         chromium.close()
+
+
+# a script on a student's origin, in the instructor's browser (logged in to the hub and
+# Formgrader): what it can read and write of the others' with the instructor's cookies
+CROSS_ORIGIN_JS = """async (tries) => {
+  const out = {};
+  for (const [name, url, method] of tries) {
+    try {
+      // (a GET as a plain link would send it; the others as JupyterLab's own calls)
+      const write = method !== "GET";
+      const r = await fetch(url, {method, credentials: "include",
+                                  headers: write ? {"Content-Type": "application/json"} : {},
+                                  body: write ? JSON.stringify({type: "file", format: "text", content: "planted"})
+                                              : undefined});
+      out[name] = "ANSWERED " + r.status + ": " + (await r.text()).slice(0, 80);
+    } catch (e) {
+      out[name] = "refused (" + e + ")";
+    }
+  }
+  return out;
+}"""
+
+
+def origins(c, context):
+    """The hub, each student's server and the course service on origins of their own
+    (JupyterHub's subdomain_host): a page on a student's origin (as a student would serve
+    one, if a script of theirs ever got past JupyterLab's sanitiser) opened by the
+    instructor, whose browser holds the hub's and Formgrader's sessions, tries the hub's
+    API, Formgrader, the course folder and another student's server."""
+    t, hub = c.t, c.hub
+    attacker, victim = c.students[0], c.students[1]
+    trap = hub.server(attacker) + "/files/trap.html"
+    page = context.new_page()
+    # the page as the student's server would serve it (the browser takes it as from there)
+    page.route(trap, lambda route: route.fulfill(status=200, content_type="text/html",
+                                                 body="<html><body>a student's page</body></html>"))
+    page.goto(trap)
+    tries = [["the hub's API: list the users", hub.api + "/users", "GET"],
+             ["the hub's API: make a token for the instructor", hub.api + "/users/%s/tokens" % c.instructor,
+              "POST"],
+             ["Formgrader: the gradebook's submissions", hub.service() + "/formgrader/api/submissions/mlp", "GET"],
+             ["the course folder: write a file", hub.service() + "/api/contents/origin-planted.txt", "PUT"],
+             ["%s's server: their notebooks" % victim, hub.server(victim) + "/api/contents/mlp", "GET"]]
+    said = page.evaluate(CROSS_ORIGIN_JS, tries)
+    print("  a script on %s's origin (%s), in the instructor's browser:" % (attacker, hub.server(attacker)))
+    for name, _, _ in tries:
+        print("    %s: %s" % (name, said[name]))
+    planted = os.path.exists(os.path.join(c.course, "origin-planted.txt"))
+    print("    the course folder holds origin-planted.txt: %s" % planted)
+    t.check("browser: from a student's origin, nothing of the hub, Formgrader or another student answers the "
+            "instructor's session", all(v.startswith("refused") for v in said.values()) and not planted, said)
+    page.close()
 

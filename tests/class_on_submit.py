@@ -132,7 +132,7 @@ def graded_on_hand_in(c):
 
     crash_and_restart(c)
     rate_limited(c)
-    status, page = request(hub.base + "/services/course/grading-queue", c.tokens[c.instructor])
+    status, page = request(hub.service() + "/grading-queue", c.tokens[c.instructor])
     page = page if isinstance(page, str) else str(page)
     t.check("the instructor's queue page (/services/course/grading-queue) lists every student's submissions",
             status == 200 and all(s in page for s in c.students) and "graded" in page and "queued" in page,

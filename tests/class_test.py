@@ -216,7 +216,7 @@ def release(c):
     status, body = formgrader(hub, ann, "assignments")
     t.check("a student's token on the instructor's Formgrader: refused (%s)" % status,
             status in (302, 403, 404) and not isinstance(body, list), (status, str(body)[:200]))
-    status, _ = request("%s/services/course/api/contents" % hub.base, ann)
+    status, _ = request(hub.service() + "/api/contents", ann)
     t.check("a student's token on the course folder: refused (%s)" % status, status in (302, 403, 404), status)
     status, body = assignments(hub, "ann", ann)
     t.check("before the release, ann's Assignment List is empty", status == 200 and not statuses(body),
@@ -259,7 +259,7 @@ def submit(c):
     hand_in_edition(hub, "bob", c.tokens["bob"], source, bug=True, xss=True)
     for user, passes in (("ann", True), ("bob", False)):
         start = time.time()
-        status, body = request("%s/user/%s/assignments/validate" % (hub.base, user), c.tokens[user], "POST",
+        status, body = request(hub.server(user) + "/assignments/validate", c.tokens[user], "POST",
                                {"path": "mlp/02_toy_network.ipynb"}, timeout=VALIDATE_TIMEOUT)
         value = (body or {}).get("value") if isinstance(body, dict) else None
         verdict = json.loads(value) if isinstance(value, str) and value.startswith("{") else value

@@ -61,7 +61,7 @@ def browser_student(t):
                 t.check("browser: one container per logged-in student (%s)" % ", ".join(running),
                         len(running) == 1 and running[0].endswith("-alice"), running)
             start = time.time()
-            student.goto(hub.base + "/user/alice/lab/tree/mlp/02_toy_network.ipynb")
+            student.goto(hub.server("alice") + "/lab/tree/mlp/02_toy_network.ipynb")
             wait_idle(student)
             shot(student, OUT, "hub-student-opened")
             run_all(student)

@@ -151,22 +151,22 @@ def class_run(t, hub, users, think=0):
 
 def walls(t, hub, tokens):
     a, b = sorted(tokens)[:2]
-    status, _ = request("%s/user/%s/api/contents" % (hub.base, b), tokens[a])
+    status, _ = request(hub.server(b) + "/api/contents", tokens[a])
     t.check("%s's token on %s's server: 403" % (a, b), status == 403, status)
-    status, _ = request("%s/user/%s/api/kernels" % (hub.base, b), tokens[a], "POST", {"name": "rust"})
+    status, _ = request(hub.server(b) + "/api/kernels", tokens[a], "POST", {"name": "rust"})
     t.check("%s's token cannot start a kernel on %s's server: 403" % (a, b), status == 403, status)
     status, _ = hub.call("/users/%s" % b, token=tokens[a])
     t.check("%s's token on %s in the hub's API: 403" % (a, b), status in (403, 404), status)
     status, _ = hub.call("/users/%s/tokens" % b, "POST", {}, token=tokens[a])
     t.check("%s's token cannot make a token for %s: 403" % (a, b), status in (403, 404), status)
-    status, body = request("%s/user/%s/api/contents" % (hub.base, a))
+    status, body = request(hub.server(a) + "/api/contents")
     t.check("no token on %s's server: no content (%s %s)" % (a, status, str(body)[:60]),
             status in (302, 401, 403) and not (isinstance(body, dict) and "content" in body), (status, str(body)[:200]))
     status, _ = hub.call("/users", token=None)
     t.check("no token on the hub's API: 403", status in (401, 403), status)
     status, _ = hub.call("/users", token=tokens[a])
     t.check("a student cannot list users: 403", status == 403, status)
-    status, body = request("%s/user/%s/api/contents/mlp" % (hub.base, a), tokens[a])
+    status, body = request(hub.server(a) + "/api/contents/mlp", tokens[a])
     names = sorted(c["name"] for c in (body or {}).get("content", [])) if status == 200 else body
     t.check("%s has the student edition in ~/mlp" % a, status == 200 and "02_toy_network.ipynb" in names, names)
 
@@ -185,7 +185,9 @@ def main():
     # (the hub's pool: as large as the largest round; in containers: one in each student's)
     hub = Hub(pool=(1 if CONTAINERS else max(args.students)) if args.pool is None else args.pool)
     try:
-        t.check("the hub answers on 127.0.0.1:%d" % hub.port, True)
+        status = hub.call("/")[0]
+        t.check("the hub answers at %s (students' servers on <name>.%s)" % (hub.base, hub.base.split("://")[1]),
+                status == 200, status)
         if CONTAINERS:
             hub.release()
         first = None

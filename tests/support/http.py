@@ -6,6 +6,33 @@ import socket
 import urllib.error
 import urllib.request
 
+_getaddrinfo = socket.getaddrinfo
+
+
+def _getaddrinfo_localhost(host, *args, **kwargs):
+    """*.localhost names on loopback, as RFC 6761 has it and Chromium does by itself (this
+    machine's resolver does not): the tests reach the hub's origins (hub.localhost, each
+    student's <name>.hub.localhost) by name, as a browser does."""
+    if isinstance(host, str) and host.endswith(".localhost"):
+        host = "127.0.0.1"
+    return _getaddrinfo(host, *args, **kwargs)
+
+
+socket.getaddrinfo = _getaddrinfo_localhost
+
+
+def server_url(base, user):
+    """`user`'s server behind the hub at `base` (http://hub.localhost:PORT): on an origin of
+    its own, <user>.hub.localhost (JupyterHub's subdomain_host, deploy/jupyterhub_config.py)."""
+    scheme, host = base.split("://", 1)
+    return "%s://%s.%s/user/%s" % (scheme, user, host, user)
+
+
+def service_url(base, name):
+    """The hub's service `name`, on an origin of its own: <name>--service.hub.localhost."""
+    scheme, host = base.split("://", 1)
+    return "%s://%s--service.%s/services/%s" % (scheme, name, host, name)
+
 
 def free_port():
     with socket.socket() as s:

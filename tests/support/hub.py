@@ -20,7 +20,7 @@ from mlp_lab.hub import disks
 from mlp_lab.kernel.home import kernel_home
 from mlp_lab.kernel.pool import dep_lines, ready_kernels
 from support import ROOT, VENV_BIN, until
-from support.http import free_port, request
+from support.http import free_port, request, server_url, service_url
 from support.procs import adopted, processes
 
 OUT = os.path.join(ROOT, "target", "hub")
@@ -48,7 +48,9 @@ class Hub:
         self.port = free_port()
         self.pool = pool
         self.pool_on_host = pool and not CONTAINERS  # in containers, each student's own
-        self.base = "http://127.0.0.1:%d" % self.port
+        # the hub's origin; each student's server and each service on one of their own
+        # (server(), service())
+        self.base = "http://hub.localhost:%d" % self.port
         self.api = self.base + "/hub/api"
         self.state = tempfile.mkdtemp(prefix="mlp-hub-test-")
         os.makedirs(OUT, exist_ok=True)
@@ -98,6 +100,12 @@ class Hub:
         n = len(ready_kernels(kernel_home()))
         t.check("the kernel pool has %d warm kernels ready (%.0f s)" % (self.pool, time.time() - start),
                 n >= self.pool, n)
+
+    def server(self, user):
+        return server_url(self.base, user)
+
+    def service(self, name="course"):
+        return service_url(self.base, name)
 
     def call(self, path, method="GET", body=None, token=TOKEN):
         return request(self.api + path, token, method, body)
@@ -167,25 +175,32 @@ class Hub:
 
 
 def login(page, hub, name, password, next_url=None):
-    """`name` logs in on the hub's login form in `page` (then goes to `next_url`)."""
-    page.goto(hub.base + "/hub/login" + ("?next=" + urllib.parse.quote(next_url) if next_url else ""))
+    """`name` logs in on the hub's login form in `page`, then goes to `next_url`: a path on
+    the hub's origin, or a URL on a server's or a service's origin (the hub's `?next=`
+    keeps only paths of its own)."""
+    elsewhere = next_url and "://" in next_url
+    after = "/hub/home" if elsewhere else next_url
+    page.goto(hub.base + "/hub/login" + ("?next=" + urllib.parse.quote(after) if after else ""))
     page.fill("#username_input", name)
     page.fill("#password_input", password)
     page.click("#login_submit")
     page.wait_for_load_state()
+    if elsewhere:
+        page.goto(next_url)
+        page.wait_for_load_state()
 
 
 # --- the servers' APIs that JupyterLab's nbgrader extensions use --------------------------
 def formgrader(hub, token, path, method="GET", body=None):
     """The instructor's Formgrader API (the course service at /services/course/)."""
-    return request("%s/services/course/formgrader/api/%s" % (hub.base, path), token, method, body)
+    return request("%s/formgrader/api/%s" % (hub.service(), path), token, method, body)
 
 
 def assignments(hub, user, token, action=None):
     """The Assignment List's server API in `user`'s server: the list, or an action on `mlp`."""
     if action is None:
-        return request("%s/user/%s/assignments?course_id=%s" % (hub.base, user, hub_containers.COURSE_ID), token)
-    return request("%s/user/%s/assignments/%s" % (hub.base, user, action), token, "POST",
+        return request("%s/assignments?course_id=%s" % (hub.server(user), hub_containers.COURSE_ID), token)
+    return request("%s/assignments/%s" % (hub.server(user), action), token, "POST",
                    {"course_id": hub_containers.COURSE_ID, "assignment_id": "mlp"})
 
 
@@ -200,7 +215,7 @@ def statuses(listing):
 def contents(hub, user, token, path, model=None):
     """A file or folder of `user`'s home through their server's contents API (`model`:
     write it)."""
-    url = "%s/user/%s/api/contents/%s" % (hub.base, user, urllib.parse.quote(path))
+    url = "%s/api/contents/%s" % (hub.server(user), urllib.parse.quote(path))
     if model is None:
         return request(url, token)
     return request(url, token, "PUT", model)

@@ -12,7 +12,7 @@ import nbformat
 from tornado.httpclient import HTTPRequest
 from tornado.websocket import websocket_connect
 
-from support.http import request
+from support.http import request, server_url
 
 
 def message(session, code):
@@ -27,10 +27,11 @@ def message(session, code):
 async def run_notebook(base, user, token, nb, timings, before_end=None):
     """Every code cell of `nb` in a new kernel, its outputs recorded in `nb`; the kernel
     ended afterwards (`before_end()` called just before)."""
-    status, kernel = request("%s/user/%s/api/kernels" % (base, user), token, "POST", {"name": "rust"})
+    server = server_url(base, user)
+    status, kernel = request(server + "/api/kernels", token, "POST", {"name": "rust"})
     if status != 201:
         raise RuntimeError("starting a kernel: %s %s" % (status, kernel))
-    url = "%s/user/%s/api/kernels/%s/channels" % (base.replace("http", "ws", 1), user, kernel["id"])
+    url = "%s/api/kernels/%s/channels" % (server.replace("http", "ws", 1), kernel["id"])
     # (the server answers once the kernel has replied to kernel_info: give it time)
     ws = await websocket_connect(HTTPRequest(url, headers={"Authorization": "token " + token},
                                              connect_timeout=300, request_timeout=300))
@@ -75,7 +76,7 @@ async def run_notebook(base, user, token, nb, timings, before_end=None):
             before_end()
     finally:
         ws.close()
-        request("%s/user/%s/api/kernels/%s" % (base, user, kernel["id"]), token, "DELETE")
+        request("%s/api/kernels/%s" % (server, kernel["id"]), token, "DELETE")
     timings["done"] = time.time()
 
 
