@@ -12,9 +12,10 @@ jupyterhub-idle-culler after `MLP_HUB_IDLE` seconds (default 3600).
 
 Settings from the environment (the Makefile sets them): MLP_HUB_IP (127.0.0.1),
 MLP_HUB_PORT (8000), MLP_HUB_ORIGIN (the hub's public origin, each student's server and
-each service on a subdomain of it: http://hub.localhost:PORT; `none` for one origin), MLP_HUB_API_PORT (the hub's own API, 8081), MLP_HUB_STATE
-(deploy/state), MLP_HUB_MEM, MLP_HUB_CPUS, MLP_HUB_DISK and MLP_HUB_INBOUND (each
-student's limits: 3G, 1, 2G for their home, 64M for what they hand in),
+each service on a subdomain of it: http://hub.localhost:PORT; `none` for one origin),
+MLP_HUB_API_PORT (the hub's own API, 8081), MLP_HUB_STATE (deploy/state), MLP_HUB_MEM,
+MLP_HUB_CPUS, MLP_HUB_DISK and MLP_HUB_INBOUND (each student's limits: 3G, 1, 2G for their
+home, 64M for what they hand in),
 MLP_HUB_POOL (warm kernels kept in each student's container: 1; 0 for none;
 MLP_HUB_POOL_DEP: the `:dep` line they run, by default the student edition's),
 MLP_HUB_IMAGE (the course image; by default the one `make image` built),
