@@ -29,6 +29,9 @@ import json
 import os
 import shutil
 import sys
+from urllib.parse import urlparse
+
+from tornado import web
 
 from mlp_lab import ROOT
 from mlp_lab.course import formgrader, grader
@@ -69,6 +72,8 @@ else:
     # on this machine, hub.localhost: browsers resolve *.localhost to loopback themselves
     # and treat it as a secure context (Secure cookies over http)
     c.JupyterHub.subdomain_host = ORIGIN or "http://hub.localhost:%d" % c.JupyterHub.port
+    if "://" not in c.JupyterHub.subdomain_host:  # (https, as JupyterHub assumes)
+        c.JupyterHub.subdomain_host = "https://" + c.JupyterHub.subdomain_host
     c.JupyterHub.cookie_host_prefix_enabled = True
     # a __Host- cookie must be Secure: JupyterHub 6.1.1 marks it so only over https (the
     # hub's own, a server's OAuth state cookie), and the browser drops it over http. The
@@ -77,7 +82,23 @@ else:
     c.JupyterHub.tornado_settings = {"cookie_options": {"secure": True}}
     SECURE_COOKIES = {"JUPYTERHUB_COOKIE_OPTIONS": json.dumps({"secure": True}),
                       "JUPYTERHUB_COOKIE_HOST_PREFIX_ENABLED": "1"}
+    from jupyterhub.handlers.base import BaseHandler
     from jupyterhub.services.service import Service
+
+    HUB = urlparse(c.JupyterHub.subdomain_host)
+    hub_prepare = BaseHandler.prepare
+
+    async def prepare_on_hub_origin(self):
+        """The proxy sends the hub every request no server's route takes, a student's origin
+        included (JupyterHub's default route, `/` on every host): the hub's pages there (a
+        login form a student's script could read, a login cookie set for that host) go to
+        the hub's own origin instead, as JupyterHub already sends `/user/...` there."""
+        if self.request.host.endswith("." + HUB.netloc):
+            self.redirect("%s://%s%s" % (HUB.scheme, HUB.netloc, self.request.uri))
+            raise web.Finish()
+        return await hub_prepare(self)
+
+    BaseHandler.prepare = prepare_on_hub_origin
 
     # the hub's Services menu links to //<service's host>/services/<name>/, without the
     # hub's port (JupyterHub 6.1.1): the service's full origin instead
@@ -128,6 +149,23 @@ else:
 
     if not hasattr(nativeauthenticator.handlers.LoginHandler, "statsd"):
         nativeauthenticator.handlers.LoginHandler.statsd = NoStatsd()
+
+    def from_hub_page(get):
+        """NativeAuthenticator 1.3.0 approves and discards accounts on a GET (/hub/authorize/<name>,
+        /hub/discard/<name>), which the hub does not check for cross-site forgery; a student's
+        origin is the same site as the hub's (<name>.hub.localhost), so an <img> there would carry
+        the instructor's cookie. Taken only from the hub's own pages (the browser's Sec-Fetch-Site)."""
+
+        async def guarded(self, *args):
+            if self.request.headers.get("Sec-Fetch-Site") != "same-origin":
+                raise web.HTTPError(403, "approve or discard accounts with the buttons on /hub/authorize")
+            return await get(self, *args)
+
+        return guarded
+
+    for handler in (nativeauthenticator.handlers.ToggleAuthorizationHandler,
+                    nativeauthenticator.handlers.DiscardHandler):
+        handler.get = from_hub_page(handler.get)
     c.JupyterHub.template_paths = [os.path.join(os.path.dirname(nativeauthenticator.__file__), "templates")]
 
 # --- each student's server ----------------------------------------------------------

@@ -14,7 +14,7 @@ from support import until
 from support.course import scores
 from support.http import request
 from support.hub import PASSWORD, formgrader, login
-from support.jupyterlab import launch, shot
+from support.jupyterlab import AS_ONE_ADDRESS_SPACE, launch, shot
 
 # the formulas MathJax 2 has typeset on the page (0 until it has loaded and run)
 TYPESET_JS = "() => window.MathJax && window.MathJax.Hub && document.querySelectorAll('.MathJax_CHTML').length"
@@ -27,7 +27,7 @@ def browser(c):
     t, hub, course = c.t, c.hub, c.course
 
     with sync_playwright() as p:
-        chromium = launch(p)
+        chromium = launch(p, AS_ONE_ADDRESS_SPACE)
 
         def login_as(name, password, next_url):
             page = chromium.new_context(viewport={"width": 1400, "height": 900}).new_page()

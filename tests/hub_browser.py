@@ -7,7 +7,7 @@ import time
 from playwright.sync_api import sync_playwright
 
 from support.hub import CONTAINERS, OUT, TOKEN, Hub, login
-from support.jupyterlab import inspect, launch, run_all, shot, wait_done, wait_idle
+from support.jupyterlab import AS_ONE_ADDRESS_SPACE, inspect, launch, run_all, shot, wait_done, wait_idle
 
 
 def browser_student(t):
@@ -22,7 +22,7 @@ def browser_student(t):
 
     try:
         with sync_playwright() as p:
-            browser = launch(p)
+            browser = launch(p, AS_ONE_ADDRESS_SPACE)
 
             def signup(page, name, password):
                 page.goto(base + "/signup")
@@ -46,6 +46,21 @@ def browser_student(t):
             t.check("browser: before approval the student cannot log in", "/login" in student.url, student.url)
             login(instructor, hub, "instructor", "instructor-pass-%s" % TOKEN[:6], next_url="/hub/authorize")
             instructor.wait_for_url("**/hub/authorize**")
+            # a page on another student's origin, opened by the instructor, asks the hub to
+            # approve alice (an <img>: the same site, so the instructor's cookie goes with it)
+            trap = instructor.context.new_page()
+            trap_url = hub.server("mallory") + "/files/trap.html"
+            trap.route(trap_url, lambda route: route.fulfill(
+                status=200, content_type="text/html",
+                body='<img src="%s/authorize/alice">' % base))
+            trap.goto(trap_url)
+            trap.wait_for_timeout(2000)
+            trap.close()
+            login(student, hub, "alice", password)
+            print("  an <img> of /hub/authorize/alice on a student's origin, in the instructor's browser: alice %s"
+                  % ("can log in: BREACHED" if "/login" not in student.url else "still waits for approval: HELD"))
+            t.check("browser: a page on a student's origin cannot approve an account with the instructor's session",
+                    "/login" in student.url, student.url)
             instructor.click("a[href$='authorize/alice']")
             instructor.wait_for_load_state()
             shot(instructor, OUT, "hub-authorize")

@@ -35,7 +35,7 @@ from hub_walls import container_settings, listening, no_answers, user_config, wa
 from mlp_lab.hub import containers as hub_containers
 from mlp_lab.notebooks.outputs_check import check_notebook
 from mlp_lab.tally import Checks
-from support.http import request
+from support.http import redirect_of, request
 from support.hub import CONTAINERS, OUT, Hub, solved_cells
 from support.kernel_ws import run_notebook
 from support.procs import adopted, processes, server_pids, tree_rss
@@ -166,6 +166,13 @@ def walls(t, hub, tokens):
     t.check("no token on the hub's API: 403", status in (401, 403), status)
     status, _ = hub.call("/users", token=tokens[a])
     t.check("a student cannot list users: 403", status == 403, status)
+    # the hub's login page on a student's origin (a link they send the instructor, whose
+    # password their script would read there): sent to the hub's own origin
+    trap = hub.server(a).split("/user/")[0] + "/hub/login?next=%2Fhub%2Fhome"
+    status, where = redirect_of(trap)
+    print("  the hub's login page asked for on %s's origin (%s): %s %s" % (a, trap, status, where))
+    t.check("the hub's pages are not served on a student's origin: sent to the hub's own",
+            status == 302 and (where or "").startswith(hub.base + "/hub/login"), (status, where))
     status, body = request(hub.server(a) + "/api/contents/mlp", tokens[a])
     names = sorted(c["name"] for c in (body or {}).get("content", [])) if status == 200 else body
     t.check("%s has the student edition in ~/mlp" % a, status == 200 and "02_toy_network.ipynb" in names, names)

@@ -89,16 +89,20 @@ def sanitised_markdown(context, source):
 # those, by hash: the scripts nbgrader's template writes before the notebook's container.
 # Nothing inside the notebook (what the student wrote, and what their code printed) can
 # run: no inline script, no event handler, no `javascript:` URL, whatever got past the
-# sanitiser.
+# sanitiser. Script files only from Formgrader's static folder and the server's (MathJax):
+# not from the rest of the service's origin, which serves the students' submissions as
+# files (`files/submitted/...`).
 NOTEBOOK_START = b'id="notebook-container"'
 INLINE_SCRIPT = re.compile(rb"<script(?![^>]*\bsrc=)(?![^>]*type=\"text/x-mathjax-config\")[^>]*>(.*?)</script>", re.S)
-POLICY = ("default-src 'self'; script-src 'self' 'unsafe-eval' %s; style-src 'self' 'unsafe-inline'; "
+POLICY = ("default-src 'self'; script-src %s 'unsafe-eval' %s; style-src 'self' 'unsafe-inline'; "
           "img-src 'self' data:; font-src 'self' data:; object-src 'none'; base-uri 'self'; "
           "form-action 'self'; frame-ancestors 'self'")
 
 
-def submission_policy(html):
-    """The policy for one Formgrader page: its template's own inline scripts by hash."""
+def submission_policy(html, prefix):
+    """The policy for one Formgrader page: its template's own inline scripts by hash, and
+    script files under `prefix` (the service's origin and base URL) `formgrader/static/`
+    and `static/`."""
     import base64
     import hashlib
 
@@ -106,7 +110,7 @@ def submission_policy(html):
     head = html if end < 0 else html[:end]
     hashes = ["'sha256-%s'" % base64.b64encode(hashlib.sha256(m.group(1)).digest()).decode()
               for m in INLINE_SCRIPT.finditer(head)]
-    return POLICY % " ".join(hashes)
+    return POLICY % (" ".join(prefix + part for part in ("formgrader/static/", "static/")), " ".join(hashes))
 
 
 def _jupyter_server_extension_points():
@@ -120,10 +124,12 @@ def _load_jupyter_server_extension(serverapp):
         def __init__(self, request):
             super().__init__(request)
             self.applies = "/formgrader/submissions/" in request.path
+            # (the host the browser asked for: http: in a policy matches https: too)
+            self.prefix = "%s://%s%s" % (request.protocol, request.host, serverapp.base_url)
 
         def transform_first_chunk(self, status_code, headers, chunk, finishing):
             if self.applies and headers.get("Content-Type", "").startswith("text/html"):
-                headers["Content-Security-Policy"] = submission_policy(chunk)
+                headers["Content-Security-Policy"] = submission_policy(chunk, self.prefix)
             return status_code, headers, chunk
 
     # first, before the compression transform sees the page

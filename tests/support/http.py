@@ -56,6 +56,15 @@ class NoRedirect(urllib.request.HTTPRedirectHandler):
 OPENER = urllib.request.build_opener(NoRedirect)
 
 
+def redirect_of(url):
+    """(status, Location) of a GET of `url`, not followed."""
+    try:
+        with OPENER.open(urllib.request.Request(url), timeout=60) as r:
+            return r.status, r.headers.get("Location")
+    except urllib.error.HTTPError as e:
+        return e.code, e.headers.get("Location")
+
+
 def request(url, token=None, method="GET", body=None, timeout=60):
     """(status, parsed JSON or text) of one HTTP request, without following redirects;
     `timeout` seconds for the answer (raise it for requests that run notebooks)."""

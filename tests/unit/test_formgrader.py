@@ -52,8 +52,13 @@ def test_the_policy_allows_the_templates_scripts_and_nothing_in_the_notebook():
             b'var submission_id = "42";\n</script><script type="text/x-mathjax-config">init()</script></head>'
             b'<body><nav><script>tooltip()</script></nav><div id="notebook-container">'
             b'<script>window.hacked = 1</script><img src=x onerror="y()"></div></body></html>')
-    policy = submission_policy(page)
+    prefix = "http://course--service.hub.localhost:8000/services/course/"
+    policy = submission_policy(page, prefix)
     script_src = next(d for d in policy.split(";") if d.strip().startswith("script-src"))
+    # script files from Formgrader's and the server's static folders only: not the
+    # service's whole origin, which serves the submissions as files
+    assert script_src.split()[1:3] == [prefix + "formgrader/static/", prefix + "static/"]
+    assert "'self'" not in script_src
     assert sha(b'\nvar submission_id = "42";\n') in script_src and sha(b"tooltip()") in script_src
     assert sha(b"window.hacked = 1") not in script_src
     assert "unsafe-inline" not in script_src and script_src.count("sha256-") == 2
@@ -85,6 +90,10 @@ def test_the_policy_goes_out_with_formgraders_submission_page_only():
     page = b'<script>var submission_id = "7";</script><div id="notebook-container"></div>'
     for path, wanted in (("/services/course/formgrader/submissions/7/", True), ("/services/course/lab", False)):
         headers = HTTPHeaders({"Content-Type": "text/html; charset=UTF-8"})
-        status, headers, chunk = transform(HTTPServerRequest(uri=path)).transform_first_chunk(200, headers, page, True)
+        request = HTTPServerRequest(uri=path, headers=HTTPHeaders({"Host": "course--service.hub.localhost:8000"}))
+        status, headers, chunk = transform(request).transform_first_chunk(200, headers, page, True)
         assert status == 200 and chunk == page
         assert ("Content-Security-Policy" in headers) == wanted, path
+        if wanted:
+            assert "http://course--service.hub.localhost:8000/services/course/formgrader/static/" in headers[
+                "Content-Security-Policy"]
