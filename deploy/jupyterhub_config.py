@@ -25,12 +25,14 @@ JupyterHub's shared-password authenticator and an admin service token instead of
 """
 
 
+import inspect
 import json
 import os
 import shutil
 import sys
 from urllib.parse import urlparse
 
+from jupyterhub.handlers.pages import SpawnHandler
 from tornado import web
 
 from mlp_lab import ROOT
@@ -93,7 +95,7 @@ else:
         included (JupyterHub's default route, `/` on every host): the hub's pages there (a
         login form a student's script could read, a login cookie set for that host) go to
         the hub's own origin instead, as JupyterHub already sends `/user/...` there."""
-        if self.request.host.endswith("." + HUB.netloc):
+        if self.request.host_name.lower().rstrip(".").endswith("." + HUB.hostname):
             self.redirect("%s://%s%s" % (HUB.scheme, HUB.netloc, self.request.uri))
             raise web.Finish()
         return await hub_prepare(self)
@@ -115,7 +117,35 @@ c.ConfigurableHTTPProxy.command = [os.path.join(ROOT, ".tools", "npm", "node_mod
                                                 "configurable-http-proxy")]
 c.ConfigurableHTTPProxy.pid_file = os.path.join(STATE, "proxy.pid")
 
+
+
+def refuse_unless(handler_class, asked_rightly, why):
+    """`handler_class`'s GET, which changes something, answered only when `asked_rightly(request)`:
+    a student's origin is the same site as the hub's (<name>.hub.localhost), so an <img> or a
+    link on a page of theirs opened by the instructor sends the instructor's cookie with it,
+    and JupyterHub checks forgery on other methods only. Decided by what the browser says of
+    the request (Sec-Fetch-Site, Referer)."""
+    get = handler_class.get
+
+    async def guarded(self, *args, **kwargs):
+        if not asked_rightly(self.request):
+            raise web.HTTPError(403, why)
+        result = get(self, *args, **kwargs)
+        return (await result) if inspect.isawaitable(result) else result
+
+    handler_class.get = guarded
+
+
+# a server is started from the hub's own pages, a link typed or bookmarked, or after login:
+# not from another origin of the class (an <img> per student on a student's page would start
+# every student's container with the instructor's rights)
+refuse_unless(SpawnHandler, lambda r: r.headers.get("Sec-Fetch-Site") not in ("same-site", "cross-site"),
+              "start servers from the hub's own pages")
+
 # --- who may log in ---------------------------------------------------------------
+# names that are plain in a URL, a host name and a path (an account named `..\authorize\bob`
+# made a button of /hub/authorize act on bob)
+c.Authenticator.username_pattern = r"^[a-z0-9][a-z0-9_-]{0,31}$"
 c.Authenticator.admin_users = {ADMIN}
 if os.environ.get("MLP_HUB_TEST_PASSWORD"):
     c.JupyterHub.authenticator_class = "shared-password"
@@ -150,22 +180,18 @@ else:
     if not hasattr(nativeauthenticator.handlers.LoginHandler, "statsd"):
         nativeauthenticator.handlers.LoginHandler.statsd = NoStatsd()
 
-    def from_hub_page(get):
-        """NativeAuthenticator 1.3.0 approves and discards accounts on a GET (/hub/authorize/<name>,
-        /hub/discard/<name>), which the hub does not check for cross-site forgery; a student's
-        origin is the same site as the hub's (<name>.hub.localhost), so an <img> there would carry
-        the instructor's cookie. Taken only from the hub's own pages (the browser's Sec-Fetch-Site)."""
-
-        async def guarded(self, *args):
-            if self.request.headers.get("Sec-Fetch-Site") != "same-origin":
-                raise web.HTTPError(403, "approve or discard accounts with the buttons on /hub/authorize")
-            return await get(self, *args)
-
-        return guarded
+    def from_the_authorize_page(request):
+        """NativeAuthenticator 1.3.0 approves and discards accounts on a GET
+        (/hub/authorize/<name>, /hub/discard/<name>): taken only from a click on /hub/authorize
+        (not a redirect after the login form, whose `next` a student's link can set)."""
+        referer = urlparse(request.headers.get("Referer", ""))
+        return (request.headers.get("Sec-Fetch-Site") == "same-origin" and referer.netloc == request.host
+                and referer.path == "/hub/authorize")
 
     for handler in (nativeauthenticator.handlers.ToggleAuthorizationHandler,
                     nativeauthenticator.handlers.DiscardHandler):
-        handler.get = from_hub_page(handler.get)
+        refuse_unless(handler, from_the_authorize_page,
+                      "approve or discard accounts with the buttons on /hub/authorize")
     c.JupyterHub.template_paths = [os.path.join(os.path.dirname(nativeauthenticator.__file__), "templates")]
 
 # --- each student's server ----------------------------------------------------------

@@ -52,7 +52,7 @@ def browser_student(t):
             trap_url = hub.server("mallory") + "/files/trap.html"
             trap.route(trap_url, lambda route: route.fulfill(
                 status=200, content_type="text/html",
-                body='<img src="%s/authorize/alice">' % base))
+                body='<img src="%s/authorize/alice"><img src="%s/spawn">' % (base, base)))
             trap.goto(trap_url)
             trap.wait_for_timeout(2000)
             trap.close()
@@ -61,6 +61,24 @@ def browser_student(t):
                   % ("can log in: BREACHED" if "/login" not in student.url else "still waits for approval: HELD"))
             t.check("browser: a page on a student's origin cannot approve an account with the instructor's session",
                     "/login" in student.url, student.url)
+            servers = (hub.call("/users/instructor")[1] or {}).get("servers", {})
+            print("  an <img> of /hub/spawn there: the instructor's servers %s" % (servers or "none: HELD"))
+            t.check("browser: ... nor start a server with it", not servers, servers)
+            # a link to the login form whose `next` approves alice: logged out, the instructor
+            # logs in there (the form's redirect comes from the hub's own origin)
+            instructor.goto(base + "/logout")
+            login(instructor, hub, "instructor", "instructor-pass-%s" % TOKEN[:6], next_url="/hub/authorize/alice")
+            login(student, hub, "alice", password)
+            t.check("browser: the login form's next= cannot approve an account (%s)" % instructor.url,
+                    "/login" in student.url, student.url)
+            # an account whose name is a path: a button of /hub/authorize would act on another
+            text = signup(browser.new_context().new_page(), "..\\authorize\\alice", password)
+            at = text.find("Something went wrong")
+            said = " ".join(text[at:].split())[:120] if at >= 0 else ""
+            print("  sign-up as ..\\authorize\\alice: %s" % (said or "accepted: BREACHED"))
+            t.check("browser: a user name that is a path is refused at sign-up",
+                    "sent to the admin" not in text and said, text[:300])
+            instructor.goto(base + "/authorize")
             instructor.click("a[href$='authorize/alice']")
             instructor.wait_for_load_state()
             shot(instructor, OUT, "hub-authorize")
