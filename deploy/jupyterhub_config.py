@@ -118,7 +118,6 @@ c.ConfigurableHTTPProxy.command = [os.path.join(ROOT, ".tools", "npm", "node_mod
 c.ConfigurableHTTPProxy.pid_file = os.path.join(STATE, "proxy.pid")
 
 
-
 def refuse_unless(handler_class, asked_rightly, why):
     """`handler_class`'s GET, which changes something, answered only when `asked_rightly(request)`:
     a student's origin is the same site as the hub's (<name>.hub.localhost), so an <img> or a
