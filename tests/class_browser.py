@@ -14,7 +14,7 @@ from support import until
 from support.course import scores
 from support.http import request
 from support.hub import PASSWORD, formgrader, login
-from support.jupyterlab import AS_ONE_ADDRESS_SPACE, launch, shot
+from support.jupyterlab import AS_ONE_ADDRESS_SPACE, launch, shot, students_page
 
 # the formulas MathJax 2 has typeset on the page (0 until it has loaded and run)
 TYPESET_JS = "() => window.MathJax && window.MathJax.Hub && document.querySelectorAll('.MathJax_CHTML').length"
@@ -158,12 +158,7 @@ def origins(c, context):
     API, Formgrader, the course folder and another student's server."""
     t, hub = c.t, c.hub
     attacker, victim = c.students[0], c.students[1]
-    trap = hub.server(attacker) + "/files/trap.html"
-    page = context.new_page()
-    # the page as the student's server would serve it (the browser takes it as from there)
-    page.route(trap, lambda route: route.fulfill(status=200, content_type="text/html",
-                                                 body="<html><body>a student's page</body></html>"))
-    page.goto(trap)
+    page = students_page(context, hub, attacker, "<html><body>a student's page</body></html>")
     tries = [["the hub's API: list the users", hub.api + "/users", "GET"],
              ["the hub's API: make a token for the instructor", hub.api + "/users/%s/tokens" % c.instructor,
               "POST"],

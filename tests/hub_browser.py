@@ -7,7 +7,7 @@ import time
 from playwright.sync_api import sync_playwright
 
 from support.hub import CONTAINERS, OUT, TOKEN, Hub, login
-from support.jupyterlab import AS_ONE_ADDRESS_SPACE, inspect, launch, run_all, shot, wait_done, wait_idle
+from support.jupyterlab import AS_ONE_ADDRESS_SPACE, inspect, launch, run_all, shot, students_page, wait_done, wait_idle
 
 
 def browser_student(t):
@@ -48,12 +48,8 @@ def browser_student(t):
             instructor.wait_for_url("**/hub/authorize**")
             # a page on another student's origin, opened by the instructor, asks the hub to
             # approve alice (an <img>: the same site, so the instructor's cookie goes with it)
-            trap = instructor.context.new_page()
-            trap_url = hub.server("mallory") + "/files/trap.html"
-            trap.route(trap_url, lambda route: route.fulfill(
-                status=200, content_type="text/html",
-                body='<img src="%s/authorize/alice"><img src="%s/spawn">' % (base, base)))
-            trap.goto(trap_url)
+            trap = students_page(instructor.context, hub, "mallory",
+                                 '<img src="%s/authorize/alice"><img src="%s/spawn">' % (base, base))
             trap.wait_for_timeout(2000)
             trap.close()
             login(student, hub, "alice", password)

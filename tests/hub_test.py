@@ -168,7 +168,7 @@ def walls(t, hub, tokens):
     t.check("a student cannot list users: 403", status == 403, status)
     # the hub's login page on a student's origin (a link they send the instructor, whose
     # password their script would read there): sent to the hub's own origin
-    trap = hub.server(a).split("/user/")[0] + "/hub/login?next=%2Fhub%2Fhome"
+    trap = hub.origin(a) + "/hub/login?next=%2Fhub%2Fhome"
     status, where = redirect_of(trap)
     print("  the hub's login page asked for on %s's origin (%s): %s %s" % (a, trap, status, where))
     t.check("the hub's pages are not served on a student's origin: sent to the hub's own",

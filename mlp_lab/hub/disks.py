@@ -62,8 +62,13 @@ def image(state, name):
     return os.path.join(state, "disks", name + ".ext4")
 
 
+def inbound_images(state):
+    """The folder of the students' inbound disk images: one `<name>.ext4` in it each."""
+    return os.path.join(state, "disks", "inbound")
+
+
 def inbound_image(state, name):
-    return os.path.join(state, "disks", "inbound", name + ".ext4")
+    return os.path.join(inbound_images(state), name + ".ext4")
 
 
 def inbound_root(state):
@@ -144,7 +149,7 @@ def attach_inbounds(state, grader):
     """Every student's inbound disk made before (at their first start) mounted: collect and
     grading on hand-in read them whether or not the student's server runs. Returns those
     mounted now (the others were already)."""
-    folder = os.path.dirname(inbound_image(state, "x"))
+    folder = inbound_images(state)
     names = sorted(n[:-5] for n in os.listdir(folder) if n.endswith(".ext4")) if os.path.isdir(folder) else []
     names = [name for name in names if not os.path.ismount(inbound_dir(state, name))]
     return [attach_inbound(state, name, grader) for name in names]

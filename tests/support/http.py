@@ -21,17 +21,22 @@ def _getaddrinfo_localhost(host, *args, **kwargs):
 socket.getaddrinfo = _getaddrinfo_localhost
 
 
-def server_url(base, user):
-    """`user`'s server behind the hub at `base` (http://hub.localhost:PORT): on an origin of
-    its own, <user>.hub.localhost (JupyterHub's subdomain_host, deploy/jupyterhub_config.py)."""
+def subdomain(base, label):
+    """The origin `label`.hub.localhost:PORT under the hub at `base` (http://hub.localhost:PORT):
+    JupyterHub's subdomain_host gives each student's server and each service one
+    (deploy/jupyterhub_config.py)."""
     scheme, host = base.split("://", 1)
-    return "%s://%s.%s/user/%s" % (scheme, user, host, user)
+    return "%s://%s.%s" % (scheme, label, host)
+
+
+def server_url(base, user):
+    """`user`'s server behind the hub at `base`, on its own origin, <user>.hub.localhost."""
+    return "%s/user/%s" % (subdomain(base, user), user)
 
 
 def service_url(base, name):
-    """The hub's service `name`, on an origin of its own: <name>--service.hub.localhost."""
-    scheme, host = base.split("://", 1)
-    return "%s://%s--service.%s/services/%s" % (scheme, name, host, name)
+    """The hub's service `name`, on its own origin, <name>--service.hub.localhost."""
+    return "%s/services/%s" % (subdomain(base, name + "--service"), name)
 
 
 def free_port():

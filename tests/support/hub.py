@@ -20,7 +20,7 @@ from mlp_lab.hub import disks
 from mlp_lab.kernel.home import kernel_home
 from mlp_lab.kernel.pool import dep_lines, ready_kernels
 from support import ROOT, VENV_BIN, until
-from support.http import free_port, request, server_url, service_url
+from support.http import free_port, request, server_url, service_url, subdomain
 from support.procs import adopted, processes
 
 OUT = os.path.join(ROOT, "target", "hub")
@@ -100,6 +100,9 @@ class Hub:
         n = len(ready_kernels(kernel_home()))
         t.check("the kernel pool has %d warm kernels ready (%.0f s)" % (self.pool, time.time() - start),
                 n >= self.pool, n)
+
+    def origin(self, user):
+        return subdomain(self.base, user)
 
     def server(self, user):
         return server_url(self.base, user)

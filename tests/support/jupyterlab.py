@@ -28,6 +28,17 @@ def launch(playwright, args=()):
 AS_ONE_ADDRESS_SPACE = ["--disable-features=LocalNetworkAccessChecks,PrivateNetworkAccessRespectPreflightResults"]
 
 
+def students_page(context, hub, student, body):
+    """A new page in `context` (a browser of AS_ONE_ADDRESS_SPACE) at a file of `student`'s
+    server holding the HTML `body`, as their server would serve it: the browser takes it
+    as from their origin."""
+    page = context.new_page()
+    url = hub.server(student) + "/files/trap.html"
+    page.route(url, lambda route: route.fulfill(status=200, content_type="text/html", body=body))
+    page.goto(url)
+    return page
+
+
 def wait_idle(page, timeout=180):
     """Until the open notebook's kernel has started and is idle (the toolbar's status)."""
     page.wait_for_selector(".jp-NotebookPanel .jp-Cell", timeout=timeout * 1000)
