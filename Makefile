@@ -177,9 +177,9 @@ browser-test: notebooks $(CHROMIUM)
 # cache, and a wrong shape, a compile error, a panic and an interrupt in one
 # (tests/kernel_test.py).
 kernel-test: kernel
-	# the evcxr patch's own tests (rust-analyzer's types, on a background load)
+	# the evcxr patches' own tests (rust-analyzer's types on a background load, the direct rustc)
 	cargo test --quiet --release --locked --manifest-path evcxr/Cargo.toml --target-dir $(EVCXR_TARGET) \
-	  -p evcxr --lib rust_analyzer
+	  -p evcxr --lib -- rust_analyzer direct_rustc
 	$(PY) tests/kernel_test.py
 
 # JupyterLab on this machine only (127.0.0.1) and with a token: open the URL it prints.

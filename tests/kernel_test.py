@@ -11,6 +11,9 @@
    and line that called it; Kernel > Interrupt says the variables are gone and which cells
    to rerun; counts start at 1 and error replies carry ename/evalue; what rust-analyzer
    gives (a variable's type, Tab completion, even while it loads; hover) still works.
+3. The direct path (evcxr/): a cell with only its code changed is compiled by rustc
+   alone, without cargo; a path dependency edited between two cells is compiled again
+   and a compile error on the direct path is the same error.
 
 Closes with 'kernel: N passed, N failed'.
 """
@@ -24,6 +27,7 @@ from jupyter_client.manager import start_new_kernel
 
 from mlp_lab.tally import Checks
 from support import ROOT
+from support.procs import descendants, processes
 
 DEP = ':dep mlp-core = { path = "%s" }' % os.path.join(ROOT, "mlp-core")
 # the problem set's toy data: X = 10 * randn(5, 4) after seed 1
@@ -228,6 +232,69 @@ def background_load(t):
         kernel.close()
 
 
+def work_directory(kernel):
+    """The evcxr work directory of a kernel (EVCXR_TMPDIR in its evcxr's environment)."""
+    table = processes()
+    for pid in descendants(table, kernel.km.provisioner.process.pid):
+        for entry in table[pid][2].split("\0"):
+            if entry.startswith("EVCXR_TMPDIR="):
+                return entry.split("=", 1)[1]
+    raise RuntimeError("no evcxr under the kernel's relay")
+
+
+def fingerprints(work):
+    """cargo's fingerprint files of the cell's crate and their times: cargo rewrites them
+    at every build of it."""
+    found = {}
+    for top, _, files in os.walk(os.path.join(work, "target")):
+        if os.path.basename(top).startswith("ctx-") and os.sep + ".fingerprint" in top:
+            found.update({os.path.join(top, f): os.stat(os.path.join(top, f)).st_mtime_ns for f in files})
+    return found
+
+
+def direct_rustc(t):
+    """evcxr/ runs the cell crate's rustc command again without cargo while only the
+    cell's code changed (the command cargo ran last, recorded by evcxr as cargo's
+    RUSTC_WORKSPACE_WRAPPER)."""
+    crate = tempfile.mkdtemp(prefix="mlp-scratch-dep-")
+    os.makedirs(os.path.join(crate, "src"))
+    with open(os.path.join(crate, "Cargo.toml"), "w") as f:
+        f.write('[package]\nname = "scratch"\nversion = "0.1.0"\nedition = "2021"\n')
+
+    def value(v):
+        with open(os.path.join(crate, "src", "lib.rs"), "w") as f:
+            f.write("pub fn value() -> i32 { %d }\n" % v)
+
+    value(1)
+    kernel = Kernel()
+    try:
+        work = work_directory(kernel)
+        c, out = kernel.run(':dep scratch = { path = "%s" }\nscratch::value()' % crate)
+        t.check("direct path: a :dep cell goes through cargo and runs",
+                text(out, "result").strip() == "1", (c, text(out)))
+        t.check("direct path: the rustc command recorded",
+                os.path.exists(os.path.join(work, ".evcxr-rustc.json")), sorted(os.listdir(work)))
+        before = fingerprints(work)
+        c, out = kernel.run("let two = scratch::value() + 1;\ntwo")
+        after = fingerprints(work)
+        t.check("direct path: the next cell runs", text(out, "result").strip() == "2", (c, text(out)))
+        t.check("direct path: ... without cargo (the cell crate's fingerprints untouched)",
+                before and after == before, (before, after))
+        value(5)
+        c, out = kernel.run("scratch::value() + two")
+        t.check("direct path: a path dependency edited between cells is compiled again",
+                text(out, "result").strip() == "7", (c, text(out)))
+        t.check("direct path: ... through cargo (its fingerprints rewritten)", fingerprints(work) != after,
+                fingerprints(work))
+        c, out = kernel.run('let wrong: i32 = "text";')
+        t.check("direct path: a compile error, as cargo gives it",
+                c["status"] == "error" and "mismatched types" in c.get("evalue", ""), c)
+        c, out = kernel.run("two")
+        t.check("direct path: variables kept after it", text(out, "result").strip() == "2", (c, text(out)))
+    finally:
+        kernel.close()
+
+
 def main():
     t = Checks()
     start = time.time()
@@ -235,6 +302,7 @@ def main():
     print("(concurrency in %.0f s)" % (time.time() - start), flush=True)
     state(t)
     background_load(t)
+    direct_rustc(t)
     t.close("kernel")
 
 

@@ -244,6 +244,16 @@ impl Config {
         &self.tmpdir
     }
 
+    /// Where cargo may run evcxr as `RUSTC_WORKSPACE_WRAPPER` to record the cell's rustc
+    /// command (for `Module::compile`'s direct path): only when no other wrapper (evcxr's
+    /// own for forced dylibs or its cache, sccache) stands between cargo and rustc, and
+    /// not turned off with `EVCXR_DIRECT_RUSTC=0`.
+    pub(crate) fn rustc_recorder(&self) -> Option<&Path> {
+        let plain = self.allow_static_linking && self.cache_bytes == 0 && self.sccache.is_none();
+        let wanted = std::env::var("EVCXR_DIRECT_RUSTC").map_or(true, |v| v != "0");
+        (plain && wanted && !self.time_passes).then_some(self.subprocess_path.as_path())
+    }
+
     pub(crate) fn src_dir(&self) -> PathBuf {
         self.tmpdir.join("src")
     }

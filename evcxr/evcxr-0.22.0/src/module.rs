@@ -32,6 +32,10 @@ pub(crate) const CORE_EXTERN_ENV: &str = "EVCXR_CORE_EXTERN";
 pub(crate) const CACHE_ENABLED_ENV: &str = "EVCXR_CACHE_ENABLED";
 const EXECUTION_SO_PATH_FILE: &str = ".evcxr-execution-so";
 const EXECUTION_SO_PATH_ENV: &str = "EVCXR_EXECUTION_SO_PATH";
+/// Set on `cargo build` with evcxr as `RUSTC_WORKSPACE_WRAPPER`: the file where evcxr, run
+/// by cargo in rustc's place, records the rustc command of the cell's crate.
+pub(crate) const RECORD_RUSTC_ENV: &str = "EVCXR_RECORD_RUSTC";
+const RECORDED_RUSTC_FILE: &str = ".evcxr-rustc.json";
 
 pub(crate) fn shared_object_prefix() -> &'static str {
     if cfg!(target_os = "macos") {
@@ -123,6 +127,114 @@ fn rename_or_copy_so_file(src: &Path, dest: &Path) -> Result<(), Error> {
 pub(crate) struct Module {
     build_num: i32,
     last_allow_static: Option<bool>,
+    direct_rustc: Option<DirectRustc>,
+}
+
+/// The rustc command cargo last ran for the cell's crate, run again directly for a later
+/// cell while nothing but the cell's code has changed: a cell then costs rustc alone, not
+/// cargo's start, lock resolution and fingerprint pass over every dependency as well.
+struct DirectRustc {
+    /// The cargo command (its arguments and settings) and Cargo.toml it came from.
+    cargo_command: String,
+    cargo_toml: String,
+    /// When that cargo command started: a direct dependency's source file changed since
+    /// (a path dependency being edited) sends the cell through cargo again.
+    started: std::time::SystemTime,
+    sources: Vec<PathBuf>,
+    command: RecordedCommand,
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct RecordedCommand {
+    cwd: PathBuf,
+    args: Vec<String>,
+    env: Vec<(String, String)>,
+}
+
+impl DirectRustc {
+    fn read(
+        cargo_command: String,
+        cargo_toml: String,
+        started: std::time::SystemTime,
+        file: &Path,
+    ) -> Option<DirectRustc> {
+        let command: RecordedCommand = serde_json::from_slice(&fs::read(file).ok()?).ok()?;
+        let sources = dependency_sources(&command.args);
+        Some(DirectRustc {
+            cargo_command,
+            cargo_toml,
+            started,
+            sources,
+            command,
+        })
+    }
+
+    fn still_valid(&self, cargo_command: &str, cargo_toml: &str) -> bool {
+        self.cargo_command == cargo_command
+            && self.cargo_toml == cargo_toml
+            && self.sources.iter().all(|source| {
+                fs::metadata(source)
+                    .and_then(|m| m.modified())
+                    .is_ok_and(|modified| modified <= self.started)
+            })
+    }
+
+    fn command(&self) -> Command {
+        let mut command = Command::new(&self.command.args[0]);
+        command
+            .args(&self.command.args[1..])
+            .current_dir(&self.command.cwd)
+            .env_clear()
+            .envs(self.command.env.iter().map(|(k, v)| (k, v)));
+        command
+    }
+}
+
+/// The source files of the crate's direct dependencies, from cargo's dep-info files beside
+/// the `--extern` libraries (`deps/libname-hash.rlib` -> `deps/name-hash.d`).
+fn dependency_sources(args: &[String]) -> Vec<PathBuf> {
+    let mut sources = Vec::new();
+    for pair in args.windows(2).filter(|pair| pair[0] == "--extern") {
+        let Some((_, lib)) = pair[1].split_once('=') else {
+            continue;
+        };
+        let lib = Path::new(lib);
+        let Some(stem) = lib.file_stem().and_then(|s| s.to_str()) else {
+            continue;
+        };
+        let dep_info = lib.with_file_name(format!(
+            "{}.d",
+            stem.strip_prefix(rlib_prefix()).unwrap_or(stem)
+        ));
+        let Ok(text) = fs::read_to_string(dep_info) else {
+            continue;
+        };
+        for line in text.lines() {
+            // `target: source source ...`, spaces in names escaped with a backslash.
+            let Some((_, deps)) = line.split_once(": ") else {
+                continue;
+            };
+            let mut name = String::new();
+            let mut escaped = false;
+            for c in deps.chars().chain(std::iter::once(' ')) {
+                match c {
+                    '\\' if !escaped => escaped = true,
+                    ' ' if !escaped => {
+                        if !name.is_empty() {
+                            sources.push(PathBuf::from(std::mem::take(&mut name)));
+                        }
+                    }
+                    c => {
+                        escaped = false;
+                        name.push(c);
+                    }
+                }
+            }
+        }
+    }
+    sources.sort();
+    sources.dedup();
+    sources
 }
 
 const CRATE_NAME: &str = "ctx";
@@ -132,6 +244,7 @@ impl Module {
         Ok(Module {
             build_num: 0,
             last_allow_static: None,
+            direct_rustc: None,
         })
     }
 
@@ -188,7 +301,6 @@ impl Module {
 
         self.write_code(code_block, config)?;
 
-        let next_build_num = self.build_num + 1;
         let so_path_file = config.crate_dir().join(EXECUTION_SO_PATH_FILE);
         command.env(EXECUTION_SO_PATH_ENV, &so_path_file);
 
@@ -198,7 +310,38 @@ impl Module {
             Err(error) => return Err(error.into()),
         }
 
+        let cargo_command = format!("{command:?}");
+        let cargo_toml = fs::read_to_string(config.crate_dir().join("Cargo.toml"))?;
+        if let Some(direct) = self.direct_rustc.take()
+            && direct.still_valid(&cargo_command, &cargo_toml)
+        {
+            match run_cargo(direct.command(), code_block) {
+                Ok(_) => {
+                    let so_file = execution_so_source(&direct.command())
+                        .ok_or_else(|| anyhow!("recorded rustc command names no output"))?;
+                    self.direct_rustc = Some(direct);
+                    return self.take_so_file(&so_file, config);
+                }
+                // The cell's own errors: what cargo would report too.
+                Err(error @ Error::CompilationErrors(_)) => {
+                    self.direct_rustc = Some(direct);
+                    return Err(error);
+                }
+                // Anything else (a dependency's library gone, say): through cargo.
+                Err(_) => {}
+            }
+        }
+        let record_file = config.crate_dir().join(RECORDED_RUSTC_FILE);
+        let _ = fs::remove_file(&record_file);
+        if let Some(evcxr) = config.rustc_recorder() {
+            command
+                .env("RUSTC_WORKSPACE_WRAPPER", evcxr)
+                .env(RECORD_RUSTC_ENV, &record_file);
+        }
+        let started = std::time::SystemTime::now();
+
         let cargo_output = run_cargo(command, code_block)?;
+        self.direct_rustc = DirectRustc::read(cargo_command, cargo_toml, started, &record_file);
         if config.time_passes {
             let output = String::from_utf8_lossy(&cargo_output.stderr);
             eprintln!("{output}");
@@ -212,11 +355,17 @@ impl Module {
             Err(error) => return Err(error.into()),
         };
 
+        self.take_so_file(&so_file, config)
+    }
+
+    /// The compiled library under this build's own name (the runtime keeps every one loaded).
+    fn take_so_file(&mut self, so_file: &Path, config: &Config) -> Result<SoFile, Error> {
+        let next_build_num = self.build_num + 1;
         let copied_so_file = so_file.with_file_name(shared_object_name_from_crate_name(&format!(
             "code_{next_build_num}"
         )));
 
-        rename_or_copy_so_file(&so_file, &copied_so_file)?;
+        rename_or_copy_so_file(so_file, &copied_so_file)?;
         self.build_num = next_build_num;
 
         if config.cache_bytes() > 0 {
@@ -296,6 +445,52 @@ offline = {}
             state.offline_mode()
         )
     }
+}
+
+/// Run by cargo as `RUSTC_WORKSPACE_WRAPPER` (`rustc` and its arguments follow): records
+/// the cell crate's command for `Module::compile`'s direct path, then becomes rustc.
+pub(crate) fn record_rustc() {
+    use std::os::unix::process::CommandExt;
+    let args: Vec<OsString> = std::env::args_os().skip(1).collect();
+    if args.is_empty() {
+        eprintln!("evcxr: {RECORD_RUSTC_ENV} is set but no rustc command was given");
+        std::process::exit(2);
+    }
+    if let Some(record) = recorded_command(&args) {
+        // Not recorded, the cell still compiles: only the next one goes through cargo.
+        if let (Some(file), Ok(json)) = (
+            std::env::var_os(RECORD_RUSTC_ENV),
+            serde_json::to_vec(&record),
+        ) {
+            let _ = fs::write(file, json);
+        }
+    }
+    let error = Command::new(&args[0]).args(&args[1..]).exec();
+    eprintln!("evcxr: could not run {:?}: {error}", args[0]);
+    std::process::exit(1);
+}
+
+/// The command to record: the cell crate's only, and only if all of it is text.
+fn recorded_command(args: &[OsString]) -> Option<RecordedCommand> {
+    let args = args
+        .iter()
+        .map(|arg| arg.clone().into_string().ok())
+        .collect::<Option<Vec<String>>>()?;
+    if !args
+        .windows(2)
+        .any(|pair| pair[0] == "--crate-name" && pair[1] == CRATE_NAME)
+    {
+        return None;
+    }
+    let env = std::env::vars_os()
+        .filter(|(k, _)| k != RECORD_RUSTC_ENV && k != "RUSTC_WORKSPACE_WRAPPER")
+        .map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+        .collect::<Option<Vec<_>>>()?;
+    Some(RecordedCommand {
+        cwd: std::env::current_dir().ok()?,
+        args,
+        env,
+    })
 }
 
 pub(crate) fn wrap_rustc() {
@@ -628,4 +823,39 @@ fn errors_from_cargo_output(
 
 pub(crate) struct SoFile {
     pub(crate) path: PathBuf,
+}
+
+#[cfg(test)]
+mod direct_rustc_tests {
+    use super::dependency_sources;
+    use std::path::PathBuf;
+
+    #[test]
+    fn dependency_sources_from_dep_info() {
+        let dir = tempfile::tempdir().unwrap();
+        let deps = dir.path();
+        std::fs::write(
+            deps.join("scratch-0123.d"),
+            "/t/deps/libscratch-0123.rlib: /src/my\\ crate/lib.rs /src/my\\ crate/a.rs\n\
+             /t/deps/scratch-0123.d: /src/my\\ crate/lib.rs /src/my\\ crate/a.rs\n\n\
+             /src/my\\ crate/lib.rs:\n/src/my\\ crate/a.rs:\n",
+        )
+        .unwrap();
+        let lib = deps.join("libscratch-0123.rlib");
+        let args = vec![
+            "--crate-name".to_owned(),
+            "ctx".to_owned(),
+            "--extern".to_owned(),
+            format!("scratch={}", lib.display()),
+            "--extern".to_owned(),
+            "missing=/nowhere/libmissing-1.rlib".to_owned(),
+        ];
+        assert_eq!(
+            dependency_sources(&args),
+            vec![
+                PathBuf::from("/src/my crate/a.rs"),
+                PathBuf::from("/src/my crate/lib.rs")
+            ]
+        );
+    }
 }

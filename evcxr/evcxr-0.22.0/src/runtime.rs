@@ -29,6 +29,9 @@ pub fn runtime_hook() {
     if std::env::var(WRAP_RUSTC_ENV).is_ok() {
         crate::module::wrap_rustc();
     }
+    if std::env::var(crate::module::RECORD_RUSTC_ENV).is_ok() {
+        crate::module::record_rustc();
+    }
 }
 
 struct Runtime {
