@@ -141,6 +141,25 @@ def state(t):
         shown = kernel.variables()
         t.check("a variable's type, as rust-analyzer gave it (:vars)",
                 "a: ndarray::prelude::ArrayBase<ndarray::OwnedRepr<f64>" in shown, shown)
+        # rust-analyzer leaves parts of the standard library and of mlp-core's dependencies
+        # out (mlp_lab/kernel/home.py): common values still have their types
+        kernel.run("let counts = std::collections::HashMap::<String, usize>::new();\n"
+                   "let started = std::time::Instant::now();\nlet took = started.elapsed();\n"
+                   "let shared = std::sync::Arc::new(std::sync::Mutex::new(vec![1.0f64]));\n"
+                   "let worker = std::thread::spawn(|| 2);\nlet here = std::env::current_dir();\n"
+                   "let file = std::fs::File::open(\"/dev/null\").map(std::io::BufReader::new);\n"
+                   "let mut rng = NumpyRng::new(1);\nlet noise = rng.randn(2, 2);\n"
+                   "let mean = a.mean_axis(mlp_core::ndarray::Axis(0));\nlet net = Toy::default();")
+        shown = kernel.variables()
+        expected = ["counts: std::collections::HashMap<String, usize>", "started: std::time::Instant",
+                    "took: std::time::Duration", "shared: std::sync::Arc<std::sync::Mutex<Vec<f64>>>",
+                    "worker: std::thread::JoinHandle<i32>",
+                    "here: std::prelude::v1::Result<std::path::PathBuf, std::io::Error>",
+                    "file: std::prelude::v1::Result<std::io::BufReader<std::fs::File>, std::io::Error>",
+                    "rng: NumpyRng", "noise: ndarray::prelude::ArrayBase<ndarray::OwnedRepr<f64>",
+                    "mean: Option<ndarray::prelude::ArrayBase", "net: Toy"]
+        t.check("common values' types with the analysis' skips (:vars)",
+                all(e in shown for e in expected), [e for e in expected if e not in shown] or shown)
         matches = kernel.complete("a.sh")
         t.check("Tab completion of a variable's methods", "shape()" in matches, matches)
         c = kernel.kc.inspect("a.shape", 7, reply=True, timeout=120)["content"]

@@ -30,6 +30,28 @@ def kernel_home():
 
 # evcxr's settings for every notebook (what the first cell set before: `:opt 2` and
 # keeping variables through a panic), and cargo's profile for the dependencies.
+# Folders of the standard library's source rust-analyzer does not read (relative to the
+# source roots; the standard library's is its `library/` folder).
+ANALYSIS_SKIP = [
+    "stdarch", "portable-simd", "std_detect",  # SIMD intrinsics and CPU feature detection
+    "std/src/sys", "std/src/os", "backtrace", "unwind", "panic_unwind", "panic_abort",  # the platform layer
+    "compiler-builtins", "profiler_builtins", "rtstartup", "windows_link",
+    "coretests", "alloctests", "test", "proc_macro",  # tests, procedural macros
+]
+# Packages among mlp-core's dependencies it uses inside only: npy files (ndarray-npy and its
+# Python-literal parser), PNG, MNIST, fonts, JSON, hashes, error derives; the procedural
+# macros' own dependencies.
+ANALYSIS_SKIP_CRATES = [
+    "ndarray-npy", "py_literal", "pest", "pest_derive", "pest_generator", "pest_meta", "pest_stack_guard",
+    "ucd-trie", "num-bigint", "psm", "stacker",
+    "png", "fdeflate", "flate2", "miniz_oxide", "adler2", "simd-adler32", "crc32fast", "base64",
+    "mnist", "byteorder", "log",
+    "ab_glyph", "ab_glyph_rasterizer", "owned_ttf_parser", "ttf-parser",
+    "serde_core", "serde_json", "itoa", "zmij", "memchr", "sha2", "digest", "block-buffer", "crypto-common",
+    "generic-array", "typenum", "cpufeatures", "thiserror", "thiserror-impl", "rand_mt",
+    "syn", "quote", "proc-macro2", "unicode-ident", "libc", "cblas-sys",
+]
+
 EVCXR_TOML = """[evcxr]
 opt_level = "2"
 preserve_vars_on_panic = true
@@ -161,10 +183,15 @@ def evcxr_env(home, work):
     # no measurable change in a cell's time (docs/performance.md)
     env.setdefault("MIMALLOC_PURGE_DELAY", "0")
     env.setdefault("MIMALLOC_ARENA_EAGER_COMMIT", "0")
-    # rust-analyzer leaves out the standard library's SIMD intrinsics (`core::arch`, 16 MB
-    # of source) and its test crates: 564 -> 498 MiB and a second less of loading; a
-    # variable holding an intrinsic's type then needs its type written out
-    env.setdefault("EVCXR_ANALYSIS_SKIP", "stdarch:coretests:alloctests")
+    # rust-analyzer (evcxr's variable types, Tab completion, hover) leaves out what no
+    # cell's value can have a type from (evcxr/README.md): of the standard library, its
+    # SIMD intrinsics (`core::arch`), its platform layer (`std::sys`, `std::os`), its
+    # test crates and runtime-only crates; of mlp-core's dependencies, those behind its
+    # file formats, fonts and errors (a `:dep` of one of them brings it back). 474 -> 287
+    # MiB of evcxr after notebook 2; the types of 30 common std and ndarray values the
+    # same (docs/performance.md, "What rust-analyzer holds")
+    env.setdefault("EVCXR_ANALYSIS_SKIP", ":".join(ANALYSIS_SKIP))
+    env.setdefault("EVCXR_ANALYSIS_SKIP_CRATES", ",".join(ANALYSIS_SKIP_CRATES))
     # rustc writes each cell's library with a relative run path to the standard library
     # that counts one directory too many; it only resolves when the work directory is
     # one level below / (evcxr's default, /tmp/xyz). The loader path finds it anywhere.

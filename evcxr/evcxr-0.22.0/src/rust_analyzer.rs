@@ -159,7 +159,11 @@ impl RustAnalyzer {
             self.last_cargo_toml = cargo_toml;
             self.cargo_toml_changes.fetch_add(1, Ordering::SeqCst);
         }
-        if self.loading.as_ref().is_some_and(|loading| loading.is_finished()) {
+        if self
+            .loading
+            .as_ref()
+            .is_some_and(|loading| loading.is_finished())
+        {
             self.join_loading()?;
         }
         match self.state.as_mut() {
@@ -394,6 +398,7 @@ impl AnalyzerState {
             ..CargoConfig::default()
         };
         let workspace = ProjectWorkspace::load(manifest, &config, &|_| {})?;
+        let skipped_packages = skipped_packages(&workspace);
         let load = workspace
             .to_roots()
             .iter()
@@ -407,6 +412,7 @@ impl AnalyzerState {
                 for part in skip.split(':').filter(|part| !part.is_empty()) {
                     exclude.extend(root.include.iter().map(|dir| dir.join(part)));
                 }
+                exclude.extend(skipped_packages.iter().cloned());
                 ra_vfs::loader::Entry::Directories(ra_vfs::loader::Directories {
                     extensions: vec!["rs".to_owned()],
                     include: root.include.clone(),
@@ -732,6 +738,36 @@ pub(crate) fn is_type_valid(type_name: &str) -> bool {
         }
     }
     true
+}
+
+/// EVCXR_ANALYSIS_SKIP_CRATES: packages (`,`-separated names) that rust-analyzer leaves out
+/// of the analysis (their folders are not read, so they are not in its crate graph), unless
+/// the cell's crate depends on them itself (a `:dep`): for a dependency's dependencies that
+/// nothing a cell names can expose, e.g. a parser behind a file format. Less memory and a
+/// shorter load; a type of theirs reached through another crate is unknown.
+fn skipped_packages(workspace: &ProjectWorkspace) -> Vec<AbsPathBuf> {
+    let names = std::env::var("EVCXR_ANALYSIS_SKIP_CRATES").unwrap_or_default();
+    let names: Vec<&str> = names
+        .split(',')
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+        .collect();
+    let ra_ap_project_model::ProjectWorkspaceKind::Cargo { cargo, .. } = &workspace.kind else {
+        return Vec::new();
+    };
+    let direct: Vec<&str> = cargo
+        .packages()
+        .filter(|&pkg| cargo[pkg].is_member)
+        .flat_map(|pkg| cargo[pkg].dependencies.iter())
+        .map(|dep| cargo[dep.pkg].name.as_str())
+        .collect();
+    cargo
+        .packages()
+        .map(|pkg| &cargo[pkg])
+        .filter(|data| !data.is_member)
+        .filter(|data| names.contains(&data.name.as_str()) && !direct.contains(&data.name.as_str()))
+        .map(|data| data.manifest.parent().to_path_buf())
+        .collect()
 }
 
 #[cfg(test)]
