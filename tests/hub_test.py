@@ -38,7 +38,7 @@ from mlp_lab.tally import Checks
 from support.http import redirect_of, request
 from support.hub import CONTAINERS, OUT, Hub, solved_cells
 from support.kernel_ws import run_notebook
-from support.procs import adopted, processes, server_pids, tree_rss
+from support.procs import adopted, processes, server_pids, tree_pss, tree_rss
 
 
 class MemoryWatch(threading.Thread):
@@ -61,9 +61,11 @@ class MemoryWatch(threading.Thread):
             time.sleep(0.5)
 
     def now(self, user):
-        """What everything of `user`'s server holds in memory now (bytes)."""
+        """What everything of `user`'s server holds in memory now (bytes): resident (RSS,
+        summed over its processes) and proportional (PSS: a page shared with others, such
+        as the interpreter's and evcxr's code, counted in part)."""
         table, extra = processes(), adopted()
-        return sum(tree_rss(table, pid, extra) for pid in server_pids(table, user))
+        return [sum(measure(table, pid, extra) for pid in server_pids(table, user)) for measure in (tree_rss, tree_pss)]
 
     def warm_in_container(self, user):
         """Whether the pool in `user`'s container has (or had) a warm kernel: its entry in
@@ -132,18 +134,20 @@ def class_run(t, hub, users, think=0):
         warm = watch.warm.get(u)
         rows.append((u, tm["ready"] - tm["asked"], tm["first_cell"] - tm["asked"], tm["first_output"] - tm["asked"],
                      tm["done"] - tm["asked"], watch.peak[u] / 2 ** 20, warm - tm["asked"] if warm else None,
-                     tm["first_cell"] - tm["sent"], tm["held"] / 2 ** 20, tm["restart"]))
+                     tm["first_cell"] - tm["sent"], tm["held"][0] / 2 ** 20, tm["held"][1] / 2 ** 20, tm["restart"]))
     print("  %d student(s) at once, seconds from asking for the server (first cell: also from %s):"
           % (len(users), "the server ready" if not think else "when it was run, %d s after the server was ready"
              % think))
-    print("    %-14s %6s %18s %13s %9s %12s %12s %12s %11s" % (
+    print("    %-14s %6s %18s %13s %9s %12s %12s %25s %11s" % (
         "student", "ready", "first cell", "first output", "notebook", "peak memory", "warm kernel",
-        "held after", "restart"))
-    for u, ready, first, output, done, mib, warm, after, held, restart in rows:
-        print("    %-14s %6.1f %7.1f (%4.1f after) %13.1f %9.1f %8.0f MiB %12s %8.0f MiB %9.1f s"
-              % (u, ready, first, after, output, done, mib, "%.1f" % warm if warm else "-", held, restart))
+        "held after (PSS)", "restart"))
+    for u, ready, first, output, done, mib, warm, after, held, held_pss, restart in rows:
+        print("    %-14s %6.1f %7.1f (%4.1f after) %13.1f %9.1f %8.0f MiB %12s %8.0f MiB (%4.0f MiB) %9.1f s"
+              % (u, ready, first, after, output, done, mib, "%.1f" % warm if warm else "-", held, held_pss,
+                 restart))
     print("    (held after: everything of the student's server in memory once notebook 2 has run, its kernel "
-          "still open; restart: a new kernel's first cell, from asking for the kernel)")
+          "still open, resident (RSS) and proportional (PSS: shared pages counted in part); restart: a new "
+          "kernel's first cell, from asking for the kernel)")
     if CONTAINERS and hub.pool:
         t.check("each student's container warmed a kernel of its own", all(row[6] for row in rows), rows)
     return tokens, rows

@@ -50,6 +50,9 @@ ANALYSIS_SKIP_CRATES = [
     "serde_core", "serde_json", "itoa", "zmij", "memchr", "sha2", "digest", "block-buffer", "crypto-common",
     "generic-array", "typenum", "cpufeatures", "thiserror", "thiserror-impl", "rand_mt",
     "syn", "quote", "proc-macro2", "unicode-ident", "libc", "cblas-sys",
+    # ndarray's and plotters' inside (matrix kernels, complex and integer helpers, caches)
+    "matrixmultiply", "rawpointer", "num-complex", "num-integer", "once_cell", "bitflags", "cfg-if",
+    "rand", "rand_core",  # behind NumpyRng
 ]
 
 EVCXR_TOML = """[evcxr]
@@ -186,8 +189,8 @@ def evcxr_env(home, work):
     # rust-analyzer (evcxr's variable types, Tab completion, hover) leaves out what no
     # cell's value can have a type from (evcxr/README.md): of the standard library, its
     # SIMD intrinsics (`core::arch`), its platform layer (`std::sys`, `std::os`), its
-    # test crates and runtime-only crates; of mlp-core's dependencies, those behind its
-    # file formats, fonts and errors (a `:dep` of one of them brings it back). 474 -> 287
+    # test crates and runtime-only crates; of mlp-core's dependencies, those it uses inside
+    # only (a `:dep` of one of them brings it back). 474 -> 272
     # MiB of evcxr after notebook 2; the types of 30 common std and ndarray values the
     # same (docs/performance.md, "What rust-analyzer holds")
     env.setdefault("EVCXR_ANALYSIS_SKIP", ":".join(ANALYSIS_SKIP))

@@ -33,16 +33,35 @@ def adopted():
     return {relay: entry["pid"] for _, relay, entry in claimed_kernels(kernel_home())}
 
 
-def tree_rss(table, root, extra=None):
-    total, stack = 0, [root]
+def tree_pids(table, root, extra=None):
+    """root and its descendants, with `extra`'s adopted processes ({pid: pid}) and theirs."""
+    found, stack = [], [root]
     while stack:
         pid = stack.pop()
         if pid in table:
-            total += table[pid][1]
+            found.append(pid)
             stack.extend(p for p, v in table.items() if v[0] == pid)
             if extra and pid in extra:
                 stack.append(extra[pid])
-    return total
+    return found
+
+
+def tree_rss(table, root, extra=None):
+    return sum(table[pid][1] for pid in tree_pids(table, root, extra))
+
+
+def pss(pid):
+    """A process's proportional set size (bytes): each page it shares counted in part (its
+    share among every process mapping it), 0 once gone."""
+    try:
+        with open("/proc/%d/smaps_rollup" % pid) as f:
+            return next(int(line.split()[1]) * 1024 for line in f if line.startswith("Pss:"))
+    except (OSError, StopIteration):
+        return 0
+
+
+def tree_pss(table, root, extra=None):
+    return sum(pss(pid) for pid in tree_pids(table, root, extra))
 
 
 def server_pids(table, user):
