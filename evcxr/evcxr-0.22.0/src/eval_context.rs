@@ -208,6 +208,7 @@ impl Config {
             .env("CARGO_BUILD_BUILD_DIR", "target")
             .env("RUSTC", &self.rustc_path)
             .env("RUSTFLAGS", rustflags.join(" "))
+            .envs(self.cargo_wrapper_env())
             .envs(&self.build_envs)
             .env(crate::module::CORE_EXTERN_ENV, &self.core_extern);
         if self.cache_bytes > 0 {
@@ -252,6 +253,23 @@ impl Config {
         let plain = self.allow_static_linking && self.cache_bytes == 0 && self.sccache.is_none();
         let wanted = std::env::var("EVCXR_DIRECT_RUSTC").map_or(true, |v| v != "0");
         (plain && wanted && !self.time_passes).then_some(self.subprocess_path.as_path())
+    }
+
+    /// The environment of every cargo command run in the work directory (evcxr's and
+    /// rust-analyzer's): evcxr as the workspace wrapper, recording only when `compile` names
+    /// a file. One set of wrappers for all of them keeps cargo's cache of rustc's answers
+    /// (`target/.rustc_info.json`, keyed by the wrappers) from being thrown away by each.
+    pub(crate) fn cargo_wrapper_env(&self) -> Vec<(String, String)> {
+        match self.rustc_recorder() {
+            Some(evcxr) => vec![
+                (
+                    "RUSTC_WORKSPACE_WRAPPER".to_owned(),
+                    evcxr.to_string_lossy().into_owned(),
+                ),
+                (crate::module::RECORD_RUSTC_ENV.to_owned(), String::new()),
+            ],
+            None => Vec::new(),
+        }
     }
 
     pub(crate) fn src_dir(&self) -> PathBuf {
@@ -433,11 +451,12 @@ impl EvalContext {
         let tmpdir_var = parsed_config.get_tmp_dir()?;
         let tmpdir_path = tmpdir_var.get_path()?;
         let opt_tmpdir = tmpdir_var.get_opt_tmpdir();
-        let analyzer = RustAnalyzer::new(&tmpdir_path)?;
+        let mut analyzer = RustAnalyzer::new(&tmpdir_path)?;
         let module = Module::new()?;
         let mut initial_config =
             create_initial_config(tmpdir_path, subprocess_command.get_program().into())?;
         parsed_config.update_config(&mut initial_config)?;
+        analyzer.set_cargo_env(initial_config.cargo_wrapper_env());
         Self::apply_platform_specific_vars(&initial_config, &mut subprocess_command);
 
         let (stdout_sender, stdout_receiver) = crossbeam_channel::unbounded();

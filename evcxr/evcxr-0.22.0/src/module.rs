@@ -32,8 +32,8 @@ pub(crate) const CORE_EXTERN_ENV: &str = "EVCXR_CORE_EXTERN";
 pub(crate) const CACHE_ENABLED_ENV: &str = "EVCXR_CACHE_ENABLED";
 const EXECUTION_SO_PATH_FILE: &str = ".evcxr-execution-so";
 const EXECUTION_SO_PATH_ENV: &str = "EVCXR_EXECUTION_SO_PATH";
-/// Set on `cargo build` with evcxr as `RUSTC_WORKSPACE_WRAPPER`: the file where evcxr, run
-/// by cargo in rustc's place, records the rustc command of the cell's crate.
+/// Set with evcxr as cargo's `RUSTC_WORKSPACE_WRAPPER`: the file where evcxr, run by cargo
+/// in rustc's place, records the rustc command of the cell's crate (empty: records nothing).
 pub(crate) const RECORD_RUSTC_ENV: &str = "EVCXR_RECORD_RUSTC";
 const RECORDED_RUSTC_FILE: &str = ".evcxr-rustc.json";
 
@@ -333,10 +333,8 @@ impl Module {
         }
         let record_file = config.crate_dir().join(RECORDED_RUSTC_FILE);
         let _ = fs::remove_file(&record_file);
-        if let Some(evcxr) = config.rustc_recorder() {
-            command
-                .env("RUSTC_WORKSPACE_WRAPPER", evcxr)
-                .env(RECORD_RUSTC_ENV, &record_file);
+        if config.rustc_recorder().is_some() {
+            command.env(RECORD_RUSTC_ENV, &record_file);
         }
         let started = std::time::SystemTime::now();
 
@@ -458,8 +456,9 @@ pub(crate) fn record_rustc() {
     }
     if let Some(record) = recorded_command(&args) {
         // Not recorded, the cell still compiles: only the next one goes through cargo.
+        // An empty file name: cargo run for anything but a cell's build.
         if let (Some(file), Ok(json)) = (
-            std::env::var_os(RECORD_RUSTC_ENV),
+            std::env::var_os(RECORD_RUSTC_ENV).filter(|file| !file.is_empty()),
             serde_json::to_vec(&record),
         ) {
             let _ = fs::write(file, json);

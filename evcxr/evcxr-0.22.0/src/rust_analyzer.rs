@@ -55,6 +55,8 @@ pub(crate) const EDITION: Edition = Edition::Edition2024;
 /// waits for it; a cell that defines no variable does not.
 pub(crate) struct RustAnalyzer {
     with_sysroot: bool,
+    /// Environment for the cargo commands of a load (evcxr's wrapper, as its own have).
+    cargo_env: Vec<(String, String)>,
     root_directory: AbsPathBuf,
     /// The analysis, None while `loading` has it.
     state: Option<AnalyzerState>,
@@ -71,6 +73,7 @@ pub(crate) struct RustAnalyzer {
 
 struct AnalyzerState {
     with_sysroot: bool,
+    cargo_env: Vec<(String, String)>,
     root_directory: AbsPathBuf,
     analysis_host: ra_ide::AnalysisHost,
     vfs: ra_vfs::Vfs,
@@ -125,9 +128,11 @@ impl RustAnalyzer {
         let (source_file_id, _) = vfs.file_id(&vfs_source_file).unwrap();
         Ok(RustAnalyzer {
             with_sysroot: true,
+            cargo_env: Vec::new(),
             root_directory: root_directory.clone(),
             state: Some(AnalyzerState {
                 with_sysroot: true,
+                cargo_env: Vec::new(),
                 root_directory,
                 analysis_host: Default::default(),
                 vfs,
@@ -149,6 +154,11 @@ impl RustAnalyzer {
 
     /// Gives the analysis `source` as the crate's src/lib.rs. If Cargo.toml changed since it
     /// was last read, a thread loads it (and the crates it names) in the background.
+    /// Environment for the cargo commands rust-analyzer runs when it loads.
+    pub(crate) fn set_cargo_env(&mut self, env: Vec<(String, String)>) {
+        self.cargo_env = env;
+    }
+
     pub(crate) fn set_source(&mut self, source: String) -> Result<()> {
         self.latest_source.clone_from(&source);
         let cargo_toml_filename = self.root_directory.join("Cargo.toml");
@@ -188,6 +198,7 @@ impl RustAnalyzer {
             return;
         };
         state.with_sysroot = self.with_sysroot;
+        state.cargo_env.clone_from(&self.cargo_env);
         let changes = self.cargo_toml_changes.clone();
         self.loading = Some(std::thread::spawn(move || {
             let result = state.load_latest(&changes);
@@ -217,6 +228,7 @@ impl RustAnalyzer {
         let state = self.state.as_mut().unwrap();
         if state.loaded_change != Some(self.cargo_toml_changes.load(Ordering::SeqCst)) {
             state.with_sysroot = self.with_sysroot;
+            state.cargo_env.clone_from(&self.cargo_env);
             state.load_latest(&self.cargo_toml_changes)?;
         }
         if let Some(source) = self.pending_source.take() {
@@ -395,6 +407,11 @@ impl AnalyzerState {
         };
         let config = CargoConfig {
             sysroot,
+            extra_env: self
+                .cargo_env
+                .iter()
+                .map(|(k, v)| (k.clone(), Some(v.clone())))
+                .collect(),
             ..CargoConfig::default()
         };
         let workspace = ProjectWorkspace::load(manifest, &config, &|_| {})?;
