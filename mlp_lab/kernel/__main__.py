@@ -16,10 +16,11 @@ import time
 
 from .home import EVCXR, ROOT, evcxr_env, kernel_home, prepare_home, take_slot
 from .pool import claim_warm, dep_lines, pool
-from .relay import Relay
 
 
 def serve(connection_file):
+    from .relay import Relay  # jupyter_client and zmq: not in the pool's or prebuild's process
+
     with open(connection_file) as f:
         connection = json.load(f)
     home = kernel_home()

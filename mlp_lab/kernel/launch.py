@@ -11,9 +11,17 @@ import socket
 import subprocess
 import time
 
-from jupyter_client.connect import write_connection_file
-
 from .home import EVCXR
+
+
+def write_private(path, text):
+    """A file only this user can read (evcxr's connection file: Jupyter's format, with the
+    key that signs its messages), written as jupyter_client's write_connection_file does,
+    which the pool's process does not import (its 20 MB of modules)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
 
 
 def process_state(pid):
@@ -130,10 +138,9 @@ def launch_evcxr(path, key, signature_scheme, argv, **popen):
     (process, the connection's settings). A port taken by another kernel's evcxr in the
     meantime makes evcxr exit at once: then new ports, up to three times."""
     for _attempt in range(3):
-        write_connection_file(path, ip="127.0.0.1", key=key.encode(), signature_scheme=signature_scheme,
-                              transport="tcp", **backend_ports())
-        with open(path) as f:
-            backend = json.load(f)
+        backend = dict(backend_ports(), ip="127.0.0.1", key=key, signature_scheme=signature_scheme,
+                       transport="tcp", kernel_name="")
+        write_private(path, json.dumps(backend, indent=1))
         proc = subprocess.Popen(argv + ["--control_file", path], preexec_fn=die_with_parent, **popen)
         time.sleep(0.3)
         if proc.poll() is None:
