@@ -38,7 +38,7 @@ from mlp_lab.tally import Checks
 from support.http import redirect_of, request
 from support.hub import CONTAINERS, OUT, Hub, solved_cells
 from support.kernel_ws import run_notebook
-from support.procs import adopted, processes, server_pids, tree_pss, tree_rss
+from support.procs import adopted, processes, pss, server_pids, tree_pids, tree_pss, tree_rss
 
 
 class MemoryWatch(threading.Thread):
@@ -48,7 +48,7 @@ class MemoryWatch(threading.Thread):
     def __init__(self, users, hub):
         super().__init__(daemon=True)
         self.users, self.peak, self.running = users, {u: 0 for u in users}, True
-        self.hub, self.warm = hub, {}
+        self.hub, self.warm, self.parts = hub, {}, {}
 
     def run(self):
         while self.running:
@@ -65,6 +65,8 @@ class MemoryWatch(threading.Thread):
         summed over its processes) and proportional (PSS: a page shared with others, such
         as the interpreter's and evcxr's code, counted in part)."""
         table, extra = processes(), adopted()
+        pids = [p for pid in server_pids(table, user) for p in tree_pids(table, pid, extra)]
+        self.parts[user] = [(table[p][3].split(" -f ")[0][-60:], table[p][1], pss(p)) for p in pids]
         return [sum(measure(table, pid, extra) for pid in server_pids(table, user)) for measure in (tree_rss, tree_pss)]
 
     def warm_in_container(self, user):
@@ -148,6 +150,10 @@ def class_run(t, hub, users, think=0):
     print("    (held after: everything of the student's server in memory once notebook 2 has run, its kernel "
           "still open, resident (RSS) and proportional (PSS: shared pages counted in part); restart: a new "
           "kernel's first cell, from asking for the kernel)")
+    if rows:
+        print("    %s's server held, process by process (RSS, PSS):" % rows[0][0])
+        for cmd, rss, share in watch.parts.get(rows[0][0], []):
+            print("      %6.0f MiB %6.0f MiB  %s" % (rss / 2 ** 20, share / 2 ** 20, cmd))
     if CONTAINERS and hub.pool:
         t.check("each student's container warmed a kernel of its own", all(row[6] for row in rows), rows)
     return tokens, rows

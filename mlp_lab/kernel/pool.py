@@ -113,18 +113,36 @@ def warm_one(home, deps, cwd):
         os.unlink(warming)
 
 
-def warm_in_slot(home, deps, cwd, fd, work):
+def in_child(function, *args):
+    """function(*args) in a forked child, its JSON result back: the pool's own process, which
+    stays for the life of a student's container as the parent of its evcxr, never holds
+    jupyter_client's modules (15 MB)."""
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child
+        os.close(read)
+        try:
+            result = function(*args)
+        except Exception as e:  # reported by the parent
+            result = {"error": "%s: %s" % (type(e).__name__, e)}
+        with os.fdopen(write, "w") as f:
+            json.dump(result, f)
+        os._exit(0)
+    os.close(write)
+    with os.fdopen(read) as f:
+        text = f.read()
+    os.waitpid(pid, 0)
+    try:
+        return json.loads(text)
+    except ValueError:
+        return {"error": "the warm-up process ended without a word"}
+
+
+def run_deps(connection, work, deps):
+    """Waits for evcxr on `connection` and runs the dependency lines: {"count": its
+    execution count}."""
     from jupyter_client import BlockingKernelClient
-    slot = os.path.dirname(work)
-    env = {k: v for k, v in evcxr_env(home, work).items()
-           if not k.startswith(("JUPYTERHUB_", "JPY_", "MLP_HUB_"))}
-    key = uuid.uuid4().hex
-    connection = os.path.join(slot, "evcxr-connection.json")
-    keep_lock(work)
-    with open(os.path.join(slot, "evcxr.log"), "wb") as log:
-        proc, _ = launch_evcxr(connection, key, "hmac-sha256", [EVCXR], env=env, cwd=cwd, stdout=log,
-                               stderr=subprocess.STDOUT, pass_fds=(fd,), start_new_session=True)
-    os.close(fd)  # evcxr holds the slot's lock now
+
     kc = BlockingKernelClient(connection_file=connection)
     kc.load_connection_file()
     kc.start_channels()
@@ -137,13 +155,30 @@ def warm_in_slot(home, deps, cwd, fd, work):
             if reply["content"]["status"] != "ok":
                 raise RuntimeError("%s: %s" % (dep, reply["content"].get("evalue")))
             count = reply["content"]["execution_count"]
-    except Exception as e:
-        print("pool: a kernel did not warm up (%s); see %s" % (e, os.path.join(slot, "evcxr.log")), flush=True)
+        return {"count": count}
+    finally:
+        kc.stop_channels()
+
+
+def warm_in_slot(home, deps, cwd, fd, work):
+    slot = os.path.dirname(work)
+    env = {k: v for k, v in evcxr_env(home, work).items()
+           if not k.startswith(("JUPYTERHUB_", "JPY_", "MLP_HUB_"))}
+    key = uuid.uuid4().hex
+    connection = os.path.join(slot, "evcxr-connection.json")
+    keep_lock(work)
+    with open(os.path.join(slot, "evcxr.log"), "wb") as log:
+        proc, _ = launch_evcxr(connection, key, "hmac-sha256", [EVCXR], env=env, cwd=cwd, stdout=log,
+                               stderr=subprocess.STDOUT, pass_fds=(fd,), start_new_session=True)
+    os.close(fd)  # evcxr holds the slot's lock now
+    outcome = in_child(run_deps, connection, work, deps)
+    if "error" in outcome:
+        print("pool: a kernel did not warm up (%s); see %s" % (outcome["error"], os.path.join(slot, "evcxr.log")),
+              flush=True)
         proc.kill()
         proc.wait()
         return None
-    finally:
-        kc.stop_channels()
+    count = outcome["count"]
     entry = {"pid": proc.pid, "connection": connection, "key": key, "signature_scheme": "hmac-sha256",
              "work": work, "cwd": cwd, "count": count, "deps": deps, "template": template_stamp(home)}
     path = os.path.join(pool_dir(home, "ready"), os.path.basename(slot) + ".json")
