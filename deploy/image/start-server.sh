@@ -8,7 +8,7 @@
 #      exchange (the image run on its own), the image's copy, never overwriting;
 #   2. MLP_POOL (default 1) Rust kernels warmed inside this container as it starts, so that
 #      the first cell answers in about a second (mlp_lab.kernel --pool); once taken,
-#      none is warmed again (each holds 0.85 GB and a core for 20 s); MLP_POOL_DEP
+#      none is warmed again (each holds about 0.3 GB and a core while it warms); MLP_POOL_DEP
 #      overrides the `:dep` line they run (one per line; default: the student edition's);
 #   3. JupyterHub's single-user server, with the arguments the spawner gives.
 set -eu
