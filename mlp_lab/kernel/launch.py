@@ -17,7 +17,7 @@ from .home import EVCXR
 def write_private(path, text):
     """A file only this user can read (evcxr's connection file: Jupyter's format, with the
     key that signs its messages), written as jupyter_client's write_connection_file does,
-    which the pool's process does not import (its 20 MB of modules)."""
+    which the pool's process does not import (15 MB of modules)."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     os.fchmod(fd, 0o600)
     with os.fdopen(fd, "w") as f:

@@ -119,15 +119,17 @@ def in_child(function, *args):
     jupyter_client's modules (15 MB)."""
     read, write = os.pipe()
     pid = os.fork()
-    if pid == 0:  # the child
-        os.close(read)
+    if pid == 0:  # the child: never returns into the pool's loop
         try:
-            result = function(*args)
-        except Exception as e:  # reported by the parent
-            result = {"error": "%s: %s" % (type(e).__name__, e)}
-        with os.fdopen(write, "w") as f:
-            json.dump(result, f)
-        os._exit(0)
+            os.close(read)
+            try:
+                result = function(*args)
+            except Exception as e:  # reported by the parent
+                result = {"error": "%s: %s" % (type(e).__name__, e)}
+            with os.fdopen(write, "w") as f:
+                json.dump(result, f)
+        finally:
+            os._exit(0)
     os.close(write)
     with os.fdopen(read) as f:
         text = f.read()

@@ -1,5 +1,6 @@
-"""The warm pool's claims (mlp_lab/kernel/pool.py): one relay wins a warm kernel; a dead
-one is never handed out."""
+"""The warm pool (mlp_lab/kernel/pool.py): one relay wins a warm kernel; a dead one is never
+handed out; the warm-up in a forked child reports its result, its error, and a child that
+dies without a word, and never returns into the pool's loop."""
 
 import json
 import os
@@ -7,7 +8,7 @@ import subprocess
 
 import pytest
 
-from mlp_lab.kernel.pool import claim_ready, claimed_kernels, dep_lines, pool_dir, ready_kernels
+from mlp_lab.kernel.pool import claim_ready, claimed_kernels, dep_lines, in_child, pool_dir, ready_kernels
 
 
 @pytest.fixture
@@ -60,3 +61,27 @@ def test_the_pool_runs_the_notebooks_dependency_lines():
                     {"cell_type": "code", "source": [':dep mlp-core = { path = "x" }\n', "use mlp_core::*;\n"]},
                     {"cell_type": "code", "source": ":dep nor this"}]}
     assert dep_lines(nb) == [':dep mlp-core = { path = "x" }']
+
+
+def test_result_comes_back():
+    assert in_child(lambda n: {"count": n, "pid": os.getpid()}, 3)["count"] == 3
+
+
+def test_runs_in_another_process():
+    assert in_child(lambda: {"pid": os.getpid()})["pid"] != os.getpid()
+
+
+def test_an_error_is_reported():
+    def fails():
+        raise RuntimeError("evcxr never answered")
+
+    assert in_child(fails) == {"error": "RuntimeError: evcxr never answered"}
+
+
+def test_a_child_that_exits_never_returns_into_the_pool():
+    def exits():
+        raise SystemExit(3)
+
+    parent = os.getpid()
+    assert in_child(exits) == {"error": "the warm-up process ended without a word"}
+    assert os.getpid() == parent
