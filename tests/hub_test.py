@@ -38,7 +38,7 @@ from mlp_lab.tally import Checks
 from support.http import redirect_of, request
 from support.hub import CONTAINERS, OUT, Hub, solved_cells
 from support.kernel_ws import run_notebook
-from support.procs import adopted, processes, pss, server_pids, tree_pids, tree_pss, tree_rss
+from support.procs import adopted, processes, pss, server_pids, tree_pids, tree_rss
 
 
 class MemoryWatch(threading.Thread):
@@ -67,7 +67,7 @@ class MemoryWatch(threading.Thread):
         table, extra = processes(), adopted()
         pids = [p for pid in server_pids(table, user) for p in tree_pids(table, pid, extra)]
         self.parts[user] = [(table[p][3].split(" -f ")[0][-60:], table[p][1], pss(p)) for p in pids]
-        return [sum(measure(table, pid, extra) for pid in server_pids(table, user)) for measure in (tree_rss, tree_pss)]
+        return [sum(part[1] for part in self.parts[user]), sum(part[2] for part in self.parts[user])]
 
     def warm_in_container(self, user):
         """Whether the pool in `user`'s container has (or had) a warm kernel: its entry in

@@ -28,8 +28,6 @@ def kernel_home():
     return os.path.join(cache, "mlp-lab", "kernels", "%s-%s" % (version, key))
 
 
-# evcxr's settings for every notebook (what the first cell set before: `:opt 2` and
-# keeping variables through a panic), and cargo's profile for the dependencies.
 # Folders of the standard library's source rust-analyzer does not read (relative to the
 # source roots; the standard library's is its `library/` folder).
 ANALYSIS_SKIP = [
@@ -55,6 +53,8 @@ ANALYSIS_SKIP_CRATES = [
     "rand", "rand_core",  # behind NumpyRng
 ]
 
+# evcxr's settings for every notebook (what the first cell set before: `:opt 2` and
+# keeping variables through a panic), and cargo's profile for the dependencies.
 EVCXR_TOML = """[evcxr]
 opt_level = "2"
 preserve_vars_on_panic = true
@@ -190,9 +190,9 @@ def evcxr_env(home, work):
     # cell's value can have a type from (evcxr/README.md): of the standard library, its
     # SIMD intrinsics (`core::arch`), its platform layer (`std::sys`, `std::os`), its
     # test crates and runtime-only crates; of mlp-core's dependencies, those it uses inside
-    # only (a `:dep` of one of them brings it back). 474 -> 272
-    # MiB of evcxr after notebook 2; the types of 30 common std and ndarray values the
-    # same (docs/performance.md, "What rust-analyzer holds")
+    # only (a `:dep` of one of them brings it back). 474 -> 272 MiB of evcxr after
+    # notebook 2; the types of 30 common std and ndarray values the same
+    # (docs/performance.md, "What rust-analyzer holds")
     env.setdefault("EVCXR_ANALYSIS_SKIP", ":".join(ANALYSIS_SKIP))
     env.setdefault("EVCXR_ANALYSIS_SKIP_CRATES", ",".join(ANALYSIS_SKIP_CRATES))
     # rustc writes each cell's library with a relative run path to the standard library

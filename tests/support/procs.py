@@ -60,10 +60,6 @@ def pss(pid):
         return 0
 
 
-def tree_pss(table, root, extra=None):
-    return sum(pss(pid) for pid in tree_pids(table, root, extra))
-
-
 def server_pids(table, user):
     """The single-user servers of `user` (their environment names the user)."""
     return [pid for pid, v in table.items() if "JUPYTERHUB_USER=%s\0" % user in v[2] + "\0"
