@@ -315,10 +315,11 @@ impl Module {
         if let Some(direct) = self.direct_rustc.take()
             && direct.still_valid(&cargo_command, &cargo_toml)
         {
-            match run_cargo(direct.command(), code_block) {
+            let command = direct.command();
+            let so_file = execution_so_source(&command)
+                .ok_or_else(|| anyhow!("recorded rustc command names no output"))?;
+            match run_cargo(command, code_block) {
                 Ok(_) => {
-                    let so_file = execution_so_source(&direct.command())
-                        .ok_or_else(|| anyhow!("recorded rustc command names no output"))?;
                     self.direct_rustc = Some(direct);
                     return self.take_so_file(&so_file, config);
                 }

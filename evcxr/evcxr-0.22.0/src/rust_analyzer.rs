@@ -152,13 +152,13 @@ impl RustAnalyzer {
         })
     }
 
-    /// Gives the analysis `source` as the crate's src/lib.rs. If Cargo.toml changed since it
-    /// was last read, a thread loads it (and the crates it names) in the background.
     /// Environment for the cargo commands rust-analyzer runs when it loads.
     pub(crate) fn set_cargo_env(&mut self, env: Vec<(String, String)>) {
         self.cargo_env = env;
     }
 
+    /// Gives the analysis `source` as the crate's src/lib.rs. If Cargo.toml changed since it
+    /// was last read, a thread loads it (and the crates it names) in the background.
     pub(crate) fn set_source(&mut self, source: String) -> Result<()> {
         self.latest_source.clone_from(&source);
         let cargo_toml_filename = self.root_directory.join("Cargo.toml");
